@@ -1,0 +1,41 @@
+"""The ``medssl`` command. Each verb lives in its own module exposing ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from medssl import __version__
+from medssl.errors import MedsslError
+
+VERB_MODULES = ("data", "pretrain", "finetune", "benchmark", "report", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medssl",
+        description="Benchmark self-supervised contrastive pretraining for medical imaging.",
+    )
+    parser.add_argument("--version", action="version", version=f"medssl {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name in VERB_MODULES:
+        importlib.import_module(f"medssl.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MedsslError as e:
+        print(f"medssl {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"medssl {args.verb}: interrupted; finished work is kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The database artifact: the plain, documented meeting point of the data layer and training.
+
+A database folder holds::
+
+    database.json        name, recipe, seed, image sizes, checksum, counts, duplicates found
+    manifest.csv         one row per stored image (columns: MANIFEST_COLUMNS)
+    pretrain.npy         uint8 (N_pretrain, P, P)  pretraining images, P = 110 by default
+    finetune.npy         uint8 (N_finetune, F, F)  finetuning images, F = 64 by default
+    finetune_masks.npy   uint8 (N_finetune, F, F)  binary lesion masks (all 0 when none/normal)
+    skipped.csv          items left out in lenient mode: source, file, reason
+
+``manifest.csv`` row ``i`` of role ``r`` describes array row ``index`` of ``<r>.npy``.
+Labels follow :data:`medssl.data.records.CLASSES` (0 normal, 1 benign, 2 malignant).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medssl.artifacts import read_csv, read_json
+from medssl.data.records import CLASSES
+from medssl.errors import DataError
+
+FORMAT_VERSION = 1
+ROLES = ("pretrain", "finetune")
+SPLITS = {"pretrain": ("train", "val"), "finetune": ("train", "val", "test")}
+MANIFEST_COLUMNS = (
+    "role",  # pretrain | finetune
+    "index",  # row in <role>.npy
+    "split",  # train | val (| test for finetune)
+    "source",  # reader name, e.g. busi
+    "file",  # image path relative to the source root
+    "label",  # normal | benign | malignant
+    "modality",  # us | mg
+    "patient",  # patient group id used for splitting (published id, else one per image)
+    "sha1",  # content hash of the decoded grey image
+    "orig_h",
+    "orig_w",  # original size in pixels
+    "has_mask",  # 1 when a lesion mask (possibly empty for normal) is stored
+    "multi_mask",  # 1 when the source shipped several lesion masks
+)
+
+
+@dataclass
+class Database:
+    """A loaded database. Arrays are memory-mapped read-only; nothing is copied until asked."""
+
+    path: Path | None
+    meta: dict[str, Any]
+    manifest: list[dict[str, Any]]
+    arrays: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", "database")
+
+    @property
+    def checksum(self) -> str:
+        return self.meta["checksum"]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Database:
+        path = Path(path)
+        meta_file = path / "database.json"
+        if not meta_file.is_file():
+            raise DataError(
+                "not a medssl database (database.json missing); build one with `medssl data build`",
+                file=str(path),
+            )
+        meta = read_json(meta_file)
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"database format {meta.get('format_version')} is not {FORMAT_VERSION}", file=str(meta_file))
+        manifest = [_parse_row(r) for r in read_csv(path / "manifest.csv")]
+        arrays = {
+            key: np.load(path / f"{key}.npy", mmap_mode="r", allow_pickle=False)
+            for key in ("pretrain", "finetune", "finetune_masks")
+        }
+        return cls(path, meta, manifest, arrays)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        pretrain: np.ndarray,
+        pretrain_split: Sequence[str],
+        finetune: np.ndarray,
+        finetune_masks: np.ndarray,
+        finetune_labels: Sequence[int],
+        finetune_split: Sequence[str],
+        name: str = "memory",
+        modality: str = "us",
+    ) -> Database:
+        """An in-memory database (for tests and notebooks), same API as a loaded one."""
+        manifest: list[dict[str, Any]] = []
+        for i, s in enumerate(pretrain_split):
+            manifest.append(_row("pretrain", i, s, "memory", f"p{i}", "benign", modality, f"p{i}", True))
+        for i, (s, y) in enumerate(zip(finetune_split, finetune_labels, strict=True)):
+            manifest.append(_row("finetune", i, s, "memory", f"f{i}", CLASSES[int(y)], modality, f"f{i}", True))
+        arrays = {
+            "pretrain": np.asarray(pretrain, dtype=np.uint8),
+            "finetune": np.asarray(finetune, dtype=np.uint8),
+            "finetune_masks": np.asarray(finetune_masks, dtype=np.uint8),
+        }
+        meta = {"name": name, "format_version": FORMAT_VERSION, "checksum": array_checksum(arrays, manifest)}
+        return cls(None, meta, manifest, arrays)
+
+    def rows(self, role: str, split: str | None = None) -> list[dict[str, Any]]:
+        """Manifest rows of ``role`` (and ``split``), ordered by array index."""
+        if role not in ROLES:
+            raise DataError(f"unknown role {role!r}; valid: {ROLES}")
+        if split is not None and split not in SPLITS[role]:
+            raise DataError(f"unknown {role} split {split!r}; valid: {SPLITS[role]}")
+        out = [r for r in self.manifest if r["role"] == role and (split is None or r["split"] == split)]
+        return sorted(out, key=lambda r: r["index"])
+
+    def indices(self, role: str, split: str | None = None) -> np.ndarray:
+        return np.array([r["index"] for r in self.rows(role, split)], dtype=np.int64)
+
+    def images(self, role: str, split: str | None = None) -> np.ndarray:
+        """uint8 (N, S, S) images of ``role``/``split`` (a copy)."""
+        return np.asarray(self.arrays[role][self.indices(role, split)])
+
+    def masks(self, split: str | None = None) -> np.ndarray:
+        """uint8 (N, F, F) binary finetuning masks of ``split``."""
+        return np.asarray(self.arrays["finetune_masks"][self.indices("finetune", split)])
+
+    def labels(self, role: str = "finetune", split: str | None = None) -> np.ndarray:
+        """int64 (N,) class indices (CLASSES order)."""
+        return np.array([CLASSES.index(r["label"]) for r in self.rows(role, split)], dtype=np.int64)
+
+    def has_masks(self, split: str | None = None) -> np.ndarray:
+        return np.array([bool(r["has_mask"]) for r in self.rows("finetune", split)], dtype=bool)
+
+    def patients(self, role: str = "finetune", split: str | None = None) -> list[str]:
+        return [r["patient"] for r in self.rows(role, split)]
+
+
+def array_checksum(arrays: dict[str, np.ndarray], manifest: list[dict[str, Any]]) -> str:
+    """sha1 over the arrays' bytes and the manifest's role/index/split/label columns."""
+    h = hashlib.sha1()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(key.encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    for r in sorted(manifest, key=lambda r: (r["role"], r["index"])):
+        h.update(f"{r['role']}|{r['index']}|{r['split']}|{r['label']}|{r['patient']}\n".encode())
+    return h.hexdigest()
+
+
+def _row(role, index, split, source, file, label, modality, patient, has_mask, **kw) -> dict[str, Any]:
+    row = dict.fromkeys(MANIFEST_COLUMNS, "")
+    row.update(
+        role=role, index=index, split=split, source=source, file=file, label=label,
+        modality=modality, patient=patient, has_mask=int(bool(has_mask)), multi_mask=0,
+    )
+    row.update(kw)
+    return row
+
+
+def _parse_row(raw: dict[str, str]) -> dict[str, Any]:
+    row: dict[str, Any] = dict(raw)
+    for key in ("index", "orig_h", "orig_w", "has_mask", "multi_mask"):
+        row[key] = int(raw[key]) if raw.get(key, "") != "" else 0
+    return row

@@ -1,0 +1,99 @@
+"""Public-source readers: one file per source, each registered in :data:`SOURCES`.
+
+A reader turns the folder a user downloaded (exactly as its publisher distributes it, see
+``shared/DATASETS.md``) into :class:`~medssl.data.records.Record` objects. Adding a 9th source
+is one new file in this package that subclasses :class:`Source` and registers itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from medssl.data.records import Record, Skipped
+from medssl.errors import ConfigError, DataError
+from medssl.registry import Registry
+
+SOURCES: Registry[type[Source]] = Registry("source")
+
+
+class Source(ABC):
+    """Base reader. ``lenient=True`` skips bad items (recorded in ``self.skipped``) instead of raising."""
+
+    modality: ClassVar[str]  # "us" or "mg"
+    options: ClassVar[dict[str, Any]] = {}  # option name -> default; unknown options are an error
+
+    def __init__(self, root: str | Path, *, lenient: bool = False, **options: Any) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError("source folder does not exist or is not a folder", file=str(self.root))
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; valid: {sorted(self.options)}"
+            )
+        self.opts = {**self.options, **options}
+        self.lenient = lenient
+        self.skipped: list[Skipped] = []
+
+    @property
+    def name(self) -> str:
+        return getattr(self, "registry_name", type(self).__name__.lower())
+
+    def problem(self, err: DataError) -> None:
+        """Raise ``err``, or record it and go on when the reader is lenient."""
+        if not self.lenient:
+            raise err
+        self.skipped.append(Skipped(self.name, err.file or "", err.reason))
+
+    def locate(self, is_top: Callable[[Path], bool], expected: str) -> Path:
+        """The published top folder: ``self.root`` itself, or its one child folder that is one.
+
+        ``is_top(folder)`` says whether a folder looks like the source's top folder;
+        ``expected`` describes that folder for the error message.
+        """
+        if is_top(self.root):
+            return self.root
+        children = [p for p in sorted(self.root.iterdir()) if p.is_dir() and is_top(p)]
+        if len(children) == 1:
+            return children[0]
+        found = "several candidate folders" if children else "nothing of the kind"
+        raise DataError(
+            f"expected {expected} (or a folder holding exactly one such folder), found {found}; "
+            "pass the folder as the publisher distributes it",
+            file=str(self.root),
+        )
+
+    @abstractmethod
+    def records(self) -> list[Record]:
+        """All usable records under ``self.root``, in a deterministic (sorted) order."""
+
+
+def register_source(name: str, **preset: Any):
+    """Class decorator: register a reader under ``name`` (optionally with preset options)."""
+
+    def decorator(cls: type[Source]) -> type[Source]:
+        if preset:
+            sub = type(cls.__name__ + "_" + name, (cls,), {"options": {**cls.options, **preset}})
+            sub.registry_name = name
+            SOURCES.add(name, sub)
+        else:
+            cls.registry_name = name
+            SOURCES.add(name, cls)
+        return cls
+
+    return decorator
+
+
+def open_source(name: str, root: str | Path, *, lenient: bool = False, **options: Any) -> Source:
+    _import_all()
+    return SOURCES.get(name)(root, lenient=lenient, **options)
+
+
+def _import_all() -> None:
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
