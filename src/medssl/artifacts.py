@@ -48,7 +48,9 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
 
 
 def _json_default(obj: Any) -> Any:
@@ -68,9 +70,13 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
-def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> Path:
+def write_csv(
+    path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]
+) -> Path:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fieldnames), extrasaction="raise", lineterminator="\n")
+    writer = csv.DictWriter(
+        buf, fieldnames=list(fieldnames), extrasaction="raise", lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in fieldnames})

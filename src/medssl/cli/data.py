@@ -9,37 +9,77 @@ from medssl.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="write phantoms, build and describe databases",
-                       description="Write synthetic phantoms, build databases from source folders, describe them.")
+    p = sub.add_parser(
+        "data",
+        help="write phantoms, build and describe databases",
+        description="Write synthetic phantoms, build databases from source folders, describe them.",
+    )
     verbs = p.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
 
-    s = verbs.add_parser("synth", help="write synthetic phantoms in the real on-disk layouts",
-                         description="Write ultrasound- and mammography-like phantoms with lesion masks in the "
-                         "on-disk layouts of BUSI, BrEaST-Lesions_USG, QAMEBI/TBUD/MBUD, CBIS-DDSM, INbreast and mini-MIAS.")
-    s.add_argument("--out", required=True, type=Path, help="folder to write (one subfolder per source)")
+    s = verbs.add_parser(
+        "synth",
+        help="write synthetic phantoms in the real on-disk layouts",
+        description="Write ultrasound- and mammography-like phantoms with lesion masks in the "
+        "on-disk layouts of BUSI, BrEaST-Lesions_USG, QAMEBI/TBUD/MBUD, CBIS-DDSM, INbreast and mini-MIAS.",
+    )
+    s.add_argument(
+        "--out", required=True, type=Path, help="folder to write (one subfolder per source)"
+    )
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
-    s.add_argument("--preset", default="demo", help="size the phantoms for this database preset (default: demo)")
+    s.add_argument(
+        "--preset",
+        default="demo",
+        help="size the phantoms for this database preset (default: demo)",
+    )
     s.set_defaults(func=_synth)
 
-    b = verbs.add_parser("build", help="build databases (US1, MG2, USMG3, demo) from source folders",
-                         description="Build the databases of a preset into OUT/<NAME>. The demo preset generates its own "
-                         "phantoms when no --root is given.")
-    b.add_argument("--preset", required=True, help="us1 | mg2 | usmg3 | demo, or a recipe .yaml file")
-    b.add_argument("--out", required=True, type=Path, help="folder that receives one database folder per recipe")
-    b.add_argument("--root", action="append", default=[], metavar="SOURCE=DIR",
-                   help="folder of a downloaded source, e.g. --root busi=~/data/Dataset_BUSI_with_GT (repeatable)")
+    b = verbs.add_parser(
+        "build",
+        help="build databases (US1, MG2, USMG3, demo) from source folders",
+        description="Build the databases of a preset into OUT/<NAME>. The demo preset generates its own "
+        "phantoms when no --root is given.",
+    )
+    b.add_argument(
+        "--preset", required=True, help="us1 | mg2 | usmg3 | demo, or a recipe .yaml file"
+    )
+    b.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="folder that receives one database folder per recipe",
+    )
+    b.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="SOURCE=DIR",
+        help="folder of a downloaded source, e.g. --root busi=~/data/Dataset_BUSI_with_GT (repeatable)",
+    )
     b.add_argument("--seed", type=int, default=0, help="seed of sampling and splits")
-    b.add_argument("--lenient", action="store_true",
-                   help="skip bad items (counted with their reason in skipped.csv and describe) instead of stopping")
-    b.add_argument("--balanced", action="store_true",
-                   help="replace the recipe quotas by balanced ones (rarest class and modality, same across databases)")
-    b.add_argument("--phantoms", action="store_true", help="generate phantoms for sources without --root (any preset)")
+    b.add_argument(
+        "--lenient",
+        action="store_true",
+        help="skip bad items (counted with their reason in skipped.csv and describe) instead of stopping",
+    )
+    b.add_argument(
+        "--balanced",
+        action="store_true",
+        help="replace the recipe quotas by balanced ones (rarest class and modality, same across databases)",
+    )
+    b.add_argument(
+        "--phantoms",
+        action="store_true",
+        help="generate phantoms for sources without --root (any preset)",
+    )
     b.add_argument("--overwrite", action="store_true", help="replace existing database folders")
     b.add_argument("--quiet", action="store_true", help="do not print the tables")
     b.set_defaults(func=_build)
 
-    d = verbs.add_parser("describe", help="print a database's tables (thesis tables 5.2 and 5.3)",
-                         description="Print a database's tables in the form of thesis tables 5.2 and 5.3.")
+    d = verbs.add_parser(
+        "describe",
+        help="print a database's tables (thesis tables 5.2 and 5.3)",
+        description="Print a database's tables in the form of thesis tables 5.2 and 5.3.",
+    )
     d.add_argument("database", type=Path, help="database folder")
     d.set_defaults(func=_describe)
 
@@ -48,7 +88,9 @@ def parse_roots(items: list[str]) -> dict[str, Path]:
     roots: dict[str, Path] = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--root {item!r}: expected SOURCE=DIR, e.g. --root busi=/data/Dataset_BUSI_with_GT")
+            raise ConfigError(
+                f"--root {item!r}: expected SOURCE=DIR, e.g. --root busi=/data/Dataset_BUSI_with_GT"
+            )
         name, folder = item.split("=", 1)
         roots[name.strip()] = Path(folder).expanduser()
     return roots
@@ -70,8 +112,14 @@ def _build(args: argparse.Namespace) -> int:
     from medssl.data.describe import describe
 
     paths = build_preset(
-        args.preset, args.out, parse_roots(args.root), seed=args.seed, lenient=args.lenient,
-        overwrite=args.overwrite, balanced=args.balanced, phantoms=True if args.phantoms else None,
+        args.preset,
+        args.out,
+        parse_roots(args.root),
+        seed=args.seed,
+        lenient=args.lenient,
+        overwrite=args.overwrite,
+        balanced=args.balanced,
+        phantoms=True if args.phantoms else None,
     )
     for path in paths:
         if not args.quiet:

@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medssl {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"medssl {args.verb}: interrupted; finished work is kept, rerun to resume", file=sys.stderr)
+        print(
+            f"medssl {args.verb}: interrupted; finished work is kept, rerun to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

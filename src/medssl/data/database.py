@@ -75,7 +75,10 @@ class Database:
             )
         meta = read_json(meta_file)
         if meta.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"database format {meta.get('format_version')} is not {FORMAT_VERSION}", file=str(meta_file))
+            raise DataError(
+                f"database format {meta.get('format_version')} is not {FORMAT_VERSION}",
+                file=str(meta_file),
+            )
         manifest = [_parse_row(r) for r in read_csv(path / "manifest.csv")]
         arrays = {
             key: np.load(path / f"{key}.npy", mmap_mode="r", allow_pickle=False)
@@ -99,15 +102,23 @@ class Database:
         """An in-memory database (for tests and notebooks), same API as a loaded one."""
         manifest: list[dict[str, Any]] = []
         for i, s in enumerate(pretrain_split):
-            manifest.append(_row("pretrain", i, s, "memory", f"p{i}", "benign", modality, f"p{i}", True))
+            manifest.append(
+                _row("pretrain", i, s, "memory", f"p{i}", "benign", modality, f"p{i}", True)
+            )
         for i, (s, y) in enumerate(zip(finetune_split, finetune_labels, strict=True)):
-            manifest.append(_row("finetune", i, s, "memory", f"f{i}", CLASSES[int(y)], modality, f"f{i}", True))
+            manifest.append(
+                _row("finetune", i, s, "memory", f"f{i}", CLASSES[int(y)], modality, f"f{i}", True)
+            )
         arrays = {
             "pretrain": np.asarray(pretrain, dtype=np.uint8),
             "finetune": np.asarray(finetune, dtype=np.uint8),
             "finetune_masks": np.asarray(finetune_masks, dtype=np.uint8),
         }
-        meta = {"name": name, "format_version": FORMAT_VERSION, "checksum": array_checksum(arrays, manifest)}
+        meta = {
+            "name": name,
+            "format_version": FORMAT_VERSION,
+            "checksum": array_checksum(arrays, manifest),
+        }
         return cls(None, meta, manifest, arrays)
 
     def rows(self, role: str, split: str | None = None) -> list[dict[str, Any]]:
@@ -116,7 +127,9 @@ class Database:
             raise DataError(f"unknown role {role!r}; valid: {ROLES}")
         if split is not None and split not in SPLITS[role]:
             raise DataError(f"unknown {role} split {split!r}; valid: {SPLITS[role]}")
-        out = [r for r in self.manifest if r["role"] == role and (split is None or r["split"] == split)]
+        out = [
+            r for r in self.manifest if r["role"] == role and (split is None or r["split"] == split)
+        ]
         return sorted(out, key=lambda r: r["index"])
 
     def indices(self, role: str, split: str | None = None) -> np.ndarray:
@@ -154,11 +167,21 @@ def array_checksum(arrays: dict[str, np.ndarray], manifest: list[dict[str, Any]]
     return h.hexdigest()
 
 
-def _row(role, index, split, source, file, label, modality, patient, has_mask, **kw) -> dict[str, Any]:
+def _row(
+    role, index, split, source, file, label, modality, patient, has_mask, **kw
+) -> dict[str, Any]:
     row = dict.fromkeys(MANIFEST_COLUMNS, "")
     row.update(
-        role=role, index=index, split=split, source=source, file=file, label=label,
-        modality=modality, patient=patient, has_mask=int(bool(has_mask)), multi_mask=0,
+        role=role,
+        index=index,
+        split=split,
+        source=source,
+        file=file,
+        label=label,
+        modality=modality,
+        patient=patient,
+        has_mask=int(bool(has_mask)),
+        multi_mask=0,
     )
     row.update(kw)
     return row

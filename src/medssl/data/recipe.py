@@ -1,0 +1,114 @@
+"""Database recipes: per-source, per-class quotas for each role (thesis tables 5.1-5.2).
+
+A recipe is a YAML preset (``recipes/<name>.yaml``) or a user file. A preset file holds one
+recipe, or several under ``databases:`` (the demo builds US1, MG2 and USMG3 together).
+Unknown keys are an error; ``to_dict`` of the resolved recipe is saved in ``database.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medssl.config import from_dict, load_yaml
+from medssl.data.database import ROLES, SPLITS
+from medssl.data.records import CLASSES
+from medssl.errors import ConfigError
+
+RECIPE_DIR = Path(__file__).with_name("recipes")
+
+
+@dataclass
+class Sizes:
+    pretrain: int = 110  # thesis §5.1: pretraining images resized to 110 × 110
+    finetune: int = 64  # thesis §5.1: finetuning images padded to square, resized to 64 × 64
+
+
+@dataclass
+class Recipe:
+    name: str
+    # quotas[role][source][class] = number of images
+    quotas: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    # reader options per source, e.g. {"cbis_ddsm": {"bwc_as": "normal"}}
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sizes: Sizes = field(default_factory=Sizes)
+    pad_pretrain: bool = False  # thesis: pretraining images are resized without padding
+    split_pretrain: tuple[float, ...] = (0.8, 0.2)  # thesis §5.1: 80/20 train/validation
+    split_finetune: tuple[float, ...] = (0.6, 0.2, 0.2)  # thesis §5.1: 60/20/20
+    finetune_requires_mask: bool = True  # finetuning images serve segmentation too
+
+    def __post_init__(self) -> None:
+        for role, per_source in self.quotas.items():
+            if role not in ROLES:
+                raise ConfigError(
+                    f"recipe {self.name}: unknown role {role!r} in quotas; valid: {ROLES}"
+                )
+            for source, per_class in per_source.items():
+                for cls, n in per_class.items():
+                    if cls not in CLASSES:
+                        raise ConfigError(
+                            f"recipe {self.name}: quotas.{role}.{source}: unknown class {cls!r}; valid: {CLASSES}"
+                        )
+                    if not isinstance(n, int) or n < 0:
+                        raise ConfigError(
+                            f"recipe {self.name}: quotas.{role}.{source}.{cls} must be a count >= 0, got {n!r}"
+                        )
+        for role, fr in (("pretrain", self.split_pretrain), ("finetune", self.split_finetune)):
+            if len(fr) != len(SPLITS[role]):
+                raise ConfigError(
+                    f"recipe {self.name}: split_{role} needs {len(SPLITS[role])} fractions {SPLITS[role]}"
+                )
+
+    def source_names(self) -> list[str]:
+        return sorted({s for per_source in self.quotas.values() for s in per_source})
+
+    def quota(self, role: str) -> dict[str, dict[str, int]]:
+        return self.quotas.get(role, {})
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+
+
+def load_recipes(preset_or_path: str | Path) -> list[Recipe]:
+    """Recipes of a preset name (``us1``, ``mg2``, ``usmg3``, ``demo``) or of a YAML file."""
+    path = Path(preset_or_path)
+    if not path.suffix:
+        path = RECIPE_DIR / f"{preset_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown database preset {str(preset_or_path)!r}; valid: {preset_names()} or a .yaml file"
+            )
+    elif not path.is_file():
+        raise ConfigError(f"recipe file {path} does not exist")
+    data = load_yaml(path)
+    items = data.pop("databases", None)
+    if items is None:
+        return [from_dict(Recipe, data, where=str(path))]
+    if data:
+        raise ConfigError(
+            f"{path}: with `databases:` no other top-level keys are allowed, found {sorted(data)}"
+        )
+    return [from_dict(Recipe, item, where=f"{path}:databases[{i}]") for i, item in enumerate(items)]
+
+
+def demand(recipes: list[Recipe], margin: float = 0.1) -> dict[str, dict[str, int]]:
+    """Images per source and class that the recipes need: the largest need of any one recipe
+    (each database is built on its own), plus ``margin`` for duplicates and bad items."""
+    need: dict[str, dict[str, int]] = {}
+    for recipe in recipes:
+        per: dict[str, dict[str, int]] = {}
+        for per_source in recipe.quotas.values():
+            for source, per_class in per_source.items():
+                for cls, n in per_class.items():
+                    per.setdefault(source, {}).setdefault(cls, 0)
+                    per[source][cls] += n
+        for source, per_class in per.items():
+            for cls, n in per_class.items():
+                cur = need.setdefault(source, {}).get(cls, 0)
+                need[source][cls] = max(cur, n)
+    return {
+        s: {c: int(n + max(2, round(n * margin))) for c, n in sorted(pc.items())}
+        for s, pc in sorted(need.items())
+    }

@@ -1,0 +1,194 @@
+"""Database builder: quotas, roles, patients, duplicates, splits, bad input, atomicity."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medssl.data.build import build_database
+from medssl.data.database import Database
+from medssl.data.recipe import Recipe
+from medssl.data.records import Loaded, Record
+from medssl.data.sources import SOURCES, Source
+from medssl.errors import DataError
+
+
+def _image(seed: int, h: int = 40, w: int = 56) -> np.ndarray:
+    return np.random.default_rng(seed).random((h, w), dtype=np.float32)
+
+
+class Toy(Source):
+    """A source whose items are described by ``self.root / 'items.txt'`` lines:
+    ``file label patient [seed] [bad]`` — pixels are generated from ``seed``."""
+
+    modality = "us"
+    options = {}
+
+    def records(self) -> list[Record]:
+        out = []
+        for line in (self.root / "items.txt").read_text().splitlines():
+            file, label, patient, seed, *flags = line.split()
+            img = _image(int(seed))
+
+            def load(img=img, file=file, label=label, bad="bad" in flags):
+                if bad:
+                    raise DataError("truncated PNG (image file is truncated)", file=file)
+                mask = np.zeros(img.shape, bool)
+                if label != "normal":
+                    mask[10:20, 10:30] = True
+                return Loaded(img, mask)
+
+            out.append(
+                Record(
+                    "toy",
+                    file,
+                    label,
+                    "us",
+                    None if patient == "-" else patient,
+                    (),
+                    load,
+                    has_mask=True,
+                )
+            )
+        return sorted(out, key=lambda r: r.file)
+
+
+if "toy" not in SOURCES:
+    SOURCES.add("toy", Toy)
+    Toy.registry_name = "toy"
+
+
+def write_items(root: Path, lines: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "items.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def toy_lines(n_per_class: int = 30, patients: bool = True) -> list[str]:
+    lines, seed = [], 0
+    for cls in ("normal", "benign", "malignant"):
+        for i in range(n_per_class):
+            patient = f"P{seed // 2}" if patients else "-"  # two images per patient
+            lines.append(f"{cls}_{i:03d}.png {cls} {patient} {seed}")
+            seed += 1
+    return lines
+
+
+def recipe(ft: int = 10, pt: int = 10, **kw) -> Recipe:
+    return Recipe(
+        name="TOY",
+        quotas={
+            "finetune": {"toy": dict.fromkeys(("normal", "benign", "malignant"), ft)},
+            "pretrain": {"toy": dict.fromkeys(("normal", "benign", "malignant"), pt)},
+        },
+        **kw,
+    )
+
+
+def test_quotas_roles_patients_and_splits(tmp_path):
+    root = write_items(tmp_path / "toy", toy_lines())
+    db = Database.load(build_database(recipe(), {"toy": root}, tmp_path / "db", seed=3))
+    ft, pt = db.rows("finetune"), db.rows("pretrain")
+    assert Counter(r["label"] for r in ft) == {"normal": 10, "benign": 10, "malignant": 10}
+    assert Counter(r["label"] for r in pt) == {"normal": 10, "benign": 10, "malignant": 10}
+    assert not {r["file"] for r in ft} & {r["file"] for r in pt}, "an image in both roles"
+    assert not {r["patient"] for r in ft} & {r["patient"] for r in pt}, "a patient in both roles"
+    for role in ("finetune", "pretrain"):
+        split_of = defaultdict(set)
+        for r in db.rows(role):
+            split_of[r["patient"]].add(r["split"])
+        assert all(len(s) == 1 for s in split_of.values()), "a patient spans two splits"
+    # 60/20/20 stratified: each class of 10 images (5 patients) gets 6/2/2
+    counts = Counter((r["split"], r["label"]) for r in ft)
+    for cls in ("normal", "benign", "malignant"):
+        assert (
+            counts[("train", cls)] == 6 and counts[("val", cls)] == 2 and counts[("test", cls)] == 2
+        )
+    assert db.images("finetune").shape == (30, 64, 64) and db.images("finetune").dtype == np.uint8
+    assert db.images("pretrain").shape == (30, 110, 110)
+    masks = db.masks()
+    labels = db.labels("finetune")
+    assert masks[labels == 0].sum() == 0 and (masks[labels > 0].reshape(20, -1).sum(1) > 0).all()
+    assert set(np.unique(masks)) <= {0, 1}
+
+
+def test_same_seed_same_database_other_seed_other_split(tmp_path):
+    root = write_items(tmp_path / "toy", toy_lines())
+    a = Database.load(build_database(recipe(), {"toy": root}, tmp_path / "a", seed=1))
+    b = Database.load(build_database(recipe(), {"toy": root}, tmp_path / "b", seed=1))
+    c = Database.load(build_database(recipe(), {"toy": root}, tmp_path / "c", seed=2))
+    assert a.checksum == b.checksum
+    assert (tmp_path / "a" / "manifest.csv").read_bytes() == (
+        tmp_path / "b" / "manifest.csv"
+    ).read_bytes()
+    assert a.checksum != c.checksum
+
+
+def test_quota_larger_than_source_names_source_and_class(tmp_path):
+    root = write_items(tmp_path / "toy", toy_lines(n_per_class=12))
+    with pytest.raises(DataError, match=r"finetune/toy/benign = 20 .* only 12"):
+        build_database(recipe(ft=20, pt=0), {"toy": root}, tmp_path / "db")
+    assert not (tmp_path / "db").exists()
+    db = Database.load(
+        build_database(recipe(ft=20, pt=0), {"toy": root}, tmp_path / "db", lenient=True)
+    )
+    assert {s["class"] for s in db.meta["shortfalls"]} == {"normal", "benign", "malignant"}
+    assert len(db.rows("finetune")) == 36
+
+
+def test_bad_item_strict_names_file_lenient_counts_it(tmp_path):
+    lines = toy_lines(n_per_class=12, patients=False)
+    lines[0] += " bad"
+    root = write_items(tmp_path / "toy", lines)
+    with pytest.raises(DataError, match=r"normal_000\.png.*truncated"):
+        build_database(recipe(ft=6, pt=6), {"toy": root}, tmp_path / "db")
+    assert not (tmp_path / "db").exists(), "a failed build must leave nothing behind"
+    assert not list(tmp_path.glob(".db*")), "no temporary folder left behind"
+    path = build_database(recipe(ft=6, pt=5), {"toy": root}, tmp_path / "db", lenient=True)
+    skipped = (path / "skipped.csv").read_text()
+    assert "normal_000.png" in skipped and "truncated" in skipped
+    assert len(Database.load(path).rows("pretrain")) == 15
+
+
+def test_duplicates_across_roles_are_refused_and_within_role_share_a_split(tmp_path):
+    lines = toy_lines(n_per_class=10, patients=False)
+    # benign_000 and benign_001 are pixel-identical copies (seed 10) of one image
+    lines[10] = "benign_000.png benign - 999"
+    lines[11] = "benign_001.png benign - 999"
+    root = write_items(tmp_path / "toy", lines)
+    db = Database.load(
+        build_database(recipe(ft=5, pt=5), {"toy": root}, tmp_path / "db", seed=0, lenient=True)
+    )
+    files = {r["file"]: r for r in db.manifest}
+    dups = db.meta["duplicates"]
+    both = {"benign_000.png", "benign_001.png"} & set(files)
+    if len(both) == 2:  # both drawn: same role, same split, reported
+        a, b = files["benign_000.png"], files["benign_001.png"]
+        assert a["role"] == b["role"] and a["split"] == b["split"]
+        assert dups and dups[0]["action"].startswith("kept")
+    roles = {files[f]["role"] for f in both}
+    assert len(roles) <= 1, "a duplicate pair spans the two roles"
+    assert all(d["kind"] == "exact" for d in dups)
+
+
+def test_duplicate_in_other_role_is_refused(tmp_path):
+    lines = [f"b{i:02d}.png benign - {i}" for i in range(6)] + [
+        "m00.png malignant - 3"
+    ]  # m00 == b03
+    root = write_items(tmp_path / "toy", lines)
+    r = Recipe(
+        name="T", quotas={"finetune": {"toy": {"benign": 6}}, "pretrain": {"toy": {"malignant": 1}}}
+    )
+    with pytest.raises(DataError, match="after removing duplicates"):
+        build_database(r, {"toy": root}, tmp_path / "db")
+    db = Database.load(build_database(r, {"toy": root}, tmp_path / "db", lenient=True))
+    assert db.meta["duplicates"][0]["action"].startswith("refused")
+    assert "duplicate of toy:b03.png" in (tmp_path / "db" / "skipped.csv").read_text()
+
+
+def test_missing_root_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match=r"needs source folder\(s\) for \['toy'\].*--root"):
+        build_database(recipe(), {}, tmp_path / "db")
