@@ -1,0 +1,428 @@
+"""The report's tables in the shape of the thesis, each rendered as CSV, Markdown and LaTeX.
+
+A :class:`Table` holds display strings only, formatted deterministically (fixed decimals,
+``n/a`` for undefined values, ``mean ± half-width`` of the Student-t interval across runs when
+there are several seeds/folds, ``estimate [low, high]`` for bootstrap intervals), so a table
+rebuilt from the same records is the same text byte for byte.
+
+Builders (pure functions of parsed artifacts):
+- :func:`source_counts_table` — thesis Table 5.2: per database, role, source x class counts.
+- :func:`split_counts_table` — thesis Table 5.3: per database, role, split x class counts.
+- :func:`run_metrics_table` — thesis Tables 6.1 / 6.2 / B.2: rows database x init, columns
+  split x metric, mean ± CI over seeds/folds.
+- :func:`model_ci_table` — per model: metric on pooled test predictions with a bootstrap CI.
+- :func:`comparison_table` — pretrained vs random init: difference, CI, p, Holm p, verdict.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medssl.artifacts import write_text
+from medssl.stats.bootstrap import Interval
+from medssl.stats.replicates import t_interval
+
+CLASS_NAMES = ("normal", "benign", "malignant")  # medssl.data.records.CLASSES
+SPLIT_ORDER = ("train", "val", "test")
+ROLE_ORDER = ("pretrain", "finetune")
+NA = "n/a"
+
+METRIC_LABELS = {
+    "mcc": "MCC",
+    "balanced_accuracy": "BA",
+    "f1_weighted": "F1w",
+    "f1_macro": "F1m",
+    "accuracy": "Acc",
+    "loss": "Loss",
+    "auroc_macro": "AUROC",
+    "average_precision": "AP",
+    "expected_cost": "Cost",
+    "dice": "Dice",
+    "iou": "IoU",
+    "pixel_accuracy": "PA",
+    "precision": "Prec",
+    "recall": "Rec",
+    "hd": "HD",
+    "hd95": "HD95",
+}
+DECIMALS = {"hd": 2, "hd95": 2, "pooled_hd": 2, "pooled_hd95": 2}  # pixels; everything else 3
+
+
+def metric_label(metric: str) -> str:
+    """Short column label: ``sensitivity_benign`` -> ``Sens benign``."""
+    for prefix, short in (("sensitivity_", "Sens "), ("specificity_", "Spec ")):
+        if metric.startswith(prefix):
+            return short + metric[len(prefix) :]
+    return METRIC_LABELS.get(metric, metric)
+
+
+def decimals_for(metric: str) -> int:
+    return DECIMALS.get(metric, 3)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered table. ``name`` is the file stem; cells are display strings."""
+
+    name: str
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: str = ""
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+def fmt_number(x: float | None, decimals: int = 3) -> str:
+    """Fixed decimals; ``n/a`` for None/NaN; never ``-0.000``."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return NA
+    s = f"{x:.{decimals}f}"
+    if s.startswith("-") and float(s) == 0.0:
+        s = s[1:]
+    return s
+
+
+def fmt_mean_ci(iv: Interval, decimals: int = 3) -> str:
+    """``mean ± half-width`` of a symmetric interval; the mean alone when there is no interval."""
+    if math.isnan(iv.estimate):
+        return NA
+    if math.isnan(iv.low) or math.isnan(iv.high):
+        return fmt_number(iv.estimate, decimals)
+    return f"{fmt_number(iv.estimate, decimals)} ± {fmt_number((iv.high - iv.low) / 2, decimals)}"
+
+
+def fmt_interval(iv: Interval, decimals: int = 3) -> str:
+    """``[low, high]`` (asymmetric bootstrap interval)."""
+    if math.isnan(iv.low) or math.isnan(iv.high):
+        return NA
+    return f"[{fmt_number(iv.low, decimals)}, {fmt_number(iv.high, decimals)}]"
+
+
+def fmt_p(p: float) -> str:
+    """p-values with 4 decimals, ``<0.0001`` below that."""
+    if p is None or math.isnan(p):
+        return NA
+    return "<0.0001" if p < 0.0001 else f"{p:.4f}"
+
+
+# --- renderers ---------------------------------------------------------------------------------
+
+
+def to_csv(table: Table) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(table.columns)
+    writer.writerows(table.rows)
+    return buf.getvalue()
+
+
+def _md_cell(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def to_markdown(table: Table) -> str:
+    lines = [f"**{table.title}**", ""]
+    lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
+    lines.append("|" + "|".join(" --- " for _ in table.columns) + "|")
+    for row in table.rows:
+        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+    if table.notes:
+        lines += ["", table.notes]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "<": r"$<$",
+    ">": r"$>$",
+}
+
+
+def latex_escape(s: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in s)
+
+
+def to_latex(table: Table) -> str:
+    """A ``table`` environment with a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
+    spec = "l" * len(table.columns)
+    lines = [
+        r"\begin{table}[htbp]",
+        r"\centering",
+        r"\caption{" + latex_escape(table.title) + "}",
+        r"\label{tab:" + table.name + "}",
+        r"\begin{tabular}{" + spec + "}",
+        r"\toprule",
+        " & ".join(latex_escape(c) for c in table.columns) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in table.rows]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: Table, folder: str | Path) -> list[Path]:
+    """Write ``<name>.csv``, ``<name>.md`` and ``<name>.tex`` atomically into ``folder``."""
+    folder = Path(folder)
+    return [
+        write_text(folder / f"{table.name}.csv", to_csv(table)),
+        write_text(folder / f"{table.name}.md", to_markdown(table)),
+        write_text(folder / f"{table.name}.tex", to_latex(table)),
+    ]
+
+
+# --- data tables (5.2, 5.3) --------------------------------------------------------------------
+
+
+def _class_counts(rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    counts = dict.fromkeys(CLASS_NAMES, 0)
+    for r in rows:
+        counts[str(r["label"])] = counts.get(str(r["label"]), 0) + 1
+    return tuple(str(counts[c]) for c in CLASS_NAMES) + (str(sum(counts.values())),)
+
+
+def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
+    present = set(values)
+    return [v for v in order if v in present] + sorted(present - set(order))
+
+
+def source_counts_table(manifests: Mapping[str, Sequence[Mapping[str, Any]]]) -> Table:
+    """Thesis Table 5.2. manifests: database name -> manifest rows (role, source, label, ...)."""
+    rows = []
+    for db, manifest in manifests.items():
+        for role in _ordered((r["role"] for r in manifest), ROLE_ORDER):
+            in_role = [r for r in manifest if r["role"] == role]
+            for source in sorted({str(r["source"]) for r in in_role}):
+                rows.append(
+                    (db, role, source, *_class_counts(r for r in in_role if r["source"] == source))
+                )
+    return Table(
+        name="table_5_2_sources",
+        title="Table 5.2: images per database, role and source, by class",
+        columns=("database", "role", "source", *CLASS_NAMES, "total"),
+        rows=tuple(rows),
+    )
+
+
+def split_counts_table(manifests: Mapping[str, Sequence[Mapping[str, Any]]]) -> Table:
+    """Thesis Table 5.3. manifests: database name -> manifest rows (role, split, label, ...)."""
+    rows = []
+    for db, manifest in manifests.items():
+        for role in _ordered((r["role"] for r in manifest), ROLE_ORDER):
+            in_role = [r for r in manifest if r["role"] == role]
+            for split in _ordered((r["split"] for r in in_role), SPLIT_ORDER):
+                rows.append(
+                    (db, role, split, *_class_counts(r for r in in_role if r["split"] == split))
+                )
+    return Table(
+        name="table_5_3_splits",
+        title="Table 5.3: images per database, role and split, by class",
+        columns=("database", "role", "split", *CLASS_NAMES, "total"),
+        rows=tuple(rows),
+    )
+
+
+# --- results tables (6.1, 6.2, B.2) ------------------------------------------------------------
+
+
+def model_order(
+    records: Iterable[Mapping[str, Any]], task: str, baseline: str
+) -> list[tuple[str, str]]:
+    """(database, init) pairs of ``task``: databases in first-appearance order, baseline first."""
+    dbs: list[str] = []
+    inits: dict[str, list[str]] = {}
+    for r in records:
+        if r["task"] != task:
+            continue
+        if r["database"] not in inits:
+            dbs.append(r["database"])
+            inits[r["database"]] = []
+        if r["init"] not in inits[r["database"]]:
+            inits[r["database"]].append(r["init"])
+    out = []
+    for db in dbs:
+        ordered = [i for i in inits[db] if i == baseline] + [i for i in inits[db] if i != baseline]
+        out += [(db, i) for i in ordered]
+    return out
+
+
+def run_metrics_table(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    task: str,
+    metrics: Sequence[str],
+    splits: Sequence[str],
+    name: str,
+    title: str,
+    baseline: str = "random",
+    confidence: float = 0.95,
+) -> Table:
+    """Rows database x init; columns ``<split> <metric>``: mean ± t-CI over (seed, fold) runs.
+
+    records: parsed results records (task, database, init, seed, fold, split, metric, value
+    float). ``runs`` counts the distinct (seed, fold) runs of the row.
+    """
+    index: dict[tuple[str, str, str, str], list[float]] = {}
+    runs: dict[tuple[str, str], set[tuple[Any, Any]]] = {}
+    for r in records:
+        if r["task"] != task:
+            continue
+        index.setdefault((r["database"], r["init"], r["split"], r["metric"]), []).append(
+            float(r["value"])
+        )
+        runs.setdefault((r["database"], r["init"]), set()).add((r["seed"], r["fold"]))
+    columns = ["database", "init", "runs"] + [
+        f"{s} {metric_label(m)}" for s in splits for m in metrics
+    ]
+    rows = []
+    for db, init in model_order(records, task, baseline):
+        cells = [db, init, str(len(runs.get((db, init), ())))]
+        for s in splits:
+            for m in metrics:
+                iv = t_interval(index.get((db, init, s, m), []), confidence=confidence)
+                cells.append(fmt_mean_ci(iv, decimals_for(m)))
+        rows.append(tuple(cells))
+    notes = (
+        f"Mean over runs (seeds x folds) ± half-width of the {confidence:.0%} Student-t interval "
+        "across runs; a single run shows its value alone. n/a: undefined or not recorded."
+    )
+    return Table(name=name, title=title, columns=tuple(columns), rows=tuple(rows), notes=notes)
+
+
+# --- statistics tables -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelCI:
+    """One model's metric on its pooled test predictions with a bootstrap CI."""
+
+    task: str
+    database: str
+    init: str
+    metric: str
+    interval: Interval
+    n_seeds: int
+    n_patients: int
+
+
+def model_ci_table(items: Sequence[ModelCI]) -> Table:
+    rows = tuple(
+        (
+            m.task,
+            m.database,
+            m.init,
+            metric_label(m.metric),
+            fmt_number(m.interval.estimate, decimals_for(m.metric)),
+            fmt_interval(m.interval, decimals_for(m.metric)),
+            str(m.n_seeds),
+            str(m.interval.n),
+            str(m.n_patients),
+        )
+        for m in items
+    )
+    return Table(
+        name="table_test_bootstrap",
+        title="Test metrics with 95% bootstrap confidence intervals over test images",
+        columns=(
+            "task",
+            "database",
+            "init",
+            "metric",
+            "estimate",
+            "95% CI",
+            "seeds",
+            "images",
+            "patients",
+        ),
+        rows=rows,
+        notes=(
+            "Estimate: mean over seeds of the metric on each seed's test predictions pooled over "
+            "folds. CI: percentile cluster bootstrap resampling patients (images when no patient "
+            "id), the same resample applied to every seed."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """A pretrained model against its baseline, with its Holm-adjusted p and verdict."""
+
+    task: str
+    database: str
+    init: str
+    baseline: str
+    metric: str
+    pretrained: float
+    reference: float
+    difference: Interval
+    p_value: float
+    holm_p: float
+    verdict: str
+    n_images: int
+    n_seeds: int
+
+
+def comparison_table(items: Sequence[ComparisonRow]) -> Table:
+    rows = []
+    for c in items:
+        d = decimals_for(c.metric)
+        rows.append(
+            (
+                c.task,
+                c.database,
+                f"{c.init} vs {c.baseline}",
+                metric_label(c.metric),
+                fmt_number(c.pretrained, d),
+                fmt_number(c.reference, d),
+                fmt_number(c.difference.estimate, d),
+                fmt_interval(c.difference, d),
+                fmt_p(c.p_value),
+                fmt_p(c.holm_p),
+                c.verdict,
+                str(c.n_images),
+                str(c.n_seeds),
+            )
+        )
+    return Table(
+        name="table_comparisons",
+        title="Pretrained vs random initialisation: paired differences on the same test images and seeds",
+        columns=(
+            "task",
+            "database",
+            "comparison",
+            "metric",
+            "pretrained",
+            "baseline",
+            "difference",
+            "95% CI",
+            "p",
+            "Holm p",
+            "verdict",
+            "images",
+            "seeds",
+        ),
+        rows=tuple(rows),
+        notes=(
+            "Difference = pretrained - baseline. 95% CI: paired percentile bootstrap over patients. "
+            "p: two-sided paired permutation test swapping the two models' predictions per patient. "
+            "Holm p: Holm-adjusted across every row of this table. A difference is supported only "
+            "when its CI excludes 0 and its Holm p < 0.05; otherwise it is within noise."
+        ),
+    )
