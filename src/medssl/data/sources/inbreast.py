@@ -1,0 +1,227 @@
+"""INbreast (Moreira et al., Academic Radiology 19(2), 2012): 410 full-field mammograms.
+
+Layout::
+
+    INbreast Release 1.0/
+      INbreast.csv    semicolon-separated: Patient ID;Patient age;Laterality;View;
+                      Acquisition date;File Name;ACR;Bi-Rads
+      AllDICOMs/      <File Name>_<hash>_MG_<L|R>_<CC|ML>_ANON.dcm
+      AllXML/         <File Name>.xml  (Apple plist: Images -> ROIs -> Name, Point_px)
+
+``INbreast.xls`` is not read (that needs the ``xlrd`` package, which medssl does not
+install): export it as the semicolon CSV above.
+
+Rules (thesis §5.1): BI-RADS 0 is dropped (listed in ``self.skipped``); 1 normal; 2 and 3
+benign; 4, 4a, 4b, 4c, 5, 6 malignant; any other value is an error naming the CSV row.
+The mask fills the polygons of the ROIs named in option ``roi_names`` (default ``Mass``);
+a normal image has an all-zero mask. A benign/malignant image with no such ROI (INbreast
+outlines calcification-only findings as points, and ships no XML for some images) gets an
+all-zero mask by default, which keeps the thesis's INbreast counts; option
+``without_roi: no_mask`` instead marks it ``has_mask=False`` (pretraining only).
+Patient id: ``Patient ID``; where the public sheet says ``removed`` (or is empty), the
+patient hash in the DICOM file name, which the images of one patient share.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import plistlib
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from medssl.data.imaging import load_image
+from medssl.data.records import Loaded, Record, Skipped
+from medssl.data.sources import Source, register_source
+from medssl.errors import ConfigError, DataError
+
+BIRADS: dict[str, str | None] = {
+    "0": None,
+    "1": "normal",
+    "2": "benign",
+    "3": "benign",
+    **{v: "malignant" for v in ("4", "4a", "4b", "4c", "5", "6")},
+}
+_FILE, _BIRADS, _PATIENT = "filename", "birads", "patientid"  # normalised column names
+_POINT = re.compile(r"\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)")
+
+Polygon = tuple[tuple[float, float], ...]
+
+
+def _child(folder: Path, name: str) -> Path | None:
+    return next((p for p in sorted(folder.iterdir()) if p.name.lower() == name.lower()), None)
+
+
+def _is_top(folder: Path) -> bool:
+    return _child(folder, "AllDICOMs") is not None and (
+        _child(folder, "INbreast.csv") is not None or _child(folder, "INbreast.xls") is not None
+    )
+
+
+@register_source("inbreast")
+class INbreast(Source):
+    modality = "mg"
+    options = {"roi_names": ("Mass",), "without_roi": "empty"}
+
+    def records(self) -> list[Record]:
+        if self.opts["without_roi"] not in ("empty", "no_mask"):
+            raise ConfigError(
+                f"inbreast: option without_roi={self.opts['without_roi']!r}; valid: 'empty', 'no_mask'"
+            )
+        top = self.locate(
+            _is_top, "an 'INbreast Release 1.0' folder with INbreast.csv and AllDICOMs/"
+        )
+        sheet = _child(top, "INbreast.csv")
+        if sheet is None:
+            raise DataError(
+                "INbreast.xls cannot be read without the xlrd package; save it as INbreast.csv "
+                "(semicolon-separated) beside it",
+                file=str(_child(top, "INbreast.xls")),
+            )
+        dicoms: dict[str, list[Path]] = {}
+        for p in sorted(_child(top, "AllDICOMs").iterdir()):
+            if p.is_file() and p.suffix.lower() == ".dcm":
+                dicoms.setdefault(p.name.split("_")[0], []).append(p)
+        xml_dir = _child(top, "AllXML")
+        out: list[Record] = []
+        for row_no, row in self._rows(sheet):
+            try:
+                record = self._record(row, row_no, sheet, dicoms, xml_dir)
+            except DataError as err:
+                self.problem(err)
+                continue
+            if record is not None:
+                out.append(record)
+        return sorted(out, key=lambda r: r.file)
+
+    def _rows(self, sheet: Path) -> list[tuple[int, dict[str, str]]]:
+        try:
+            text = sheet.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            text = sheet.read_text(encoding="latin-1")
+        lines = list(csv.reader(text.splitlines(), delimiter=";"))
+        if not lines:
+            raise DataError("empty sheet; expected a header row", file=str(sheet))
+        header = [_norm(h) for h in lines[0]]
+        missing = [
+            name for name, key in (("File Name", _FILE), ("Bi-Rads", _BIRADS)) if key not in header
+        ]
+        if missing:
+            raise DataError(
+                f"missing column(s) {', '.join(missing)}; expected the semicolon-separated header "
+                "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads",
+                file=str(sheet),
+            )
+        rows = []
+        for row_no, values in enumerate(lines[1:], start=2):
+            if not any(v.strip() for v in values):
+                continue
+            rows.append((row_no, {h: _cell(v) for h, v in zip(header, values, strict=False)}))
+        return rows
+
+    def _record(self, row, row_no: int, sheet: Path, dicoms, xml_dir: Path | None) -> Record | None:
+        name = row.get(_FILE, "")
+        birads = row.get(_BIRADS, "").lower().replace(" ", "")
+        if birads not in BIRADS:
+            raise DataError(
+                f"Bi-Rads value {row.get(_BIRADS, '')!r} maps to no class; expected one of {', '.join(BIRADS)}",
+                file=str(sheet),
+                row=row_no,
+            )
+        found = dicoms.get(name, [])
+        if len(found) != 1:
+            what = "no DICOM" if not found else f"{len(found)} DICOMs"
+            raise DataError(
+                f"File Name {name!r}: {what} named {name}_*.dcm in AllDICOMs; expected exactly one",
+                file=str(sheet),
+                row=row_no,
+            )
+        dicom = found[0]
+        rel = dicom.relative_to(self.root).as_posix()
+        label = BIRADS[birads]
+        if label is None:
+            self.skipped.append(
+                Skipped(self.name, rel, "BI-RADS 0 (incomplete assessment): dropped (thesis §5.1)")
+            )
+            return None
+        xml = xml_dir / f"{name}.xml" if xml_dir is not None else None
+        polygons: tuple[Polygon, ...] = ()
+        if label != "normal" and xml is not None and xml.is_file():
+            polygons = read_rois(xml, tuple(self.opts["roi_names"]))
+        has_mask = label == "normal" or bool(polygons) or self.opts["without_roi"] == "empty"
+        patient = row.get(_PATIENT, "")
+        if patient.lower() in ("", "removed"):
+            parts = dicom.name.split("_")
+            patient = parts[1] if len(parts) > 2 else None
+        return Record(
+            source=self.name,
+            file=rel,
+            label=label,
+            modality=self.modality,
+            patient=patient,
+            mask_files=(xml.relative_to(self.root).as_posix(),) if polygons else (),
+            loader=functools.partial(load_with_polygons, dicom, polygons, with_mask=has_mask),
+            has_mask=has_mask,
+            extra=(("birads", birads), ("rois", str(len(polygons)))),
+        )
+
+
+def read_rois(xml: Path, names: tuple[str, ...]) -> tuple[Polygon, ...]:
+    """Polygons (x, y in pixels) of the ROIs whose ``Name`` is in ``names`` (any case)."""
+    try:
+        with open(xml, "rb") as f:
+            plist = plistlib.load(f)
+    except Exception as err:
+        raise DataError(
+            f"cannot read the ROI plist ({type(err).__name__}: {err})", file=str(xml)
+        ) from None
+    wanted = {n.lower() for n in names}
+    out: list[Polygon] = []
+    images = plist.get("Images", []) if isinstance(plist, dict) else []
+    for image in images:
+        for roi in image.get("ROIs", []):
+            if str(roi.get("Name", "")).strip().lower() not in wanted:
+                continue
+            points = []
+            for text in roi.get("Point_px", []):
+                m = _POINT.search(str(text))
+                if m is None:
+                    raise DataError(f"Point_px entry {text!r} is not '(x, y)'", file=str(xml))
+                points.append((float(m.group(1)), float(m.group(2))))
+            if points:
+                out.append(tuple(points))
+    return tuple(out)
+
+
+def fill_polygons(shape: tuple[int, int], polygons: tuple[Polygon, ...]) -> np.ndarray:
+    """(H, W) bool mask with the polygons filled (outline included); 1-2 point ROIs drawn as such."""
+    canvas = Image.new("L", (shape[1], shape[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    for poly in polygons:
+        if len(poly) >= 3:
+            draw.polygon(list(poly), fill=255, outline=255)
+        elif len(poly) == 2:
+            draw.line(list(poly), fill=255)
+        else:
+            draw.point(list(poly), fill=255)
+    return np.asarray(canvas) > 0
+
+
+def load_with_polygons(
+    dicom: Path, polygons: tuple[Polygon, ...], *, with_mask: bool = True
+) -> Loaded:
+    """image: (H, W) float32 [0, 1]; mask: (H, W) bool from the polygons, or None."""
+    image = load_image(dicom)
+    return Loaded(image, fill_polygons(image.shape, polygons) if with_mask else None)
+
+
+def _norm(header: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", header.lower())
+
+
+def _cell(value: str) -> str:
+    value = value.strip()
+    return value[:-2] if re.fullmatch(r"\d+\.0", value) else value

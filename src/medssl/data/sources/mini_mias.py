@@ -1,0 +1,151 @@
+"""mini-MIAS (Suckling et al., 1994): 322 mammograms, 1024 x 1024 8-bit PGM, with ``Info.txt``.
+
+Data rows of ``Info.txt`` read ``mdb001 G CIRC B 535 425 197``: reference, background
+tissue (F/G/D), abnormality class (CALC, CIRC, SPIC, MISC, ARCH, ASYM, NORM), severity
+(B/M), then x, y, radius (absent on some rows). Other lines (title, notes) are ignored.
+
+Rules (``shared/DATASETS.md``): an image with several rows is malignant if any row is M,
+else benign if any is B, else normal (a non-NORM row without severity is an error naming
+the row). Coordinates have their origin at the bottom-left: row = 1024 - y. There are no
+pixel masks (``has_mask=False``); the circles go in ``extra["circles"]`` as
+``"col,row,radius;..."`` for a coarse localisation check (:func:`circles`,
+:func:`circle_mask`). Images come in left/right pairs of one patient:
+patient = (number + 1) // 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+from medssl.data.imaging import load_image_and_masks
+from medssl.data.records import Record
+from medssl.data.sources import Source, register_source
+from medssl.errors import DataError
+
+SIZE = 1024  # every mini-MIAS image is 1024 x 1024; the y axis points up from the bottom row
+_ROW = re.compile(r"^(mdb\d{3})\s+(\S+)\s+(\S+)(?:\s+(.*))?$", re.IGNORECASE)
+ABNORMALITIES = ("CALC", "CIRC", "SPIC", "MISC", "ARCH", "ASYM", "NORM")
+
+
+def _info(folder: Path) -> Path | None:
+    return next(
+        (p for p in sorted(folder.iterdir()) if p.is_file() and p.name.lower() == "info.txt"), None
+    )
+
+
+@register_source("mini_mias")
+class MiniMIAS(Source):
+    modality = "mg"
+
+    def records(self) -> list[Record]:
+        top = self.locate(
+            lambda p: _info(p) is not None, "a mini-MIAS folder with mdbNNN.pgm and Info.txt"
+        )
+        info = _info(top)
+        rows: dict[str, list[tuple[int, str, str, str, tuple[int, int, int] | None]]] = {}
+        for row_no, line in enumerate(info.read_text(encoding="latin-1").splitlines(), start=1):
+            try:
+                parsed = _parse(line, info, row_no)
+            except DataError as err:
+                self.problem(err)
+                continue
+            if parsed is not None:
+                rows.setdefault(parsed[0], []).append((row_no, *parsed[1:]))
+        images = {
+            p.stem.lower(): p
+            for p in sorted(top.iterdir())
+            if p.is_file() and p.suffix.lower() == ".pgm"
+        }
+        for ref in sorted(set(images) - set(rows)):
+            self.problem(
+                DataError(
+                    f"image {images[ref].name} has no row in Info.txt; its class is unknown",
+                    file=str(images[ref]),
+                )
+            )
+        out: list[Record] = []
+        for ref in sorted(rows):
+            image = images.get(ref)
+            if image is None:
+                self.problem(
+                    DataError(
+                        f"{ref}.pgm listed in Info.txt is missing",
+                        file=str(info),
+                        row=rows[ref][0][0],
+                    )
+                )
+                continue
+            severities = {r[3] for r in rows[ref]}
+            label = (
+                "malignant" if "M" in severities else "benign" if "B" in severities else "normal"
+            )
+            found = [r[4] for r in rows[ref] if r[4] is not None]
+            number = int(ref[3:])
+            out.append(
+                Record(
+                    source=self.name,
+                    file=image.relative_to(self.root).as_posix(),
+                    label=label,
+                    modality=self.modality,
+                    patient=f"{(number + 1) // 2:03d}",
+                    mask_files=(),
+                    loader=functools.partial(load_image_and_masks, image, (), with_mask=False),
+                    has_mask=False,
+                    extra=(
+                        ("tissue", rows[ref][0][1]),
+                        ("abnormality", "+".join(sorted({r[2] for r in rows[ref]}))),
+                        ("circles", ";".join(f"{c},{r},{rad}" for c, r, rad in found)),
+                    ),
+                )
+            )
+        return sorted(out, key=lambda r: r.file)
+
+
+def _parse(line: str, info: Path, row_no: int):
+    """(ref, tissue, abnormality, severity, (col, row, radius) or None), or None for non-data lines."""
+    m = _ROW.match(line.strip())
+    if m is None:
+        return None
+    ref, tissue, abnormality, rest = (
+        m.group(1).lower(),
+        m.group(2).upper(),
+        m.group(3).upper(),
+        m.group(4) or "",
+    )
+    if abnormality not in ABNORMALITIES:
+        raise DataError(
+            f"abnormality class {abnormality!r}; expected one of {', '.join(ABNORMALITIES)}",
+            file=str(info),
+            row=row_no,
+        )
+    fields = rest.split()
+    severity = fields[0].upper() if fields and fields[0].upper() in ("B", "M") else ""
+    if abnormality != "NORM" and not severity:
+        raise DataError(
+            f"{ref}: {abnormality} row without severity B or M", file=str(info), row=row_no
+        )
+    numbers = fields[1:4] if severity else []
+    circle = None
+    if len(numbers) == 3 and all(re.fullmatch(r"\d+(\.\d+)?", n) for n in numbers):
+        x, y, radius = (int(round(float(n))) for n in numbers)
+        circle = (x, SIZE - y, radius)
+    return ref, tissue, abnormality, severity, circle
+
+
+def circles(record: Record) -> list[tuple[int, int, int]]:
+    """The record's abnormality circles as (col, row, radius) in image pixels (top-left origin)."""
+    text = dict(record.extra).get("circles", "")
+    return [tuple(int(v) for v in part.split(",")) for part in text.split(";") if part]
+
+
+def circle_mask(shape: tuple[int, int], found: list[tuple[int, int, int]]) -> np.ndarray:
+    """(H, W) bool: True inside any (col, row, radius) circle — a coarse lesion region."""
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, dtype=bool)
+    for col, row, radius in found:
+        mask |= (rows - row) ** 2 + (cols - col) ** 2 <= radius**2
+    return mask
