@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 from medssl.data.build import build_database
 from medssl.data.database import Database
@@ -16,8 +18,16 @@ from medssl.data.sources import SOURCES, Source
 from medssl.errors import DataError
 
 
-def _image(seed: int, h: int = 40, w: int = 56) -> np.ndarray:
-    return np.random.default_rng(seed).random((h, w), dtype=np.float32)
+def _image(seed: int, h: int = 80, w: int = 112) -> np.ndarray:
+    """Smooth random texture in [0, 1] (image-like, so resized copies stay correlated)."""
+    x = gaussian_filter(np.random.default_rng(seed).random((h, w)), 1.5)
+    return ((x - x.min()) / (x.max() - x.min())).astype(np.float32)
+
+
+def _near_copy(img: np.ndarray) -> np.ndarray:
+    """A resized, contrast-changed copy, as when one dataset redistributes another's image."""
+    small = Image.fromarray(img, mode="F").resize((img.shape[1] * 3 // 4, img.shape[0] * 3 // 4))
+    return np.clip(np.asarray(small) * 0.8 + 0.1, 0, 1).astype(np.float32)
 
 
 class Toy(Source):
@@ -32,6 +42,8 @@ class Toy(Source):
         for line in (self.root / "items.txt").read_text().splitlines():
             file, label, patient, seed, *flags = line.split()
             img = _image(int(seed))
+            if "near" in flags:
+                img = _near_copy(img)
 
             def load(img=img, file=file, label=label, bad="bad" in flags):
                 if bad:
@@ -192,3 +204,13 @@ def test_duplicate_in_other_role_is_refused(tmp_path):
 def test_missing_root_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"needs source folder\(s\) for \['toy'\].*--root"):
         build_database(recipe(), {}, tmp_path / "db")
+
+
+def test_near_duplicate_in_other_role_is_refused(tmp_path):
+    lines = [f"b{i:02d}.png benign - {i}" for i in range(6)] + ["m00.png malignant - 3 near", "m01.png malignant - 50"]
+    root = write_items(tmp_path / "toy", lines)
+    r = Recipe(name="T", quotas={"finetune": {"toy": {"benign": 6}}, "pretrain": {"toy": {"malignant": 2}}})
+    db = Database.load(build_database(r, {"toy": root}, tmp_path / "db", lenient=True))
+    assert [row["file"] for row in db.rows("pretrain")] == ["m01.png"]
+    (dup,) = db.meta["duplicates"]
+    assert dup["kind"] == "near" and dup["twin"] == "toy:b03.png" and dup["action"].startswith("refused")

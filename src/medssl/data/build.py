@@ -23,7 +23,7 @@ from medssl import __version__
 from medssl.artifacts import atomic_dir, save_npy, write_csv, write_json
 from medssl.config import to_dict
 from medssl.data.database import FORMAT_VERSION, MANIFEST_COLUMNS, SPLITS, array_checksum
-from medssl.data.dedupe import DuplicateIndex, content_hash, difference_hash
+from medssl.data.dedupe import DuplicateIndex, content_hash, fingerprint
 from medssl.data.preprocess import finetune_view, pretrain_view
 from medssl.data.recipe import Recipe
 from medssl.data.records import Record, Skipped
@@ -150,9 +150,9 @@ def build_database(
                     item = _load(rec, role, recipe, lenient, skipped)
                     if item is None:
                         continue
-                    image, mask, orig, sha1, dh = item
+                    image, mask, orig, sha1, fp = item
                     group = patient_group(rec)
-                    twin = index.find(sha1, dh)
+                    twin = index.find(sha1, fp)
                     if twin is not None:
                         entry, kind = twin
                         dup = {
@@ -179,7 +179,7 @@ def build_database(
                             group,
                             next(a.group for a in accepted if record_key(a.record) == entry.key),
                         )
-                    index.add(record_key(rec), role, sha1, dh)
+                    index.add(record_key(rec), role, sha1, fp)
                     patients_in_role[role].add(group)
                     groups.find(group)
                     accepted.append(Accepted(rec, role, image, mask, sha1, orig, group))
@@ -246,7 +246,7 @@ def _load(rec: Record, role: str, recipe: Recipe, lenient: bool, skipped: list[S
         return None
     image = loaded.image
     sha1 = content_hash(image)
-    dh = difference_hash(image)
+    fp = fingerprint(image)
     if role == "finetune":
         mask = loaded.mask if rec.has_mask else None
         if mask is None and rec.has_mask:
@@ -254,7 +254,7 @@ def _load(rec: Record, role: str, recipe: Recipe, lenient: bool, skipped: list[S
         img, m = finetune_view(image, mask, recipe.sizes.finetune)
     else:
         img, m = pretrain_view(image, recipe.sizes.pretrain, pad=recipe.pad_pretrain), None
-    return img, m, tuple(image.shape), sha1, dh
+    return img, m, tuple(image.shape), sha1, fp
 
 
 def _assemble(accepted: list[Accepted], recipe: Recipe, groups: _Groups, seed: int):
@@ -327,10 +327,10 @@ def build_preset(
     Sources without a ``roots`` entry are generated as synthetic phantoms under
     ``out/phantoms`` when ``phantoms`` is true (default: only for the ``demo`` preset).
     """
-    from medssl.data.recipe import demand, load_recipes
+    from medssl.data.recipe import demand, load_preset
 
     out = Path(out)
-    recipes = load_recipes(preset)
+    recipes, scale = load_preset(preset)
     roots = {k: Path(v) for k, v in (roots or {}).items()}
     if phantoms is None:
         phantoms = str(preset) == "demo"
@@ -360,14 +360,14 @@ def ensure_phantoms(
     from medssl.artifacts import read_json
     from medssl.data.synth import write_phantoms
 
-    stamp = {"seed": seed, "counts": counts}
+    stamp = {"seed": seed, "scale": scale, "counts": counts}
     marker = folder / "phantoms.json"
     if marker.is_file():
         saved = read_json(marker)
-        if saved.get("seed") == seed and saved.get("counts") == counts:
+        if all(saved.get(k) == v for k, v in stamp.items()):
             return {k: Path(v) for k, v in saved["roots"].items()}
     with atomic_dir(folder, overwrite=True) as tmp:
-        written = write_phantoms(tmp, counts, seed=seed)
+        written = write_phantoms(tmp, counts, seed=seed, scale=scale)
         rel = {k: Path(v).relative_to(tmp) for k, v in written.items()}
         write_json(
             tmp / "phantoms.json", {**stamp, "roots": {k: str(folder / r) for k, r in rel.items()}}

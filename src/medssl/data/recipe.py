@@ -73,6 +73,12 @@ def preset_names() -> list[str]:
 
 def load_recipes(preset_or_path: str | Path) -> list[Recipe]:
     """Recipes of a preset name (``us1``, ``mg2``, ``usmg3``, ``demo``) or of a YAML file."""
+    return load_preset(preset_or_path)[0]
+
+
+def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], float]:
+    """Recipes of a preset, and the scale of the phantoms it generates (key ``phantom_scale``:
+    1.0 writes mammograms thousands of pixels tall as real ones; the demo shrinks them)."""
     path = Path(preset_or_path)
     if not path.suffix:
         path = RECIPE_DIR / f"{preset_or_path}.yaml"
@@ -84,14 +90,15 @@ def load_recipes(preset_or_path: str | Path) -> list[Recipe]:
         raise ConfigError(f"recipe file {path} does not exist")
     data = load_yaml(path)
     items = data.pop("databases", None)
+    scale = float(data.pop("phantom_scale", 1.0))
     if items is None:
-        return [from_dict(Recipe, data, where=str(path))]
+        return [from_dict(Recipe, data, where=str(path))], scale
     if data:
         raise ConfigError(
-            f"{path}: with `databases:` no other top-level keys are allowed, found {sorted(data)}"
+            f"{path}: beside `databases:` only `phantom_scale` may stand, found {sorted(data)}"
         )
-    return [from_dict(Recipe, item, where=f"{path}:databases[{i}]") for i, item in enumerate(items)]
-
+    recipes = [from_dict(Recipe, item, where=f"{path}:databases[{i}]") for i, item in enumerate(items)]
+    return recipes, scale
 
 def demand(recipes: list[Recipe], margin: float = 0.1) -> dict[str, dict[str, int]]:
     """Images per source and class that the recipes need: the largest need of any one recipe
