@@ -1,0 +1,81 @@
+"""`medssl finetune`: fine-tune a (pretrained or random) encoder for classification or
+segmentation and evaluate it on train, validation and test (see medssl.tasks.finetune)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune for classification or U-Net segmentation and evaluate",
+        description=(
+            "Train on the database's finetuning train split, select the checkpoint by validation "
+            "(MCC / Dice), evaluate on train, val and test; writes config.yaml, metrics.csv, "
+            "best.pt, predictions_<split>.npz, results.csv, figures and done.json to --out."
+        ),
+    )
+    p.add_argument("--task", required=True, choices=("classification", "segmentation"))
+    p.add_argument("--database", required=True, help="database folder (from `medssl data build`)")
+    p.add_argument(
+        "--init", default="random", help="`random` or an encoder.pt (or a pretraining run folder)"
+    )
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument(
+        "--preset", default="thesis", help="fine-tuning preset (presets/finetune_<name>.yaml)"
+    )
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    p.add_argument(
+        "--freeze-encoder", action="store_true", help="linear probe: train only the head/decoder"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fold", type=int, default=None, help="fold number recorded in results.csv")
+    p.add_argument(
+        "--run-id", default=None, help="run id in results.csv (default: task-database-init-seed)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optimizer.lr=1e-3 (repeatable)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        choices=("auto", "cpu", "cuda"),
+        help="accelerator (default: the preset's, auto)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from medssl.tasks.finetune import run_finetune
+
+    overrides = list(args.overrides)
+    if args.epochs is not None:
+        overrides.append(f"epochs={args.epochs}")
+    if args.freeze_encoder:
+        overrides.append("freeze_encoder=true")
+    if args.device is not None:
+        overrides.append(f"accelerator={args.device}")
+    if args.no_progress:
+        overrides.append("progress_bar=false")
+    out = run_finetune(
+        args.database,
+        args.out,
+        task=args.task,
+        init=args.init,
+        preset=args.preset,
+        overrides=overrides,
+        seed=args.seed,
+        fold=args.fold,
+        run_id=args.run_id,
+        resume=args.resume,
+    )
+    print(f"fine-tuning run written to {out}")
+    return 0

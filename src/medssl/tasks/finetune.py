@@ -1,0 +1,736 @@
+"""Fine-tuning runs: configuration, data, training, evaluation and the run's artifacts.
+
+``run_finetune(database, out_dir, task="classification"|"segmentation", init="random"|PATH)``
+trains on the database's finetuning *train* split, selects ``best.pt`` by the validation
+monitor (MCC for classification, per-image Dice over lesion images for segmentation; both
+computed on the whole validation split at each epoch end), then evaluates ``best.pt`` on train,
+validation and test. A run folder holds::
+
+    config.yaml               the resolved configuration (run facts + FinetuneConfig)
+    metrics.csv               one row per epoch (trainer), train_* and val_* columns
+    checkpoint.pt, best.pt    last and best weights (trainer)
+    predictions_<split>.npz   classification: ids, patients, y_true, probs (N, 3)
+                              segmentation: ids, patients, labels, masks_true uint8 (N, H, W),
+                              probs float16 (N, H, W)
+    per_image_<split>.csv     segmentation: one row per image (metrics.segmentation)
+    results.csv               flat records: run_id, task, database, init, seed, fold, split,
+                              metric, value (one row per scalar metric per split; nan = undefined)
+    *.png                     curves, ROC/PR, confusion matrices, example panels
+    done.json                 written last: the run finished
+
+Images are normalised to [-1, 1] as in pretraining (``data.augment.to_float``); the only
+training augmentation is a random horizontal flip (applied to image and mask together).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from medssl.artifacts import read_csv, save_torch, write_bytes, write_csv, write_json, write_text
+from medssl.config import apply_overrides, load_yaml, merge, to_dict
+from medssl.data.augment import to_float
+from medssl.data.database import SPLITS, Database
+from medssl.data.records import CLASSES
+from medssl.engine.trainer import BEST, CHECKPOINT, Trainer, TrainerConfig
+from medssl.errors import ConfigError, DataError
+from medssl.metrics.classification import (
+    DEFAULT_COST_MATRIX,
+    classification_metrics,
+    confusion_matrix,
+)
+from medssl.metrics.segmentation import (
+    PER_IMAGE_METRICS,
+    aggregate,
+    overlap_from_counts,
+    per_image_metrics,
+)
+from medssl.registry import Registry
+
+TASKS = ("classification", "segmentation")
+FINETUNE_SPLITS: tuple[str, ...] = SPLITS["finetune"]  # train, val, test
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
+MONITOR = {"classification": "val_mcc", "segmentation": "val_dice"}
+"""Validation value that selects best.pt (higher is better), computed on the whole split."""
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"  # adam | adamw | sgd (OPTIMIZERS)
+    # Thesis §5.3: fine-tuning keeps the pretraining settings (Adam, weight decay 1e-6, batch 64,
+    # 100 epochs) with a smaller learning rate; 1e-4 is the pretraining rate 1e-3 divided by 10.
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    momentum: float = 0.9  # sgd only
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = "classification"  # classification | segmentation
+    seed: int = 0
+    epochs: int = 100  # thesis §5.3
+    batch_size: int = 64  # thesis §5.3
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    # Early stopping on the validation monitor (medssl's addition: best.pt is chosen by
+    # validation either way, stopping only saves the epochs after a long plateau).
+    patience: int | None = 20
+    freeze_encoder: bool = False  # linear probe (classification) / frozen encoder (U-Net)
+    class_weighting: bool = False  # inverse-frequency cross-entropy weights (classification)
+    hflip: bool = True  # random horizontal flip of training images (and masks)
+    # Recompute BatchNorm running statistics on the (unaugmented) training split before each
+    # validation (torch.optim.swa_utils.update_bn; "precise BN", Wu & Johnson 2021): with few
+    # steps per epoch the running averages lag the weights and eval-mode outputs collapse.
+    # Not applied to a frozen encoder (its pretrained statistics are part of the probe).
+    bn_recalibration: bool = True
+    eval_batch_size: int = 256
+    threshold: float = 0.5  # segmentation: lesion where probability >= threshold
+    cost_matrix: list[list[float]] = field(
+        default_factory=lambda: [list(r) for r in DEFAULT_COST_MATRIX]
+    )
+    examples_per_group: int = 3  # segmentation panels: images per best/middle/worst group
+    accelerator: str = "auto"  # auto | cpu | cuda
+    precision: str | None = None  # None: trainer default (bf16-mixed on bf16 GPUs, else 32-true)
+    progress_bar: bool = True
+
+
+OPTIMIZERS: Registry[
+    Callable[[list[torch.nn.Parameter], OptimizerConfig], torch.optim.Optimizer]
+] = Registry("optimizer")
+OPTIMIZERS.add(
+    "adam", lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+)
+OPTIMIZERS.add(
+    "adamw", lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+)
+OPTIMIZERS.add(
+    "sgd",
+    lambda params, c: torch.optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem.removeprefix("finetune_") for p in PRESET_DIR.glob("finetune_*.yaml"))
+
+
+def load_preset(name: str) -> FinetuneConfig:
+    """The named preset (``presets/finetune_<name>.yaml``) laid over the typed defaults."""
+    path = PRESET_DIR / f"finetune_{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown fine-tuning preset {name!r}; valid names: {', '.join(preset_names())}"
+        )
+    return merge(FinetuneConfig(), load_yaml(path), where=str(path))
+
+
+def resolve_config(
+    config: FinetuneConfig | Mapping[str, Any] | None = None,
+    *,
+    task: str | None = None,
+    preset: str | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    seed: int | None = None,
+) -> FinetuneConfig:
+    """The resolved configuration of one run.
+
+    ``config`` (a FinetuneConfig, or a partial dict laid over the preset) or else the preset
+    (default ``thesis``); then ``overrides`` (``--set`` strings ``"optimizer.lr=1e-3"`` or a
+    nested dict); then ``task`` and ``seed`` when given.
+    """
+    if isinstance(config, FinetuneConfig):
+        cfg = config
+    else:
+        cfg = merge(load_preset(preset or "thesis"), dict(config or {}), where="finetune config")
+    if isinstance(overrides, Mapping):
+        cfg = merge(cfg, dict(overrides), where="finetune overrides")
+    else:
+        cfg = apply_overrides(cfg, overrides)
+    if task is not None:
+        cfg = merge(cfg, {"task": task})
+    if seed is not None:
+        cfg = merge(cfg, {"seed": seed})
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task: {cfg.task!r} is not one of {', '.join(TASKS)}")
+    OPTIMIZERS.get(cfg.optimizer.name)
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ConfigError(
+            f"epochs and batch_size must be >= 1; got epochs={cfg.epochs}, batch_size={cfg.batch_size}"
+        )
+    cost = np.asarray(cfg.cost_matrix, dtype=np.float64)
+    if cost.shape != (len(CLASSES), len(CLASSES)):
+        raise ConfigError(
+            f"cost_matrix: expected {len(CLASSES)}x{len(CLASSES)} (rows true, cols pred), got shape {cost.shape}"
+        )
+    return cfg
+
+
+def resolve_init(init: str | os.PathLike) -> str:
+    """``"random"``, or the path of an ``encoder.pt`` (a pretraining run folder is accepted)."""
+    if str(init) == "random":
+        return "random"
+    path = Path(init)
+    if path.is_dir():
+        path = path / "encoder.pt"
+    if not path.is_file():
+        raise ConfigError(
+            f"--init {init}: no encoder file there; pass `random` or the encoder.pt of a `medssl pretrain` run"
+        )
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class SplitData:
+    """One split of the finetuning set, in array-row order.
+
+    images: uint8 (N, H, W); labels: int64 (N,); masks: uint8 (N, H, W) {0,1};
+    rows: finetune.npy row indices (N,); ids: manifest ``file``; patients: manifest ``patient``.
+    """
+
+    rows: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray
+    ids: list[str]
+    patients: list[str]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def finetune_splits(
+    db: Database,
+    task: str,
+    split_override: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
+) -> tuple[dict[str, SplitData], int]:
+    """The train/val/test splits for ``task`` and the number of images left out for lacking a mask.
+
+    ``split_override`` replaces the database's split column (K-fold cross-validation over the
+    finetuning pool): either ``{"train": rows, "val": rows, "test": rows}`` (rows of
+    ``finetune.npy``) or one split name per finetuning row, in row order.
+    For segmentation, images whose manifest row has ``has_mask = 0`` are left out (counted);
+    an empty split is an error naming the database.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    by_row = {int(r["index"]): r for r in db.rows("finetune")}
+    if split_override is None:
+        assign = {
+            s: np.array([r["index"] for r in db.rows("finetune", s)], dtype=np.int64)
+            for s in FINETUNE_SPLITS
+        }
+    else:
+        if not isinstance(split_override, Mapping):
+            names = [str(x) for x in split_override]
+            if len(names) != len(by_row) or set(names) - set(FINETUNE_SPLITS):
+                raise ConfigError(
+                    f"split_override: expected one of {FINETUNE_SPLITS} per finetuning row "
+                    f"({len(by_row)} rows of database {db.name!r}); got {len(names)} values {sorted(set(names))}"
+                )
+            rows_sorted = sorted(by_row)
+            split_override = {
+                s: [r for r, n in zip(rows_sorted, names, strict=True) if n == s]
+                for s in FINETUNE_SPLITS
+            }
+        unknown = sorted(set(split_override) - set(FINETUNE_SPLITS))
+        if unknown or "train" not in split_override or "val" not in split_override:
+            raise ConfigError(
+                f"split_override: keys must be train, val (and test); got {sorted(split_override)}"
+            )
+        assign = {s: np.asarray(split_override.get(s, []), dtype=np.int64) for s in FINETUNE_SPLITS}
+        seen: set[int] = set()
+        for s, rows in assign.items():
+            bad = sorted(set(rows.tolist()) - set(by_row))
+            if bad:
+                raise ConfigError(
+                    f"split_override[{s!r}]: rows {bad[:10]} are not finetuning rows of database {db.name!r}"
+                )
+            if seen & set(rows.tolist()):
+                raise ConfigError(
+                    f"split_override[{s!r}]: rows {sorted(seen & set(rows.tolist()))[:10]} are in two splits"
+                )
+            seen |= set(rows.tolist())
+    excluded = 0
+    if task == "segmentation":
+        n_all = sum(len(r) for r in assign.values())
+        keep = {
+            s: np.array([i for i in rows if by_row[int(i)]["has_mask"]], dtype=np.int64)
+            for s, rows in assign.items()
+        }
+        excluded = n_all - sum(len(r) for r in keep.values())
+        assign = keep
+    images, masks = db.arrays["finetune"], db.arrays["finetune_masks"]
+    out: dict[str, SplitData] = {}
+    for s, rows in assign.items():
+        if len(rows) == 0 and s in ("train", "val"):
+            why = (
+                f"; {excluded} finetuning images lack a lesion mask (has_mask = 0)"
+                if excluded
+                else ""
+            )
+            raise DataError(
+                f"the {s} split of database {db.name!r} is empty for {task}{why}; "
+                "build a database whose finetuning set has masked images in every split",
+                file=str(db.path) if db.path else None,
+            )
+        rows = np.sort(rows)
+        out[s] = SplitData(
+            rows=rows,
+            images=np.asarray(images[rows]),
+            labels=np.array([CLASSES.index(by_row[int(i)]["label"]) for i in rows], dtype=np.int64),
+            masks=np.asarray(masks[rows]).astype(np.uint8),
+            ids=[str(by_row[int(i)]["file"]) for i in rows],
+            patients=[str(by_row[int(i)]["patient"]) for i in rows],
+        )
+    return out, excluded
+
+
+def _tensors(split: SplitData, task: str, device: torch.device) -> dict[str, torch.Tensor]:
+    """Device tensors of a split: x (N, 1, H, W) in [-1, 1], y (N,) or mask (N, 1, H, W)."""
+    x = to_float(torch.from_numpy(split.images).to(device))
+    if task == "classification":
+        return {"x": x, "y": torch.from_numpy(split.labels).to(device)}
+    return {"x": x, "mask": torch.from_numpy(split.masks).to(device).unsqueeze(1).float()}
+
+
+class _Batches:
+    """Shuffled mini-batches of device tensors for one epoch (a sized iterable).
+
+    The order and flips are a pure function of (seed, epoch), so a resumed run sees the same
+    batches. Horizontal flips apply to every (N, C, H, W) tensor of the batch together.
+    """
+
+    def __init__(
+        self, data: dict[str, torch.Tensor], batch_size: int, *, seed: int, epoch: int, hflip: bool
+    ) -> None:
+        n = len(next(iter(data.values())))
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        self.perm = torch.randperm(n, generator=g)
+        self.flip = torch.rand(n, generator=g) < 0.5 if hflip else torch.zeros(n, dtype=torch.bool)
+        self.data, self.batch_size = data, batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.perm) / self.batch_size)
+
+    def __iter__(self):
+        for start in range(0, len(self.perm), self.batch_size):
+            idx = self.perm[start : start + self.batch_size]
+            device = next(iter(self.data.values())).device
+            flip = self.flip[idx].to(device)
+            batch = {}
+            for key, t in self.data.items():
+                b = t[idx.to(device)]
+                if b.dim() == 4:
+                    b = torch.where(flip[:, None, None, None], b.flip(-1), b)
+                batch[key] = b
+            yield batch
+
+
+def _eval_batches(data: dict[str, torch.Tensor], batch_size: int):
+    n = len(next(iter(data.values())))
+    for start in range(0, n, batch_size):
+        yield {k: v[start : start + batch_size] for k, v in data.items()}
+
+
+# ----------------------------------------------------------------------------- model and task
+
+
+def build_task(task: str, init: str, cfg: FinetuneConfig, train: SplitData) -> torch.nn.Module:
+    """The task module (model + loss) for ``task``, its encoder from ``init``."""
+    if task == "classification":
+        from medssl.models.classifier import build_classifier
+        from medssl.tasks.classify import Classification
+
+        weights = None
+        if cfg.class_weighting:
+            counts = np.bincount(train.labels, minlength=len(CLASSES)).astype(np.float64)
+            # inverse frequency, n / (K * n_k); an absent class gets weight 0 (it never occurs)
+            weights = torch.tensor(
+                np.where(counts > 0, counts.sum() / (len(CLASSES) * np.maximum(counts, 1)), 0.0),
+                dtype=torch.float32,
+            )
+        return Classification(build_classifier(init, freeze_encoder=cfg.freeze_encoder), weights)
+    from medssl.models.unet import build_unet
+    from medssl.tasks.segment import Segmentation
+
+    return Segmentation(
+        build_unet(init, freeze_encoder=cfg.freeze_encoder), freeze_encoder=cfg.freeze_encoder
+    )
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    task_module: torch.nn.Module, data: dict[str, torch.Tensor], batch_size: int
+) -> None:
+    """Reset and recompute every BatchNorm's running mean/var as the exact average over
+    ``data["x"]`` (N, 1, H, W) in train mode (``torch.optim.swa_utils.update_bn``)."""
+    from torch.optim.swa_utils import update_bn
+
+    update_bn([b["x"] for b in _eval_batches(data, batch_size)], task_module)
+
+
+@torch.no_grad()
+def predict(
+    task_module: torch.nn.Module, data: dict[str, torch.Tensor], batch_size: int
+) -> tuple[np.ndarray, float]:
+    """Evaluation-mode probabilities of a split and its mean loss.
+
+    Returns probs (N, K) for classification or (N, H, W) for segmentation (float32, CPU), and
+    the loss averaged over images (segmentation: batch losses weighted by batch size).
+    """
+    was_training = task_module.training
+    task_module.eval()
+    probs, loss_sum, n = [], 0.0, 0
+    for batch in _eval_batches(data, batch_size):
+        out = task_module.predict_step(batch)
+        probs.append(out["probs"].float().cpu())
+        loss_sum += float(out["loss_sum"])
+        n += len(out["probs"])
+    task_module.train(was_training)
+    return torch.cat(probs).numpy(), loss_sum / max(n, 1)
+
+
+def split_metrics(
+    task: str,
+    split: SplitData,
+    probs: np.ndarray,
+    loss: float,
+    cfg: FinetuneConfig,
+    *,
+    distances: bool = True,
+) -> dict[str, float]:
+    """Scalar metrics of one split from its predictions (nan = undefined)."""
+    if task == "classification":
+        m = classification_metrics(split.labels, probs, cost_matrix=cfg.cost_matrix)
+        m["loss"] = loss  # the model's own (unweighted) cross-entropy, same value up to clipping
+        return m
+    m = aggregate(per_image_metrics(split.masks, probs, cfg.threshold, distances=distances))
+    m["loss"] = loss
+    return m
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run_finetune(
+    database: Database | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    task: str | None = None,
+    init: str | os.PathLike = "random",
+    config: FinetuneConfig | Mapping[str, Any] | None = None,
+    preset: str | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    seed: int | None = None,
+    fold: int | None = None,
+    split_override: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
+    run_id: str | None = None,
+    init_name: str | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Fine-tune, select by validation, evaluate on train/val/test; return the run folder.
+
+    ``init``: ``"random"`` or an ``encoder.pt`` (or a pretraining run folder holding one);
+    ``init_name`` labels it in results.csv and the run id (default: ``"random"`` or the path).
+    ``config`` / ``preset`` / ``overrides`` / ``task`` / ``seed``: see :func:`resolve_config`.
+    ``fold`` is recorded in the results; ``split_override`` assigns finetuning rows to
+    train/val/test explicitly (see :func:`finetune_splits`). ``device`` (auto|cpu|cuda) and
+    ``progress`` override the config's accelerator and progress bar.
+    """
+    cfg = resolve_config(config, task=task, preset=preset, overrides=overrides, seed=seed)
+    if device is not None:
+        cfg = merge(cfg, {"accelerator": device})
+    if progress is not None:
+        cfg = merge(cfg, {"progress_bar": bool(progress)})
+    task, seed = cfg.task, cfg.seed
+    db = database if isinstance(database, Database) else Database.load(database)
+    init = resolve_init(init)
+    init_label = init_name or init
+    out = Path(out_dir)
+    if (out / "done.json").is_file():
+        raise ConfigError(
+            f"{out} already holds a finished fine-tuning run (done.json); choose another --out"
+        )
+    splits, excluded = finetune_splits(db, task, split_override)
+    if run_id is None:
+        init_tag = init_name or (
+            "random" if init == "random" else Path(init).parent.name or "encoder"
+        )
+        run_id = f"{task}-{db.name}-{init_tag}-s{seed}" + ("" if fold is None else f"-f{fold}")
+
+    run_facts = {
+        "run_id": run_id,
+        "task": task,
+        "database": db.name,
+        "database_path": str(db.path) if db.path else None,
+        "database_checksum": db.meta.get("checksum"),
+        "init": init,
+        "init_name": init_label,
+        "seed": seed,
+        "fold": fold,
+        "split_sizes": {s: len(d) for s, d in splits.items()},
+        "excluded_no_mask": excluded,
+        "monitor": MONITOR[task],
+    }
+    resolved = {"run": run_facts, "finetune": to_dict(cfg)}
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+    trainer = Trainer(
+        TrainerConfig(
+            epochs=cfg.epochs,
+            accelerator=cfg.accelerator,
+            precision=cfg.precision,
+            seed=seed,
+            monitor=MONITOR[task],
+            monitor_mode="max",
+            patience=cfg.patience,
+            progress_bar=cfg.progress_bar,
+        )
+    )
+    trainer.seed_everything(seed)  # model initialisation is part of the seeded run
+    module = build_task(task, init, cfg, splits["train"])
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = OPTIMIZERS.get(cfg.optimizer.name)(params, cfg.optimizer)
+    device = trainer.device
+    data = {s: _tensors(d, task, device) for s, d in splits.items() if len(d)}
+
+    def train_batches(epoch: int) -> _Batches:
+        return _Batches(data["train"], cfg.batch_size, seed=seed, epoch=epoch, hflip=cfg.hflip)
+
+    def epoch_end(epoch: int, row: dict[str, Any]) -> dict[str, float]:
+        if cfg.bn_recalibration and not cfg.freeze_encoder:
+            recalibrate_bn(module, data["train"], cfg.eval_batch_size)
+        probs, loss = predict(module, data["val"], cfg.eval_batch_size)
+        m = split_metrics(task, splits["val"], probs, loss, cfg, distances=False)
+        logs = {f"val_{k}": m[k] for k in _EPOCH_METRICS[task]}
+        if task == "segmentation":  # exact pooled train metrics from the epoch's mean counts
+            counts = [row.get(f"train_{k}", float("nan")) for k in ("tp", "fp", "fn", "tn")]
+            logs.update(
+                {f"train_{k}_pooled": float(v) for k, v in overlap_from_counts(*counts).items()}
+            )
+        return logs
+
+    history = trainer.fit(
+        module,
+        optimizer,
+        train_batches,
+        None,
+        out_dir=out,
+        epoch_end=epoch_end,
+        resume=resume,
+        fingerprint=resolved,
+    )
+
+    best = _load_best(module, out)
+    results: list[dict[str, Any]] = []
+    facts = {
+        "run_id": run_id,
+        "task": task,
+        "database": db.name,
+        "init": init_label,
+        "seed": seed,
+        "fold": "" if fold is None else fold,
+    }
+    for s, split in splits.items():
+        if len(split) == 0:
+            continue
+        probs, loss = predict(module, data[s], cfg.eval_batch_size)
+        m = split_metrics(task, split, probs, loss, cfg)
+        results.extend({**facts, "split": s, "metric": k, "value": _fmt(v)} for k, v in m.items())
+        _save_predictions(out, s, task, split, probs, cfg)
+        _split_figures(out, s, task, split, probs, m, cfg, seed)
+    write_csv(out / "results.csv", results, RESULT_COLUMNS)
+    _history_figures(out, task, history or read_csv(out / "metrics.csv"))
+    write_json(
+        out / "done.json",
+        {
+            "run_id": run_id,
+            "task": task,
+            "epochs_run": len(history),
+            "best_epoch": best.get("epoch"),
+            "monitor": MONITOR[task],
+            "monitor_value": best.get("value"),
+            "split_sizes": run_facts["split_sizes"],
+            "excluded_no_mask": excluded,
+        },
+    )
+    return out
+
+
+_EPOCH_METRICS = {
+    "classification": ("loss", "accuracy", "mcc", "balanced_accuracy", "f1_macro", "auroc_macro"),
+    "segmentation": (
+        "loss",
+        *(m for m in PER_IMAGE_METRICS if not m.startswith("hd")),
+        *(f"{m}_pooled" for m in ("dice", "iou", "pixel_accuracy", "precision", "recall")),
+    ),
+}
+
+
+def _load_best(module: torch.nn.Module, out: Path) -> dict[str, Any]:
+    """Load best.pt into ``module``. When no epoch had a defined monitor value (e.g. val MCC of
+    a constant predictor), the last weights become best.pt, marked with value nan."""
+    path = out / BEST
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        last = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+        state = {
+            "model": last["model"],
+            "epoch": last["epoch"],
+            "monitor": None,
+            "value": float("nan"),
+        }
+        save_torch(path, state)
+    module.load_state_dict(state["model"])
+    return {"epoch": int(state["epoch"]), "value": _fmt(state.get("value"))}
+
+
+def _fmt(v: Any) -> Any:
+    """Floats as floats; nan stays nan (written "nan" in CSV and null-free "NaN" in JSON)."""
+    return float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v
+
+
+def _save_predictions(
+    out: Path, s: str, task: str, split: SplitData, probs: np.ndarray, cfg: FinetuneConfig
+) -> None:
+    arrays: dict[str, np.ndarray] = {
+        "ids": np.array(split.ids),
+        "patients": np.array(split.patients),
+    }
+    if task == "classification":
+        arrays.update(y_true=split.labels, probs=probs.astype(np.float32))
+    else:
+        arrays.update(
+            labels=split.labels,
+            masks_true=split.masks.astype(np.uint8),
+            probs=probs.astype(np.float16),
+        )
+        pi = per_image_metrics(split.masks, probs, cfg.threshold)
+        rows = [
+            {
+                "id": split.ids[i],
+                "patient": split.patients[i],
+                "label": CLASSES[int(split.labels[i])],
+                "lesion": int(pi["lesion"][i]),
+                **{k: float(pi[k][i]) for k in PER_IMAGE_METRICS},
+                **{k: int(pi[k][i]) for k in ("tp", "fp", "fn", "tn", "pred_area")},
+            }
+            for i in range(len(split))
+        ]
+        cols = [
+            "id",
+            "patient",
+            "label",
+            "lesion",
+            *PER_IMAGE_METRICS,
+            "tp",
+            "fp",
+            "fn",
+            "tn",
+            "pred_area",
+        ]
+        write_csv(out / f"per_image_{s}.csv", rows, cols)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_bytes(out / f"predictions_{s}.npz", buf.getvalue())
+
+
+def _split_figures(
+    out: Path,
+    s: str,
+    task: str,
+    split: SplitData,
+    probs: np.ndarray,
+    m: dict[str, float],
+    cfg: FinetuneConfig,
+    seed: int,
+) -> None:
+    if task == "classification":
+        from medssl.reporting.confusion import plot_confusion
+        from medssl.reporting.roc import plot_roc_pr
+
+        plot_roc_pr(split.labels, probs, out / f"roc_pr_{s}.png", title=f"{s} split")
+        cm = confusion_matrix(split.labels, probs.argmax(1))
+        plot_confusion(cm, out / f"confusion_{s}.png", title=f"{s}: MCC {m['mcc']:.3f}")
+        return
+    if s != "test":  # example panels for the test split only (thesis appendix C)
+        return
+    from medssl.reporting.overlays import pick_examples, plot_examples
+
+    pred = probs >= cfg.threshold
+    pi = per_image_metrics(split.masks, probs, cfg.threshold, distances=False)
+    for name, label in (("dice", "Dice"), ("iou", "IoU")):
+        scores = np.where(pi["lesion"], pi[name], np.nan)  # lesion images only (empty-mask policy)
+        picks = pick_examples(scores, cfg.examples_per_group, np.random.default_rng(seed))
+        plot_examples(
+            split.images,
+            split.masks,
+            pred,
+            scores,
+            picks,
+            out / f"examples_{s}_{name}.png",
+            score_name=label,
+            ids=split.ids,
+            title=f"{s} split: examples by {label} (TP green, FP red, FN blue)",
+        )
+
+
+def _history_figures(out: Path, task: str, history: list[dict[str, Any]]) -> None:
+    from medssl.reporting.curves import plot_curves
+
+    plot_curves(
+        history,
+        ["train_loss", "val_loss"],
+        out / "loss_curve.png",
+        "Fine-tuning loss",
+        ylabel="loss",
+    )
+    if task == "classification":
+        cols = [
+            "train_accuracy",
+            "val_accuracy",
+            "val_mcc",
+            "val_balanced_accuracy",
+            "val_auroc_macro",
+        ]
+        plot_curves(
+            history, cols, out / "classification_curves.png", "Validation metrics per epoch"
+        )
+    else:
+        from medssl.reporting.seg_curves import plot_segmentation_curves
+
+        plot_segmentation_curves(
+            history, out / "segmentation_curves.png", title="Segmentation per epoch"
+        )
+
+
+__all__ = [
+    "FinetuneConfig",
+    "OptimizerConfig",
+    "SplitData",
+    "finetune_splits",
+    "load_preset",
+    "predict",
+    "resolve_config",
+    "run_finetune",
+]

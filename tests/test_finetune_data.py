@@ -1,0 +1,137 @@
+"""Fine-tuning data selection (splits, masks, overrides) and the tiny phantom database that the
+other fine-tuning tests import (``make_db``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medssl.artifacts import save_npy, write_csv, write_json
+from medssl.data.database import MANIFEST_COLUMNS, Database
+from medssl.errors import ConfigError, DataError
+from medssl.tasks.finetune import (
+    finetune_splits,
+    load_preset,
+    preset_names,
+    resolve_config,
+    resolve_init,
+)
+
+
+def make_db(
+    n_train: int = 16,
+    n_val: int = 8,
+    n_test: int = 8,
+    seed: int = 0,
+    name: str = "tiny",
+    size: int = 64,
+) -> Database:
+    """A learnable phantom database: per split ``n`` images per class (``size`` px, uint8).
+
+    normal: speckle only (empty mask); benign: a bright disk; malignant: a dark disk.
+    Masks are the disks. Pretraining role: 4 blank images. (End-to-end tests use size 32 to
+    stay fast on small CPUs; nothing in fine-tuning depends on the 64 px of real databases.)
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    k = size / 64
+    images, masks, labels, split = [], [], [], []
+    for s, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        for i in range(3 * n):
+            y = i % 3
+            img = rng.normal(100, 18, (size, size))
+            mask = np.zeros((size, size), np.uint8)
+            if y > 0:
+                r = rng.uniform(7, 13) * k
+                cy, cx = rng.uniform(16 * k, 48 * k, 2)
+                mask = (((yy - cy) ** 2 + (xx - cx) ** 2) <= r * r).astype(np.uint8)
+                img[mask == 1] = rng.normal(200 if y == 1 else 15, 12, int(mask.sum()))
+            images.append(np.clip(img, 0, 255).astype(np.uint8))
+            masks.append(mask)
+            labels.append(y)
+            split.append(s)
+    return Database.from_arrays(
+        pretrain=np.zeros((4, 110, 110), np.uint8),
+        pretrain_split=["train", "train", "train", "val"],
+        finetune=np.stack(images),
+        finetune_masks=np.stack(masks),
+        finetune_labels=labels,
+        finetune_split=split,
+        name=name,
+    )
+
+
+def save_db(db: Database, path) -> str:
+    """Write an in-memory database in the on-disk artifact format; return the folder."""
+    for key, arr in db.arrays.items():
+        save_npy(path / f"{key}.npy", arr)
+    write_csv(path / "manifest.csv", db.manifest, MANIFEST_COLUMNS)
+    write_json(path / "database.json", db.meta)
+    return str(path)
+
+
+def test_splits_follow_the_manifest():
+    db = make_db(2, 1, 1)
+    splits, excluded = finetune_splits(db, "classification")
+    assert excluded == 0
+    assert {s: len(d) for s, d in splits.items()} == {"train": 6, "val": 3, "test": 3}
+    assert splits["train"].labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert splits["val"].ids == ["f6", "f7", "f8"]
+    assert splits["train"].images.shape == (6, 64, 64) and splits["train"].masks.dtype == np.uint8
+
+
+def test_split_override():
+    db = make_db(2, 1, 1)
+    splits, _ = finetune_splits(
+        db, "classification", {"train": [0, 1, 2, 9], "val": [3, 4, 5], "test": [6]}
+    )
+    assert splits["train"].rows.tolist() == [0, 1, 2, 9] and splits["test"].rows.tolist() == [6]
+    with pytest.raises(ConfigError, match="two splits"):
+        finetune_splits(db, "classification", {"train": [0, 1], "val": [1]})
+    with pytest.raises(ConfigError, match="not finetuning rows"):
+        finetune_splits(db, "classification", {"train": [0, 99], "val": [1]})
+
+
+def test_segmentation_excludes_images_without_mask():
+    db = make_db(2, 1, 1)
+    for r in db.manifest:
+        if r["role"] == "finetune" and r["index"] in (0, 1):
+            r["has_mask"] = 0
+    splits, excluded = finetune_splits(db, "segmentation")
+    assert excluded == 2 and len(splits["train"]) == 4
+    for r in db.manifest:
+        r["has_mask"] = 0
+    with pytest.raises(
+        DataError, match=r"database 'tiny'.*12 finetuning images lack a lesion mask"
+    ):
+        finetune_splits(db, "segmentation")
+
+
+def test_saved_database_loads_the_same(tmp_path):
+    db = make_db(1, 1, 1, size=32)
+    loaded = Database.load(save_db(db, tmp_path / "db"))
+    assert loaded.labels().tolist() == db.labels().tolist() and loaded.images("finetune").shape == (
+        9,
+        32,
+        32,
+    )
+
+
+def test_presets_and_overrides(tmp_path):
+    assert {"thesis", "demo"} <= set(preset_names())
+    thesis = load_preset("thesis")
+    assert thesis.optimizer.name == "adam" and thesis.optimizer.lr == 1e-4
+    assert (
+        thesis.optimizer.weight_decay == 1e-6 and thesis.batch_size == 64 and thesis.epochs == 100
+    )
+    assert thesis.class_weighting is False
+    cfg = resolve_config(preset="demo", overrides=["optimizer.lr=0.01", "epochs=2"])
+    assert cfg.optimizer.lr == 0.01 and cfg.epochs == 2
+    with pytest.raises(ConfigError, match="unknown fine-tuning preset 'nope'.*demo"):
+        load_preset("nope")
+    with pytest.raises(ConfigError, match="unknown key"):
+        resolve_config(overrides=["learning_rate=1"])
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        resolve_config(overrides=["optimizer.name=lbfgs"])
+    with pytest.raises(ConfigError, match="no encoder file"):
+        resolve_init(tmp_path / "missing.pt")
