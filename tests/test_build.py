@@ -207,10 +207,19 @@ def test_missing_root_is_a_clear_error(tmp_path):
 
 
 def test_near_duplicate_in_other_role_is_refused(tmp_path):
-    lines = [f"b{i:02d}.png benign - {i}" for i in range(6)] + ["m00.png malignant - 3 near", "m01.png malignant - 50"]
+    lines = [f"b{i:02d}.png benign - {i}" for i in range(6)] + [
+        "m00.png malignant - 3 near",
+        "m01.png malignant - 50",
+    ]
     root = write_items(tmp_path / "toy", lines)
-    r = Recipe(name="T", quotas={"finetune": {"toy": {"benign": 6}}, "pretrain": {"toy": {"malignant": 2}}})
+    r = Recipe(
+        name="T", quotas={"finetune": {"toy": {"benign": 6}}, "pretrain": {"toy": {"malignant": 2}}}
+    )
     db = Database.load(build_database(r, {"toy": root}, tmp_path / "db", lenient=True))
     assert [row["file"] for row in db.rows("pretrain")] == ["m01.png"]
     (dup,) = db.meta["duplicates"]
-    assert dup["kind"] == "near" and dup["twin"] == "toy:b03.png" and dup["action"].startswith("refused")
+    assert (
+        dup["kind"] == "near"
+        and dup["twin"] == "toy:b03.png"
+        and dup["action"].startswith("refused")
+    )

@@ -325,7 +325,7 @@ def build_preset(
     """Build every database of a preset into ``out/<NAME>``.
 
     Sources without a ``roots`` entry are generated as synthetic phantoms under
-    ``out/phantoms`` when ``phantoms`` is true (default: only for the ``demo`` preset).
+    ``out/phantoms`` when ``phantoms`` is true (default: for the ``demo`` and ``smoke`` presets).
     """
     from medssl.data.recipe import demand, load_preset
 
@@ -333,12 +333,11 @@ def build_preset(
     recipes, scale = load_preset(preset)
     roots = {k: Path(v) for k, v in (roots or {}).items()}
     if phantoms is None:
-        phantoms = str(preset) == "demo"
+        phantoms = str(preset) in ("demo", "smoke")
     missing = sorted({s for r in recipes for s in r.source_names()} - set(roots))
     if missing and phantoms:
-        roots.update(
-            ensure_phantoms(out / "phantoms", {s: demand(recipes)[s] for s in missing}, seed=seed)
-        )
+        counts = {s: demand(recipes)[s] for s in missing}
+        roots.update(ensure_phantoms(out / "phantoms", counts, seed=seed, scale=scale))
     if balanced:
         from medssl.data.balance import balanced_recipes
 
@@ -354,7 +353,7 @@ def build_preset(
 
 
 def ensure_phantoms(
-    folder: Path, counts: dict[str, dict[str, int]], *, seed: int
+    folder: Path, counts: dict[str, dict[str, int]], *, seed: int, scale: float = 1.0
 ) -> dict[str, Path]:
     """Write phantoms once; reuse them when ``folder`` already holds the same counts and seed."""
     from medssl.artifacts import read_json

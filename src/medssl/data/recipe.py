@@ -97,12 +97,16 @@ def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], float]:
         raise ConfigError(
             f"{path}: beside `databases:` only `phantom_scale` may stand, found {sorted(data)}"
         )
-    recipes = [from_dict(Recipe, item, where=f"{path}:databases[{i}]") for i, item in enumerate(items)]
+    recipes = [
+        from_dict(Recipe, item, where=f"{path}:databases[{i}]") for i, item in enumerate(items)
+    ]
     return recipes, scale
 
-def demand(recipes: list[Recipe], margin: float = 0.1) -> dict[str, dict[str, int]]:
+
+def demand(recipes: list[Recipe], margin: float = 0.4) -> dict[str, dict[str, int]]:
     """Images per source and class that the recipes need: the largest need of any one recipe
-    (each database is built on its own), plus ``margin`` for duplicates and bad items."""
+    (each database is built on its own), plus ``margin`` for duplicates, bad items and the
+    images of patients already used in the other role (a patient never spans two roles)."""
     need: dict[str, dict[str, int]] = {}
     for recipe in recipes:
         per: dict[str, dict[str, int]] = {}

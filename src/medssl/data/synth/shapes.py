@@ -1,0 +1,143 @@
+"""Lesion outlines as radial functions: one outline gives both the mask and the ROI polygon.
+
+An outline is ``r(theta)``, the lesion radius (relative to its semi-axes) in each direction.
+Smooth, low-order harmonics make oval, circumscribed (benign-looking) lesions; higher
+harmonics plus narrow spikes make irregular, spiculated (malignant-looking) ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Outline:
+    """An elliptical lesion outline in pixel coordinates.
+
+    cy, cx: centre (row, col); ry, rx: vertical / horizontal semi-axes before the radial
+    modulation; angle: rotation (radians); harmonics: (k, amplitude, phase) rows; spikes:
+    (angle, amplitude, width) rows, amplitudes relative to the semi-axes.
+    """
+
+    cy: float
+    cx: float
+    ry: float
+    rx: float
+    angle: float
+    harmonics: np.ndarray  # (K, 3)
+    spikes: np.ndarray  # (S, 3)
+
+    def scaled(self, f: float) -> Outline:
+        """The same outline in an image resized by factor ``f`` (pixel centres kept aligned)."""
+        return Outline(
+            (self.cy + 0.5) * f - 0.5,
+            (self.cx + 0.5) * f - 0.5,
+            self.ry * f,
+            self.rx * f,
+            self.angle,
+            self.harmonics,
+            self.spikes,
+        )
+
+    def radius(self, theta: np.ndarray) -> np.ndarray:
+        """Relative radius r(theta) >= 0.3 for angles ``theta`` (any shape)."""
+        r = np.ones_like(theta, dtype=np.float64)
+        for k, amp, phase in self.harmonics:
+            r += amp * np.cos(k * theta + phase)
+        for a, amp, width in self.spikes:
+            d = np.angle(np.exp(1j * (theta - a)))  # wrapped angular distance
+            r += amp * np.exp(-0.5 * (d / width) ** 2)
+        return np.maximum(r, 0.3)
+
+    def extent(self) -> float:
+        """An upper bound of the outline's radius in pixels."""
+        bound = 1 + np.abs(self.harmonics[:, 1]).sum() + np.clip(self.spikes[:, 1], 0, None).sum()
+        return float(max(self.ry, self.rx) * bound) + 2.0
+
+    def signed(self, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
+        """Inside-ness over the outline's bounding box, clipped to ``shape``.
+
+        Returns (box, s) where ``box`` is a (row, col) slice pair into an image of ``shape``
+        and ``s`` (box shape, float32) is ``r(theta) - rho``: > 0 inside, in relative units.
+        """
+        e = self.extent()
+        y0, y1 = max(0, int(self.cy - e)), min(shape[0], int(self.cy + e) + 1)
+        x0, x1 = max(0, int(self.cx - e)), min(shape[1], int(self.cx + e) + 1)
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        dy, dx = yy - self.cy, xx - self.cx
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        u, v = c * dx + s * dy, -s * dx + c * dy  # rotate into the lesion frame
+        rho = np.sqrt((u / self.rx) ** 2 + (v / self.ry) ** 2)
+        theta = np.arctan2(v / self.ry, u / self.rx)  # in [-pi, pi]
+        # r(theta) from a 1024-entry table: the harmonics are evaluated once, not per pixel
+        table = self.radius(np.linspace(-np.pi, np.pi, 1025)).astype(np.float32)
+        r = table[np.rint((theta + np.pi) * (1024 / (2 * np.pi))).astype(np.intp)]
+        return (slice(y0, y1), slice(x0, x1)), r - rho
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """(H, W) bool mask of the outline in an image of ``shape``."""
+        out = np.zeros(shape, dtype=bool)
+        box, s = self.signed(shape)
+        out[box] = s > 0
+        return out
+
+    def polygon(self, n: int = 64) -> np.ndarray:
+        """(n, 2) float array of (x, y) outline points in pixels, counter-clockwise."""
+        theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        r = self.radius(theta)
+        u, v = r * self.rx * np.cos(theta), r * self.ry * np.sin(theta)
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        return np.stack([self.cx + c * u - s * v, self.cy + s * u + c * v], axis=1)
+
+
+def smooth_outline(
+    rng: np.random.Generator,
+    cy: float,
+    cx: float,
+    ry: float,
+    rx: float,
+    *,
+    angle: float = 0.0,
+    lobes: float = 0.06,
+) -> Outline:
+    """Oval, circumscribed outline (gentle macro-lobulation up to ``lobes``)."""
+    ks = np.array([2.0, 3.0, 4.0])
+    harmonics = np.stack(
+        [ks, rng.uniform(0, lobes, 3) / ks * 2, rng.uniform(0, 2 * np.pi, 3)], axis=1
+    )
+    return Outline(cy, cx, ry, rx, angle, harmonics, np.zeros((0, 3)))
+
+
+def irregular_outline(
+    rng: np.random.Generator,
+    cy: float,
+    cx: float,
+    ry: float,
+    rx: float,
+    *,
+    angle: float = 0.0,
+    roughness: float = 0.12,
+    spikes: int = 10,
+    spike_amp: float = 0.5,
+) -> Outline:
+    """Irregular outline: harmonics 2..9 with amplitude ``roughness`` and ``spikes`` narrow spicules."""
+    ks = np.arange(2, 10, dtype=float)
+    harmonics = np.stack(
+        [
+            ks,
+            rng.uniform(0, roughness, ks.size) / np.sqrt(ks - 1),
+            rng.uniform(0, 2 * np.pi, ks.size),
+        ],
+        axis=1,
+    )
+    sp = np.stack(
+        [
+            rng.uniform(0, 2 * np.pi, spikes),
+            rng.uniform(0.3, 1.0, spikes) * spike_amp,
+            rng.uniform(0.04, 0.09, spikes),
+        ],
+        axis=1,
+    )
+    return Outline(cy, cx, ry, rx, angle, harmonics, sp.reshape(-1, 3))
