@@ -1,0 +1,70 @@
+"""`medssl pretrain`: self-supervised pretraining of the 1-channel ResNet-18 encoder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain an encoder with SimCLR, MoCo v2 or BYOL on a database",
+        description=(
+            "Pretrain a 1-channel ResNet-18 on a database's pretraining images and write "
+            "config.yaml, metrics.csv, checkpoint.pt, encoder.pt, loss_curve.png, tsne.png and "
+            "done.json to --out. Settings: the preset (default: thesis, §5.2), then --set "
+            "key=value (e.g. --set optimizer.lr=0.01 --set method_options.temperature=0.1)."
+        ),
+    )
+    p.add_argument(
+        "--method", required=True, help="SSL method: simclr, moco, byol (any registered name)"
+    )
+    p.add_argument("--database", required=True, help="database folder (from `medssl data build`)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--epochs", type=int, default=None, help="number of epochs (preset: 100)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (repeatable)",
+    )
+    p.add_argument(
+        "--preset", default="thesis", help="settings preset name or YAML path (default: thesis)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default=None,
+        help="training device (default: auto)",
+    )
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from medssl.artifacts import read_json
+    from medssl.tasks.pretrain import run_pretraining
+
+    out = run_pretraining(
+        args.database,
+        args.out,
+        method=args.method,
+        preset=args.preset,
+        overrides=args.overrides,
+        epochs=args.epochs,
+        device=args.device,
+        resume=args.resume,
+    )
+    done = read_json(out / "done.json")
+    final = done.get("final", {})
+    shown = ", ".join(
+        f"{k}={final[k]:.4g}"
+        for k in ("train_loss", "val_loss", "knn_acc")
+        if isinstance(final.get(k), (int, float))
+    )
+    print(
+        f"pretrained {done['method']} for {done['epochs_run']} epochs on {done['device']}: {shown}; wrote {out}"
+    )
+    return 0

@@ -1,0 +1,121 @@
+"""Training checkpoints: atomic save, ``weights_only=True`` load, RNG states, fingerprints.
+
+A checkpoint is a plain dict of tensors and Python scalars (so ``torch.load(...,
+weights_only=True)`` can read it): ``model``, ``optimizer``, ``scheduler`` (state dicts),
+``epoch`` (last completed, 0-based), ``global_step``, ``rng`` (torch / numpy / python / cuda),
+``history`` (per-epoch log dicts) and ``fingerprint`` (the flat resolved config the run was
+started with; a resume with a different fingerprint is refused).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medssl.artifacts import save_torch
+from medssl.errors import TrainingError
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
+    """Write ``state`` atomically (a crash leaves the previous checkpoint intact)."""
+    return save_torch(path, {"format": CHECKPOINT_FORMAT, **state})
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"{path}: no checkpoint to resume from; start the run without --resume")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a truncated or foreign file
+        raise TrainingError(
+            f"{path}: cannot read checkpoint ({e}); delete it or choose another --out"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(
+            f"{path}: not a medssl checkpoint (format {CHECKPOINT_FORMAT} expected)"
+        )
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """All global RNG states, in a form ``weights_only`` loading accepts (no numpy objects)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(
+        (
+            n["kind"],
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
+    )
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists and tuples become lists."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = list(v) if isinstance(v, (list, tuple)) else v
+    return out
+
+
+def check_fingerprint(
+    saved: Mapping[str, Any], current: Mapping[str, Any], *, path: str | os.PathLike
+) -> None:
+    """Refuse to resume a run whose configuration differs, naming every differing field."""
+    a, b = flatten(saved), flatten(current)
+    diff = [
+        f"{k}: checkpoint {a.get(k, '<absent>')!r} vs now {b.get(k, '<absent>')!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+    if diff:
+        raise TrainingError(
+            f"{path}: cannot resume, the checkpoint was written with another configuration "
+            f"({'; '.join(diff)}); rerun with the same settings or choose another --out"
+        )
+
+
+def _to_lists(x: Any) -> Any:
+    return [_to_lists(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+
+def _to_tuples(x: Any) -> Any:
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x

@@ -1,0 +1,147 @@
+"""Per-epoch health checks of an encoder: a kNN monitor and a collapse guard.
+
+kNN monitor (Wu et al. 2018, InstDisc §3.4; the usual SSL monitor): frozen features of
+labelled bank images, cosine similarity, the k nearest bank images vote for a query's class
+weighted by exp(similarity / temperature). Collapse guard (Siamese collapse, Chen & He 2021
+§4.1): the per-dimension standard deviation of L2-normalised embeddings is about 1/sqrt(D)
+for a spread-out representation and 0 when every image maps to the same point; reported
+multiplied by sqrt(D), so about 1 is healthy and 0 is collapsed, whatever D is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medssl.data.augment import to_float
+from medssl.errors import TrainingError
+
+
+@torch.no_grad()
+def embed_images(
+    encoder: nn.Module,
+    images: torch.Tensor,
+    *,
+    size: int = 64,
+    batch_size: int = 256,
+    batch_stats: bool = False,
+) -> torch.Tensor:
+    """uint8 (N, H, W) -> float32 features (N, D) of ``encoder`` (its mode is restored).
+
+    Images of another side are resized (antialiased) to the training view size ``size``.
+    ``batch_stats=False``: eval mode (BN running statistics), the kNN-monitor convention.
+    ``batch_stats=True``: BN normalises with each chunk's own statistics, as the loss sees
+    them; running statistics are saved and restored, so the call has no side effect.
+    """
+    was_training = encoder.training
+    saved = {k: v.clone() for k, v in encoder.state_dict().items()} if batch_stats else None
+    encoder.train(batch_stats)
+    out = []
+    try:
+        for chunk in images.split(batch_size):
+            x = to_float(chunk)
+            if x.shape[-1] != size:
+                x = F.interpolate(
+                    x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+                )
+            out.append(encoder(x).float())
+    finally:
+        encoder.train(was_training)
+        if saved is not None:
+            encoder.load_state_dict(saved)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def knn_accuracy(
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    *,
+    k: int = 20,
+    temperature: float = 0.07,
+) -> float:
+    """Weighted cosine-kNN accuracy in [0, 1].
+
+    bank: (M, D) features, bank_labels: (M,) int; queries: (Q, D), query_labels: (Q,) int.
+    k is clipped to M. Votes are exp(cos / temperature) (InstDisc §3.4).
+    """
+    k = min(k, bank.shape[0])
+    n_classes = int(max(bank_labels.max(), query_labels.max())) + 1
+    sim = F.normalize(queries.float(), dim=1) @ F.normalize(bank.float(), dim=1).t()  # (Q, M)
+    top_sim, top_idx = sim.topk(k, dim=1)  # (Q, k)
+    votes = torch.zeros(queries.shape[0], n_classes, device=queries.device)
+    votes.scatter_add_(1, bank_labels[top_idx], torch.exp(top_sim / temperature))
+    return float((votes.argmax(dim=1) == query_labels).float().mean())
+
+
+def collapse_score(z: torch.Tensor) -> float:
+    """z: (N, D) embeddings -> mean per-dimension std of L2-normalised z, times sqrt(D).
+
+    About 1 for spread-out embeddings, 0 for a collapsed (constant) encoder.
+    """
+    zn = F.normalize(z.float(), dim=1)
+    return float(zn.std(dim=0).mean() * math.sqrt(z.shape[1]))
+
+
+def check_collapse(score: float, threshold: float, *, epoch: int) -> None:
+    if not math.isfinite(score) or score < threshold:
+        raise TrainingError(
+            f"representation collapsed at epoch {epoch}: the per-dimension std of L2-normalised "
+            f"embeddings is {score:.4g} (x sqrt(D); about 1 when healthy), below collapse_threshold "
+            f"{threshold}. The encoder maps all images to nearly the same point. Lower the learning "
+            "rate (--set optimizer.lr=...), use a larger batch or another method; metrics.csv and "
+            "checkpoint.pt hold the run up to this epoch"
+        )
+
+
+@dataclass
+class KNNMonitor:
+    """Frozen-feature monitor over labelled images already on the device.
+
+    bank_images / query_images: uint8 (M, F, F) / (Q, F, F); labels int64 (M,) / (Q,).
+    ``collapse_images`` (uint8, default: bank and queries) feed the collapse guard.
+    """
+
+    bank_images: torch.Tensor
+    bank_labels: torch.Tensor
+    query_images: torch.Tensor
+    query_labels: torch.Tensor
+    k: int = 20
+    temperature: float = 0.07
+    collapse_images: torch.Tensor | None = None
+    size: int = 64  # images are embedded at the training view size
+
+    @property
+    def has_knn(self) -> bool:
+        return len(self.bank_images) > 0 and len(self.query_images) > 0
+
+    def __call__(self, encoder: nn.Module) -> dict[str, float]:
+        logs: dict[str, float] = {}
+        if self.has_knn:
+            bank = embed_images(encoder, self.bank_images, size=self.size)
+            queries = embed_images(encoder, self.query_images, size=self.size)
+            logs["knn_acc"] = knn_accuracy(
+                bank,
+                self.bank_labels,
+                queries,
+                self.query_labels,
+                k=self.k,
+                temperature=self.temperature,
+            )
+        # The guard judges the representation the loss sees (batch statistics): early in a
+        # run, stale BN running statistics can make eval-mode features look collapsed.
+        guard = (
+            self.collapse_images
+            if self.collapse_images is not None
+            else torch.cat([self.bank_images, self.query_images])
+        )
+        if len(guard) > 1:
+            logs["collapse_std"] = collapse_score(
+                embed_images(encoder, guard, size=self.size, batch_stats=True)
+            )
+        return logs

@@ -1,0 +1,404 @@
+"""The training loop. It knows no method, model or task: only the protocol below.
+
+A *task* is an ``nn.Module`` with
+
+- ``training_step(batch) -> (loss, logs)``: ``loss`` a scalar tensor, ``logs`` a dict of
+  floats or 0-d tensors (tensors are kept on the device and read in bulk, so a step costs no
+  host round trip);
+- ``validation_step(batch) -> logs`` (averaged over batches, weighted by batch size);
+- ``after_optimizer_step(step, total_steps) -> None``: the explicit hook where momentum
+  encoders and queues are updated (``step`` counts from 1).
+
+``Trainer.fit`` owns devices, precision and DDP (Lightning Fabric), the epoch loop, the
+per-epoch ``metrics.csv`` and ``checkpoint.pt`` (both atomic), ``best.pt`` on a monitored
+value, early stopping, ``resume`` and the NaN/inf guard. Batches come from callables
+``train_batches(epoch)`` / ``val_batches(epoch)`` returning sized iterables, so data can be
+tensors already on the device, indexed and augmented there.
+
+Typical use::
+
+    trainer = Trainer(TrainerConfig(epochs=10))
+    task = MyTask(...)                    # moved to trainer.device by fit
+    opt = torch.optim.Adam(task.parameters(), lr=1e-3)
+    history = trainer.fit(task, opt, train_batches, val_batches, out_dir=out, fingerprint=cfg)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medssl.artifacts import save_torch, write_csv
+from medssl.engine.checkpoint import (
+    check_fingerprint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from medssl.errors import ConfigError, TrainingError
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+METRICS = "metrics.csv"
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 100  # thesis §5.2 (pretraining and fine-tuning)
+    accelerator: str = "auto"  # auto | cpu | cuda
+    devices: int = 1
+    precision: str | None = (
+        None  # 32-true | bf16-mixed; None: bf16-mixed on bf16 GPUs, else 32-true
+    )
+    seed: int = 0
+    monitor: str | None = None  # a log key (e.g. "val_loss", "knn_acc") that selects best.pt
+    monitor_mode: str = "min"  # min | max
+    patience: int | None = None  # epochs without improvement of `monitor` before stopping
+    progress_bar: bool = True
+    channels_last: bool = False  # convert the model's 4-D weights to channels_last (GPUs like it)
+    check_every: int = 1  # steps between host reads of the loss (NaN guard, progress postfix)
+
+
+def resolve_accelerator(accelerator: str) -> str:
+    if accelerator not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"trainer.accelerator: {accelerator!r} is not one of auto, cpu, cuda")
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator: cuda was asked for but no CUDA GPU is visible; use --device cpu"
+        )
+    return accelerator
+
+
+def default_precision(accelerator: str) -> str:
+    """bf16 autocast on GPUs that have bf16 units; fp32 elsewhere (CPU bf16 awaits a parity test)."""
+    if accelerator == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+class Trainer:
+    def __init__(self, config: TrainerConfig | None = None) -> None:
+        from lightning_fabric import Fabric
+
+        self.config = cfg = config or TrainerConfig()
+        if cfg.monitor_mode not in ("min", "max"):
+            raise ConfigError(f"trainer.monitor_mode: {cfg.monitor_mode!r} is not one of min, max")
+        if cfg.patience is not None and cfg.monitor is None:
+            raise ConfigError(
+                "trainer.patience is set but trainer.monitor is not; name the value to watch"
+            )
+        if cfg.epochs < 1:
+            raise ConfigError(f"trainer.epochs: expected >= 1, got {cfg.epochs}")
+        self.accelerator = resolve_accelerator(cfg.accelerator)
+        self.precision = cfg.precision or default_precision(self.accelerator)
+        if self.precision not in ("32-true", "bf16-mixed"):
+            raise ConfigError(
+                f"trainer.precision: {self.precision!r} is not one of 32-true, bf16-mixed"
+            )
+        if self.accelerator == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.fabric = Fabric(
+            accelerator=self.accelerator, devices=cfg.devices, precision=self.precision
+        )
+        if cfg.devices > 1:
+            self.fabric.launch()
+
+    @property
+    def device(self) -> torch.device:
+        return self.fabric.device
+
+    def seed_everything(self, seed: int | None = None) -> None:
+        seed = self.config.seed if seed is None else seed
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    def fit(
+        self,
+        task: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_batches: Callable[[int], Iterable[Any]],
+        val_batches: Callable[[int], Iterable[Any]] | None = None,
+        *,
+        out_dir: str | Path,
+        scheduler: Any | None = None,
+        epoch_end: Callable[[int, dict[str, Any]], Mapping[str, Any] | None] | None = None,
+        resume: bool = False,
+        fingerprint: Mapping[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Train ``task`` for ``config.epochs`` epochs; return the per-epoch history.
+
+        ``scheduler`` (optional) is stepped once per epoch. ``epoch_end(epoch, logs)`` may
+        return extra logs (they join the epoch's row and may be the monitored value) or raise
+        TrainingError to stop the run (after the row is written). With ``resume=True`` the run
+        continues from ``out_dir/checkpoint.pt`` (if present) and ends at the same weights as an
+        uninterrupted run; a checkpoint with another ``fingerprint`` is refused.
+        """
+        cfg, fabric = self.config, self.fabric
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt_path = out_dir / CHECKPOINT
+        fingerprint = dict(fingerprint)
+
+        if cfg.channels_last:
+            task = task.to(memory_format=torch.channels_last)
+        model, opt = fabric.setup(task, optimizer)
+        for name in ("training_step", "validation_step"):
+            if hasattr(task, name) and fabric.world_size > 1:
+                model.mark_forward_method(name)
+
+        history: list[dict[str, Any]] = []
+        start_epoch, global_step = 0, 0
+        if resume and ckpt_path.is_file():
+            state = load_checkpoint(ckpt_path)
+            check_fingerprint(state["fingerprint"], fingerprint, path=ckpt_path)
+            task.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler") is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            history = list(state["history"])
+            start_epoch, global_step = int(state["epoch"]) + 1, int(state["global_step"])
+        elif ckpt_path.is_file():
+            raise TrainingError(
+                f"{ckpt_path} exists: this folder holds an earlier run; pass --resume to continue "
+                "it, or choose another --out"
+            )
+        else:
+            self.seed_everything()
+
+        if start_epoch >= cfg.epochs:
+            return history
+        steps_per_epoch = _length(train_batches(start_epoch), "train_batches")
+        total_steps = steps_per_epoch * cfg.epochs
+        best = _best_so_far(history, cfg.monitor, cfg.monitor_mode)
+        bar = _progress(cfg.progress_bar and fabric.is_global_zero, total_steps, global_step)
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                t0 = time.perf_counter()
+                task.train()
+                sums: dict[str, torch.Tensor | float] = {}
+                pending: list[tuple[int, torch.Tensor, dict[str, Any]]] = []
+                n_seen = 0
+                last_finite: dict[str, float] = {}
+                n_steps = 0
+                for batch in train_batches(epoch):
+                    with fabric.autocast():
+                        loss, logs = model.training_step(batch)
+                    opt.zero_grad(set_to_none=True)
+                    fabric.backward(loss)
+                    opt.step()
+                    global_step += 1
+                    n_steps += 1
+                    task.after_optimizer_step(global_step, total_steps)
+                    logs = {"loss": loss.detach(), **logs}
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + (
+                            v.detach().float() if torch.is_tensor(v) else float(v)
+                        )
+                    pending.append((global_step, loss.detach(), logs))
+                    n = _batch_len(batch)
+                    n_seen += n
+                    if len(pending) >= cfg.check_every:
+                        last_finite = _check_finite(pending, last_finite, epoch)
+                        pending = []
+                        if bar is not None:
+                            rate = n_seen / max(time.perf_counter() - t0, 1e-9)
+                            bar.set_postfix_str(
+                                f"epoch {epoch + 1}/{cfg.epochs} loss {last_finite['loss']:.4f} {rate:.0f} img/s"
+                            )
+                    if bar is not None:
+                        bar.update(1)
+                last_finite = _check_finite(pending, last_finite, epoch)
+                if n_steps == 0:
+                    raise TrainingError(
+                        f"epoch {epoch}: train_batches yielded no batch; is the training split empty?"
+                    )
+
+                row: dict[str, Any] = {"epoch": epoch, "step": global_step}
+                row.update({f"train_{k}": _to_float(v) / n_steps for k, v in sums.items()})
+                row["lr"] = float(opt.param_groups[0]["lr"])
+                if val_batches is not None:
+                    row.update(
+                        {
+                            f"val_{k}": v
+                            for k, v in self._validate(model, task, val_batches(epoch)).items()
+                        }
+                    )
+                if scheduler is not None:
+                    scheduler.step()
+                stop_error: TrainingError | None = None
+                if epoch_end is not None:
+                    try:
+                        row.update(epoch_end(epoch, dict(row)) or {})
+                    except TrainingError as e:
+                        stop_error = e
+                elapsed = time.perf_counter() - t0
+                row["epoch_time_s"] = round(elapsed, 3)
+                row["img_per_s"] = round(n_seen / max(elapsed, 1e-9), 1)
+                history.append(row)
+
+                improved = False
+                if cfg.monitor is not None and stop_error is None:
+                    value = row.get(cfg.monitor)
+                    if value is None:
+                        raise ConfigError(
+                            f"trainer.monitor: {cfg.monitor!r} is not among this run's logs "
+                            f"({', '.join(sorted(row))}); choose one of them"
+                        )
+                    improved = _improves(float(value), best, cfg.monitor_mode)
+                    if improved:
+                        best = float(value)
+                if fabric.is_global_zero:
+                    write_csv(out_dir / METRICS, history, _columns(history))
+                    if improved:
+                        save_torch(
+                            out_dir / BEST,
+                            {
+                                "model": task.state_dict(),
+                                "epoch": epoch,
+                                "monitor": cfg.monitor,
+                                "value": best,
+                            },
+                        )
+                    save_checkpoint(
+                        ckpt_path,
+                        {
+                            "model": task.state_dict(),
+                            "optimizer": opt.state_dict(),
+                            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                            "epoch": epoch,
+                            "global_step": global_step,
+                            "rng": rng_state(),
+                            "history": history,
+                            "fingerprint": fingerprint,
+                        },
+                    )
+                fabric.barrier()
+                if stop_error is not None:
+                    raise stop_error
+                if (
+                    cfg.patience is not None
+                    and _epochs_since_best(history, cfg.monitor, cfg.monitor_mode) >= cfg.patience
+                ):
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        return history
+
+    @torch.no_grad()
+    def _validate(
+        self, model: nn.Module, task: nn.Module, batches: Iterable[Any]
+    ) -> dict[str, float]:
+        task.eval()
+        sums: dict[str, torch.Tensor | float] = {}
+        total = 0
+        for batch in batches:
+            n = _batch_len(batch)
+            with self.fabric.autocast():
+                logs = model.validation_step(batch)
+            for k, v in logs.items():
+                v = v.detach().float() if torch.is_tensor(v) else float(v)
+                sums[k] = sums.get(k, 0.0) + v * n
+            total += n
+        task.train()
+        return {k: _to_float(v) / max(total, 1) for k, v in sums.items()}
+
+
+def _check_finite(
+    pending: list[tuple[int, torch.Tensor, dict[str, Any]]], last: dict[str, float], epoch: int
+) -> dict[str, float]:
+    """Read the pending steps' logs to the host in one transfer; raise at the first non-finite loss."""
+    if not pending:
+        return last
+    losses = torch.stack([p[1].float() for p in pending]).cpu()
+    for (step, _, logs), value in zip(pending, losses.tolist(), strict=True):
+        if not math.isfinite(value):
+            shown = ", ".join(f"{k}={v:.6g}" for k, v in last.items()) or "none (first step)"
+            raise TrainingError(
+                f"loss became {value} at step {step} (epoch {epoch}); last finite values: {shown}. "
+                "Lower the learning rate (--set optimizer.lr=...) or use precision 32-true; "
+                "the last checkpoint.pt holds the previous epoch"
+            )
+        last = {k: _to_float(v) for k, v in logs.items()}
+    return last
+
+
+def _to_float(v: torch.Tensor | float) -> float:
+    return float(v.item()) if torch.is_tensor(v) else float(v)
+
+
+def _batch_len(batch: Any) -> int:
+    if torch.is_tensor(batch):
+        return int(batch.shape[0])
+    if isinstance(batch, Mapping):
+        return _batch_len(next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)) and batch:
+        return _batch_len(batch[0])
+    return 1
+
+
+def _length(batches: Iterable[Any], name: str) -> int:
+    try:
+        return len(batches)  # type: ignore[arg-type]
+    except TypeError:
+        raise ConfigError(
+            f"{name}(epoch) must return a sized iterable (a list, a DataLoader, or an object with "
+            "__len__) so that schedules and the ETA know the number of steps"
+        ) from None
+
+
+def _columns(history: list[dict[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for row in history:
+        cols.extend(k for k in row if k not in cols)
+    return cols
+
+
+def _improves(value: float, best: float | None, mode: str) -> bool:
+    if not math.isfinite(value):
+        return False
+    return best is None or (value < best if mode == "min" else value > best)
+
+
+def _best_so_far(history: list[dict[str, Any]], key: str | None, mode: str) -> float | None:
+    best = None
+    for row in history:
+        if key is not None and row.get(key) is not None and _improves(float(row[key]), best, mode):
+            best = float(row[key])
+    return best
+
+
+def _epochs_since_best(history: list[dict[str, Any]], key: str | None, mode: str) -> int:
+    best, since = None, 0
+    for row in history:
+        value = row.get(key) if key is not None else None
+        if value is not None and _improves(float(value), best, mode):
+            best, since = float(value), 0
+        else:
+            since += 1
+    return since
+
+
+def _progress(enabled: bool, total: int, done: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    # One bar over the whole run: its rate is steps/s and its ETA covers all remaining epochs;
+    # images per second are logged per epoch (img_per_s) and shown in the postfix.
+    return tqdm(total=total, initial=done, unit="step", dynamic_ncols=True, desc="train")

@@ -1,0 +1,137 @@
+"""MoCo v2 (He et al. 2020, "Momentum Contrast ..."; Chen et al. 2020, "Improved Baselines ...").
+
+The query encoder and MLP head are trained; the key encoder and head are their exponential
+moving average (lightly's ``update_momentum``), and the negatives are a queue of past keys.
+Both the EMA and the queue change only in ``after_optimizer_step``; the keys of the last
+training step wait in ``_pending_keys`` until then.
+
+lightly's ``NTXentLoss(memory_bank_size=...)`` would update its bank inside ``forward``
+(also in validation), so the queue and its InfoNCE loss are written here, in a few lines.
+
+Shuffled batch norm (He et al. 2020 §3.3) stops the model from finding the positive key by
+batch statistics shared with its query. On one device the batch is split into
+``shuffle_bn_groups`` groups with their own BN statistics: queries in order, keys after a
+random permutation, so a query and its key are normalised with statistics of different
+subsets, as with per-GPU BN over a shuffled batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from lightly.models.modules import MoCoProjectionHead
+from lightly.models.utils import deactivate_requires_grad, update_momentum
+from torch import nn
+
+from medssl.models.encoder import FEATURE_DIM
+from medssl.ssl import METHODS, SSLMethod
+
+
+@dataclass
+class MoCoConfig:
+    temperature: float = 0.07  # InfoNCE temperature, thesis §5.2 (MoCo v1 §4: 0.07)
+    momentum: float = 0.999  # key-encoder EMA, MoCo §3.2 / thesis §5.2
+    queue_size: int = 16384  # number of negative keys, thesis §5.2 (MoCo ImageNet: 65,536)
+    hidden_dim: int = (
+        512  # MoCo v2 MLP head: 2 layers, hidden = feature width (Chen et al. 2020 §2)
+    )
+    output_dim: int = 128  # MoCo §3.3: 128-d keys
+    shuffle_bn_groups: int = (
+        2  # BN groups standing in for shuffled BN on one device (see module doc)
+    )
+    symmetric: bool = False  # MoCo v2 uses one direction (q from view 0, k from view 1)
+
+
+def info_nce(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """InfoNCE with a queue of negatives (MoCo eq. 1), mean over the batch.
+
+    q, k: (N, D) L2-normalised queries and their positive keys; queue: (K, D) L2-normalised
+    negatives. Logits (N, 1 + K) = [q·k, q·queue] / temperature, target index 0.
+    """
+    pos = (q * k).sum(dim=1, keepdim=True)  # (N, 1)
+    neg = q @ queue.t()  # (N, K)
+    logits = torch.cat([pos, neg], dim=1) / temperature
+    target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits, target)
+
+
+def forward_in_groups(module: nn.Module, x: torch.Tensor, groups: int) -> torch.Tensor:
+    """module(x) with batch-norm statistics computed per contiguous group of the batch."""
+    if groups <= 1:
+        return module(x)
+    return torch.cat([module(chunk) for chunk in x.chunk(groups)], dim=0)
+
+
+@METHODS.register("moco")
+class MoCo(SSLMethod):
+    Config = MoCoConfig
+
+    def __init__(self, encoder: nn.Module, config: MoCoConfig) -> None:
+        super().__init__(encoder, config)
+        self.projection_head = MoCoProjectionHead(FEATURE_DIM, config.hidden_dim, config.output_dim)
+        self.key_encoder = copy.deepcopy(encoder)
+        self.key_head = copy.deepcopy(self.projection_head)
+        deactivate_requires_grad(self.key_encoder)
+        deactivate_requires_grad(self.key_head)
+        # Buffers, so that checkpoints and resume carry the queue and its write position.
+        self.register_buffer(
+            "queue", F.normalize(torch.randn(config.queue_size, config.output_dim), dim=1)
+        )
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self._pending_keys: torch.Tensor | None = None
+
+    def _query(self, x: torch.Tensor) -> torch.Tensor:
+        z = forward_in_groups(
+            lambda v: self.projection_head(self.encoder(v)), x, self.config.shuffle_bn_groups
+        )
+        return F.normalize(z, dim=1)
+
+    @torch.no_grad()
+    def _key(self, x: torch.Tensor) -> torch.Tensor:
+        perm = torch.randperm(x.shape[0], device=x.device)
+        k = forward_in_groups(
+            lambda v: self.key_head(self.key_encoder(v)), x[perm], self.config.shuffle_bn_groups
+        )
+        return F.normalize(k, dim=1)[torch.argsort(perm)]  # back to the query order
+
+    def _loss_and_keys(self, views):
+        x0, x1 = views  # (N, 1, 64, 64) each
+        q0, k1 = self._query(x0), self._key(x1)
+        loss = info_nce(q0, k1, self.queue.clone(), self.config.temperature)
+        keys = k1
+        if self.config.symmetric:
+            q1, k0 = self._query(x1), self._key(x0)
+            loss = 0.5 * (loss + info_nce(q1, k0, self.queue.clone(), self.config.temperature))
+            keys = torch.cat([k1, k0])
+        return loss, keys
+
+    def compute_loss(self, views):
+        loss, _ = self._loss_and_keys(views)
+        return loss, {}
+
+    def training_step(self, views):
+        loss, keys = self._loss_and_keys(views)
+        self._pending_keys = keys.detach()
+        return loss, {}
+
+    @torch.no_grad()
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        update_momentum(self.encoder, self.key_encoder, m=self.config.momentum)
+        update_momentum(self.projection_head, self.key_head, m=self.config.momentum)
+        if self._pending_keys is not None:
+            self.enqueue(self._pending_keys)
+            self._pending_keys = None
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Write keys (B, D) at the queue pointer, wrapping around the end (FIFO)."""
+        size = self.queue.shape[0]
+        keys = keys[-size:].to(self.queue.dtype)
+        idx = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % size
+        self.queue[idx] = keys
+        self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % size)

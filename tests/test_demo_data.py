@@ -1,0 +1,56 @@
+"""The demo preset end to end through the CLI: phantoms → readers → three databases → describe."""
+
+from __future__ import annotations
+
+import pytest
+
+from medssl.cli.main import main
+from medssl.data.database import Database
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["data", "build", "--preset", "demo", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_demo_builds_three_databases_with_thesis_finetuning_counts(demo, capsys):
+    names = sorted(p.name for p in demo.iterdir() if (p / "database.json").is_file())
+    assert names == ["MG2", "US1", "USMG3"]
+    assert main(["data", "describe", str(demo / "US1")]) == 0
+    text = capsys.readouterr().out
+    # thesis table 5.1: US1 finetuning is BUSI 203 benign / 163 malignant / 33 normal
+    assert "| finetune | busi | 203 | 163 | 33 | 399 |" in text
+    assert "| pretrain | total | 159 | 124 | 26 | 309 |" in text
+    main(["data", "describe", str(demo / "MG2")])
+    text = capsys.readouterr().out
+    assert "| finetune | inbreast | 203 | 100 | 33 | 336 |" in text
+    assert "| finetune | cbis_ddsm | 0 | 63 | 0 | 63 |" in text
+    assert "| pretrain | mini_mias | 0 | 0 | 26 | 26 |" in text
+    # CBIS-DDSM phantoms carry two images whose abnormality rows disagree: dropped and counted
+    assert "rows disagree" in text
+    main(["data", "describe", str(demo / "USMG3")])
+    text = capsys.readouterr().out
+    assert "| finetune | total | 200 | 160 | 30 | 390 |" in text
+
+
+def test_demo_splits_respect_fractions_patients_and_roles(demo):
+    for name in ("US1", "MG2", "USMG3"):
+        db = Database.load(demo / name)
+        ft = db.rows("finetune")
+        n = {s: len(db.rows("finetune", s)) for s in ("train", "val", "test")}
+        assert abs(n["train"] / len(ft) - 0.6) < 0.05 and abs(n["test"] / len(ft) - 0.2) < 0.05
+        for cls in ("normal", "benign", "malignant"):
+            test = sum(r["label"] == cls for r in db.rows("finetune", "test"))
+            assert test >= 1, f"{name}: no {cls} image in test"
+        pt_patients = {r["patient"] for r in db.rows("pretrain")}
+        assert not pt_patients & {r["patient"] for r in ft}, f"{name}: a patient in both roles"
+        assert not {r["sha1"] for r in db.rows("pretrain")} & {r["sha1"] for r in ft}
+        split_of: dict[str, set[str]] = {}
+        for r in ft:
+            split_of.setdefault(r["patient"], set()).add(r["split"])
+        assert all(len(s) == 1 for s in split_of.values()), f"{name}: a patient spans splits"
+        assert db.images("finetune").shape == (len(ft), 64, 64)
+        assert db.images("pretrain").shape[1:] == (110, 110)
+        assert db.has_masks().all(), f"{name}: finetuning images must all carry a mask"

@@ -1,0 +1,165 @@
+"""The training engine: protocol, artifacts, resume equivalence, guards (tiny CPU task)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from medssl.artifacts import read_csv
+from medssl.engine.checkpoint import load_checkpoint
+from medssl.engine.trainer import Trainer, TrainerConfig
+from medssl.errors import ConfigError, TrainingError
+
+
+class TinyTask(nn.Module):
+    """Regression with BN and noise injection (so resume must restore the RNG to match)."""
+
+    def __init__(self, nan_at: int | None = None) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 4, 3),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 1),
+        )
+        self.register_buffer("hook_calls", torch.zeros((), dtype=torch.long))
+        self.nan_at = nan_at
+        self.total_steps_seen = None
+
+    def training_step(self, batch):
+        x, y = batch
+        x = x + 0.1 * torch.randn_like(x)
+        loss = ((self.net(x).squeeze(1) - y) ** 2).mean()
+        if self.nan_at is not None and int(self.hook_calls) + 1 == self.nan_at:
+            loss = loss * float("nan")
+        return loss, {"mse": loss.detach()}
+
+    def validation_step(self, batch):
+        x, y = batch
+        return {"loss": ((self.net(x).squeeze(1) - y) ** 2).mean()}
+
+    def after_optimizer_step(self, step, total_steps):
+        self.hook_calls += 1
+        self.total_steps_seen = total_steps
+
+
+def make_data(n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 8, 8, generator=g)
+    y = x.mean(dim=(1, 2, 3)) * 3
+    return x, y
+
+
+class Batches:
+    def __init__(self, x, y, epoch, bs=8, interrupt_at=None):
+        self.x, self.y, self.epoch, self.bs, self.interrupt_at = x, y, epoch, bs, interrupt_at
+
+    def __len__(self):
+        return len(self.x) // self.bs
+
+    def __iter__(self):
+        perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(self.epoch))
+        for i in range(len(self)):
+            if self.interrupt_at == (self.epoch, i):
+                raise KeyboardInterrupt
+            idx = perm[i * self.bs : (i + 1) * self.bs]
+            yield self.x[idx], self.y[idx]
+
+
+def run(
+    tmp,
+    epochs=3,
+    resume=False,
+    interrupt_at=None,
+    fingerprint=None,
+    monitor=None,
+    patience=None,
+    nan_at=None,
+    seed=0,
+):
+    torch.manual_seed(123)  # model init
+    task = TinyTask(nan_at=nan_at)
+    opt = torch.optim.Adam(task.parameters(), lr=1e-2)
+    x, y = make_data()
+    cfg = TrainerConfig(
+        epochs=epochs,
+        accelerator="cpu",
+        seed=seed,
+        progress_bar=False,
+        monitor=monitor,
+        patience=patience,
+    )
+    hist = Trainer(cfg).fit(
+        task,
+        opt,
+        lambda e: Batches(x, y, e, interrupt_at=interrupt_at),
+        lambda e: Batches(x, y, 100 + e),
+        out_dir=tmp,
+        resume=resume,
+        epoch_end=lambda e, logs: {"extra": e * 1.0},
+        fingerprint=fingerprint or {"a": 1, "b": {"c": 2}},
+    )
+    return task, hist
+
+
+def test_fit_writes_metrics_checkpoint_and_calls_hook(tmp_path):
+    task, hist = run(tmp_path, epochs=2, monitor="val_loss")
+    assert [r["epoch"] for r in hist] == [0, 1]
+    assert int(task.hook_calls) == 8 and task.total_steps_seen == 8
+    rows = read_csv(tmp_path / "metrics.csv")
+    assert len(rows) == 2
+    for key in ("epoch", "step", "train_loss", "train_mse", "val_loss", "lr", "extra", "img_per_s"):
+        assert key in rows[0]
+    assert math.isclose(float(rows[1]["train_loss"]), float(rows[1]["train_mse"]), rel_tol=1e-6)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 8 and len(ckpt["history"]) == 2
+    assert (tmp_path / "best.pt").is_file()
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["value"] == min(r["val_loss"] for r in hist)
+
+
+def test_resume_ends_at_same_weights(tmp_path):
+    full, hist_full = run(tmp_path / "full", epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", epochs=3, interrupt_at=(1, 2))
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["epoch"] == 0
+    resumed, hist_res = run(tmp_path / "cut", epochs=3, resume=True)
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    assert [r["train_loss"] for r in hist_full] == [r["train_loss"] for r in hist_res]
+
+
+def test_resume_refuses_other_fingerprint(tmp_path):
+    run(tmp_path, epochs=1)
+    with pytest.raises(TrainingError, match=r"b\.c: checkpoint 2 vs now 3"):
+        run(tmp_path, epochs=2, resume=True, fingerprint={"a": 1, "b": {"c": 3}})
+
+
+def test_existing_checkpoint_without_resume_is_refused(tmp_path):
+    run(tmp_path, epochs=1)
+    with pytest.raises(TrainingError, match="--resume"):
+        run(tmp_path, epochs=1)
+
+
+def test_nan_loss_stops_with_step(tmp_path):
+    with pytest.raises(TrainingError, match=r"at step 6 \(epoch 1\).*last finite values: loss="):
+        run(tmp_path, epochs=3, nan_at=6)
+
+
+def test_early_stopping(tmp_path):
+    _, hist = run(
+        tmp_path, epochs=6, monitor="extra", patience=2
+    )  # "extra" rises: best stays epoch 0 in min mode
+    assert len(hist) == 3
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match="monitor"):
+        Trainer(TrainerConfig(patience=2, accelerator="cpu"))
+    with pytest.raises(ConfigError, match="accelerator"):
+        Trainer(TrainerConfig(accelerator="tpu"))

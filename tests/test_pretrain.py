@@ -1,0 +1,308 @@
+"""Pretraining end to end through the CLI on a tiny phantom database, and its bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from medssl.artifacts import read_csv, read_json, save_npy, write_csv, write_json
+from medssl.cli.main import main
+from medssl.data.database import MANIFEST_COLUMNS, Database
+from medssl.models.encoder import build_encoder, load_encoder
+
+FAST = [
+    "--device",
+    "cpu",
+    "--set",
+    "batch_size=8",
+    "--set",
+    "augmentation_options.size=32",
+    "--set",
+    "trainer.progress_bar=false",
+]
+
+
+def phantom(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Grey image whose class is a shape (1: bright disc, 2: dark ring, 0: none) under a strong
+    nuisance (grey level, gradient, speckle) that the augmentations teach an encoder to ignore."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    img = (
+        rng.uniform(0.1, 0.8)
+        + rng.uniform(-0.3, 0.3) * (xx - 0.5)
+        + rng.normal(0, 0.05, (size, size))
+    )
+    cx, cy = rng.uniform(0.3, 0.7, 2)
+    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+    r = rng.uniform(0.15, 0.25)
+    if label == 1:
+        img = img + 0.3 * (d < r) - 0.3 * ((d >= r) & (d < 1.4 * r))
+    elif label == 2:
+        img = img - 0.3 * (np.abs(d - r) < 0.05) + 0.3 * (np.abs(d - 0.6 * r) < 0.05)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def phantom_db(n_pre=20, n_ft=12, seed=0, n_pre_val=4) -> Database:
+    rng = np.random.default_rng(seed)
+    pre = np.stack([phantom(int(y), 110, rng) for y in rng.integers(0, 3, n_pre)])
+    ft_y = np.arange(n_ft) % 3
+    ft = np.stack([phantom(int(y), 64, rng) for y in ft_y])
+    return Database.from_arrays(
+        pretrain=pre,
+        pretrain_split=["train"] * (n_pre - n_pre_val) + ["val"] * n_pre_val,
+        finetune=ft,
+        finetune_masks=np.zeros_like(ft),
+        finetune_labels=ft_y,
+        finetune_split=["train" if i < n_ft // 2 else "val" for i in range(n_ft)],
+        name="phantoms",
+    )
+
+
+def save_db(db: Database, path) -> str:
+    """Write ``db`` in the artifact format of medssl.data.database."""
+    path.mkdir(parents=True)
+    for key, arr in db.arrays.items():
+        save_npy(path / f"{key}.npy", arr)
+    write_csv(path / "manifest.csv", db.manifest, MANIFEST_COLUMNS)
+    write_csv(path / "skipped.csv", [], ("source", "file", "reason"))
+    write_json(path / "database.json", db.meta)
+    assert Database.load(path).checksum == db.checksum
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory):
+    return save_db(phantom_db(), tmp_path_factory.mktemp("db") / "phantoms")
+
+
+@pytest.mark.slow
+def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "pretrain",
+            "--method",
+            "simclr",
+            "--database",
+            db_path,
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            *FAST,
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "checkpoint.pt",
+        "encoder.pt",
+        "loss_curve.png",
+        "tsne.png",
+        "done.json",
+    ):
+        assert (out / name).is_file(), name
+    rows = read_csv(out / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    for key in ("train_loss", "val_loss", "lr", "knn_acc", "collapse_std"):
+        assert np.isfinite(float(rows[-1][key])), key
+    assert float(rows[-1]["lr"]) == pytest.approx(0.014)
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["method"] == "simclr" and cfg["method_options"]["temperature"] == 0.07
+    assert cfg["optimizer"] == {"name": "adam", "lr": 0.014, "weight_decay": 1e-6}
+    assert cfg["trainer"]["epochs"] == 2 and cfg["augmentation_options"]["size"] == 32
+    load_encoder(out / "encoder.pt", build_encoder())
+    done = read_json(out / "done.json")
+    assert done["epochs_run"] == 2 and done["method"] == "simclr"
+    assert "pretrained simclr for 2 epochs" in capsys.readouterr().out
+    # Finished: a second run into the same folder is refused, --resume is a no-op.
+    assert (
+        main(
+            [
+                "pretrain",
+                "--method",
+                "simclr",
+                "--database",
+                db_path,
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                *FAST,
+            ]
+        )
+        == 2
+    )
+    assert "finished" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "pretrain",
+                "--method",
+                "simclr",
+                "--database",
+                db_path,
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--resume",
+                *FAST,
+            ]
+        )
+        == 0
+    )
+
+
+@pytest.mark.slow
+def test_resume_matches_uninterrupted_run(db_path, tmp_path, monkeypatch):
+    from medssl.tasks import pretrain
+
+    args = [
+        "pretrain",
+        "--method",
+        "moco",
+        "--database",
+        db_path,
+        "--epochs",
+        "2",
+        "--set",
+        "method_options.queue_size=12",
+        *FAST,
+    ]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+
+    real = pretrain.check_collapse
+
+    def interrupt(score, threshold, *, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt  # before epoch 1's checkpoint: the run resumes from epoch 0
+        real(score, threshold, epoch=epoch)
+
+    monkeypatch.setattr(pretrain, "check_collapse", interrupt)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.setattr(pretrain, "check_collapse", real)
+    assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    full = torch.load(tmp_path / "full" / "encoder.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "cut" / "encoder.pt", weights_only=True)
+    for k in full:
+        assert torch.equal(full[k], resumed[k]), k
+    a = read_csv(tmp_path / "full" / "metrics.csv")
+    b = read_csv(tmp_path / "cut" / "metrics.csv")
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+
+
+def test_resume_with_other_config_names_the_field(db_path, tmp_path):
+    from medssl.errors import TrainingError
+    from medssl.tasks.pretrain import run_pretraining
+
+    over = ["batch_size=8", "augmentation_options.size=32", "trainer.progress_bar=false"]
+    run_pretraining(
+        db_path,
+        tmp_path / "r",
+        method="byol",
+        epochs=1,
+        device="cpu",
+        overrides=[
+            *over,
+            "method_options.projection_hidden_dim=64",
+            "method_options.prediction_hidden_dim=64",
+        ],
+    )
+    (tmp_path / "r" / "done.json").unlink()  # pretend it was interrupted after epoch 0
+    with pytest.raises(
+        TrainingError, match=r"config\.method_options\.momentum: checkpoint 0\.99 vs now 0\.9"
+    ):
+        run_pretraining(
+            db_path,
+            tmp_path / "r",
+            method="byol",
+            epochs=1,
+            device="cpu",
+            resume=True,
+            overrides=[
+                *over,
+                "method_options.projection_hidden_dim=64",
+                "method_options.prediction_hidden_dim=64",
+                "method_options.momentum=0.9",
+            ],
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--method", "swav"], "unknown SSL method 'swav'; valid names: byol, moco, simclr"),
+        (
+            ["--method", "simclr", "--set", "batch_size=64"],
+            "batch_size 64 is larger than the 16 pretraining train images",
+        ),
+        (["--method", "simclr", "--set", "optimizer.momentum=0.9"], "unknown key(s) ['momentum']"),
+        (
+            ["--method", "simclr", "--preset", "nope"],
+            "unknown pretraining preset 'nope'; valid names: edges, thesis",
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_line(db_path, tmp_path, capsys, argv, message):
+    rc = main(
+        [
+            "pretrain",
+            "--database",
+            db_path,
+            "--out",
+            str(tmp_path / "x"),
+            "--epochs",
+            "1",
+            *FAST,
+            *argv,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_unknown_database_lists_valid_ones(db_path, tmp_path, capsys):
+    from pathlib import Path
+
+    missing = str(Path(db_path).parent / "nope")
+    assert (
+        main(
+            [
+                "pretrain",
+                "--method",
+                "simclr",
+                "--database",
+                missing,
+                "--out",
+                str(tmp_path / "x"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "unknown database" in err and "phantoms" in err
+
+
+def test_database_without_pretraining_images(tmp_path, capsys):
+    db = phantom_db(n_pre=4, n_pre_val=4)  # every pretraining image in val: no train split
+    path = save_db(db, tmp_path / "db")
+    assert (
+        main(
+            [
+                "pretrain",
+                "--method",
+                "simclr",
+                "--database",
+                path,
+                "--out",
+                str(tmp_path / "x"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
+    assert "no pretraining" in capsys.readouterr().err
