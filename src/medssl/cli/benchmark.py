@@ -1,16 +1,72 @@
-"""`medssl benchmark` (placeholder until its issue lands)."""
+"""`medssl benchmark`: the whole matrix (9 encoders, 24 fine-tunes per seed), statistics, report."""
 
 from __future__ import annotations
 
 import argparse
-
-from medssl.errors import MedsslError
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("benchmark", help="(not yet available)", description="(not yet available)")
+    p = sub.add_parser(
+        "benchmark",
+        help="run the whole pretraining/fine-tuning matrix with statistics and a report",
+        description="Plan and run every pretraining (databases x SimCLR/MoCo/BYOL x seeds) and fine-tuning run "
+        "(classification and segmentation from every encoder and from random init), reuse finished runs, resume "
+        "interrupted ones, then write results.csv and a self-contained HTML report.",
+    )
+    p.add_argument("--preset", required=True, help="thesis | demo | smoke")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="benchmark folder (rerun with the same --out to resume)",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=None, help="number of seeds (repeats), overrides the preset"
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        help="repeated stratified patient-grouped K-fold CV instead of one split",
+    )
+    p.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="SOURCE=DIR",
+        help="source folder (repeatable)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a benchmark setting, e.g. --set methods=[simclr] --set pretrain.trainer.epochs=5",
+    )
+    p.add_argument("--device", default=None, help="auto | cpu | cuda")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the plan and the estimated duration, run nothing",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    raise MedsslError("`medssl benchmark` is not implemented yet")
+    from medssl.cli.data import parse_roots
+    from medssl.tasks.benchmark import resolve_benchmark, run_benchmark
+
+    overrides = list(args.set) + ([f"device={args.device}"] if args.device else [])
+    cfg = resolve_benchmark(args.preset, overrides, args.seeds, args.folds)
+    out = run_benchmark(
+        cfg,
+        args.out,
+        roots=parse_roots(args.root),
+        progress=not args.no_progress,
+        dry_run=args.dry_run,
+    )
+    if not args.dry_run:
+        print(f"report: {out / 'report' / 'report.html'}")
+    return 0

@@ -1,0 +1,385 @@
+"""The benchmark: the thesis's whole matrix from one call, resumable, then statistics and report.
+
+Plan: databases (a data preset, or several) × SSL methods × seeds pretraining runs, then
+classification and segmentation fine-tunes from every encoder and from random init × seeds
+(× folds with ``folds=K``: repeated stratified, patient-grouped K-fold cross-validation over
+the finetuning pool, the same folds for pretrained and baseline models so comparisons are
+paired). Each run lives in ``OUT/runs/<run_id>`` where ``run_id`` hashes its kind, resolved
+config, database checksum, seed, fold and encoder; a run whose ``done.json`` exists is reused,
+a run with a checkpoint resumes. Killing the benchmark loses no finished run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medssl.artifacts import read_csv, read_json, write_csv, write_json
+from medssl.config import apply_overrides, from_dict, load_yaml, merge, to_dict
+from medssl.errors import ConfigError, MedsslError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
+
+
+@dataclass
+class BenchmarkConfig:
+    data: list[str] = field(default_factory=lambda: ["demo"])  # database presets (recipes)
+    data_seed: int = 0  # seed of the database sampling and the single 60/20/20 split
+    methods: list[str] = field(default_factory=lambda: ["simclr", "moco", "byol"])
+    tasks: list[str] = field(default_factory=lambda: ["classification", "segmentation"])
+    seeds: int = 1  # repeats: seeds 0 .. seeds-1 (with folds: one fold assignment per seed)
+    folds: int | None = None  # None: the thesis's single split; K: repeated K-fold CV
+    pretrain: dict[str, Any] = field(default_factory=dict)  # overrides of PretrainConfig
+    finetune: dict[str, Any] = field(default_factory=dict)  # overrides of FinetuneConfig
+    pretrain_preset: str | None = None
+    finetune_preset: str | None = None
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class Run:
+    kind: str  # pretrain | finetune
+    database: str
+    seed: int
+    method: str = ""  # pretrain: the SSL method
+    task: str = ""  # finetune: classification | segmentation
+    init: str = "random"  # finetune: random | simclr | moco | byol
+    fold: int | None = None
+    encoder_run: str | None = None  # finetune from this pretraining run
+    config: dict[str, Any] = field(default_factory=dict)  # resolved config, as saved
+    obj: Any = field(default=None, repr=False)  # the same config as its dataclass
+    run_id: str = ""
+    status: str = "pending"
+    seconds: float | None = None
+    estimate_s: float = 0.0
+
+    def label(self) -> str:
+        what = (
+            f"{self.method} pretraining"
+            if self.kind == "pretrain"
+            else f"{self.task} from {self.init}"
+        )
+        fold = "" if self.fold is None else f" fold {self.fold}"
+        return f"{self.database} {what} seed {self.seed}{fold}"
+
+
+def load_benchmark_preset(name: str) -> BenchmarkConfig:
+    path = PRESET_DIR / f"benchmark_{name}.yaml"
+    if not path.is_file():
+        valid = sorted(
+            p.stem.removeprefix("benchmark_") for p in PRESET_DIR.glob("benchmark_*.yaml")
+        )
+        raise ConfigError(f"unknown benchmark preset {name!r}; valid: {valid}")
+    return from_dict(BenchmarkConfig, load_yaml(path), where=str(path))
+
+
+def run_hash(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
+    """Every run of the matrix, pretraining first, with ids that hash what determines them."""
+    from medssl.ssl import get_method
+    from medssl.tasks import finetune as ft
+    from medssl.tasks import pretrain as pt
+
+    for m in cfg.methods:
+        get_method(m)
+    bad = [t for t in cfg.tasks if t not in ("classification", "segmentation")]
+    if bad:
+        raise ConfigError(f"benchmark tasks {bad}: valid are classification, segmentation")
+    runs: list[Run] = []
+    encoders: dict[tuple[str, str, int], Run] = {}
+    for name, db in databases.items():
+        for seed in range(cfg.seeds):
+            for method in cfg.methods:
+                base = pt.resolve_config(method, preset=cfg.pretrain_preset or "thesis")
+                merged = merge(base, {**cfg.pretrain, "seed": seed}, where="benchmark pretrain")
+                pcfg = pt.resolve_config(cfg=merged, device=cfg.device)
+                run = Run("pretrain", name, seed, method=method, config=to_dict(pcfg), obj=pcfg)
+                run.run_id = "pt-" + run_hash(
+                    {
+                        "kind": "pretrain",
+                        "config": _hashable(run.config),
+                        "data": db.checksum,
+                        "seed": seed,
+                    }
+                )
+                runs.append(run)
+                encoders[(name, method, seed)] = run
+    for name, db in databases.items():
+        for seed in range(cfg.seeds):
+            folds = [None] if cfg.folds is None else list(range(cfg.folds))
+            for fold in folds:
+                for task in cfg.tasks:
+                    fcfg = ft.resolve_config(
+                        task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
+                    )
+                    fcfg = merge(fcfg, {"accelerator": cfg.device})
+                    for init in ["random", *cfg.methods]:
+                        enc = None if init == "random" else encoders[(name, init, seed)]
+                        run = Run(
+                            "finetune",
+                            name,
+                            seed,
+                            task=task,
+                            init=init,
+                            fold=fold,
+                            encoder_run=enc.run_id if enc else None,
+                            config=to_dict(fcfg),
+                            obj=fcfg,
+                        )
+                        run.run_id = "ft-" + run_hash(
+                            {
+                                "kind": "finetune",
+                                "config": _hashable(run.config),
+                                "data": db.checksum,
+                                "seed": seed,
+                                "fold": fold,
+                                "folds": cfg.folds,
+                                "encoder": run.encoder_run,
+                                "init": init,
+                            }
+                        )
+                        runs.append(run)
+    return runs
+
+
+# Settings that change where or how visibly a run computes, not what it computes: a run
+# finished on a GPU is reused on a rerun from a CPU, with or without progress bars.
+_NOT_HASHED = ("accelerator", "progress_bar", "devices")
+
+
+def _hashable(config: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in config.items():
+        if k in _NOT_HASHED:
+            continue
+        out[k] = _hashable(v) if isinstance(v, dict) else v
+    return out
+
+
+def fold_splits(db: Any, k: int, repeat_seed: int, fold: int) -> list[str]:
+    """Split names (train/val/test) over the whole finetuning pool for one fold of one repeat:
+    test = fold ``fold``, val = the next fold, train = the rest; patient-grouped, stratified."""
+    from medssl.data.splits import kfold_assignments
+
+    rows = db.rows("finetune")
+    folds = kfold_assignments(
+        [r["label"] for r in rows], [r["patient"] for r in rows], k, repeat_seed
+    )
+    val = (fold + 1) % k
+    return ["test" if f == fold else "val" if f == val else "train" for f in folds]
+
+
+def run_benchmark(
+    cfg: BenchmarkConfig,
+    out: str | Path,
+    *,
+    roots: dict[str, Path] | None = None,
+    progress: bool = True,
+    dry_run: bool = False,
+    log=print,
+) -> Path:
+    from medssl.data.build import build_preset
+    from medssl.data.database import Database
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "benchmark.json", to_dict(cfg))
+    databases: dict[str, Database] = {}
+    for preset in cfg.data:
+        for path in _ensure_databases(
+            preset, out / "databases", roots or {}, cfg.data_seed, build_preset
+        ):
+            db = Database.load(path)
+            databases[db.name] = db
+    runs = plan_runs(cfg, databases)
+    _estimate(runs, databases, cfg)
+    for run in runs:
+        if (out / "runs" / run.run_id / "done.json").is_file():
+            run.status = "reused"
+    todo = [r for r in runs if r.status == "pending"]
+    total_s = sum(r.estimate_s for r in todo)
+    log(_plan_text(runs, databases, total_s))
+    _write_plan(out, runs)
+    if dry_run:
+        return out
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=round(total_s),
+        unit="s",
+        desc="benchmark",
+        disable=not progress,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}",
+    )
+    for run in todo:
+        bar.set_postfix_str(run.label())
+        started = time.perf_counter()
+        _execute(run, databases[run.database], cfg, out, progress)
+        run.seconds = round(time.perf_counter() - started, 2)
+        run.status = "done"
+        bar.update(round(run.estimate_s))
+        _write_plan(out, runs)
+    bar.close()
+    collect_results(out, runs)
+    _provenance(out, cfg, databases, runs)
+    from medssl.reporting.report import build_report
+
+    build_report(out)
+    return out
+
+
+def _ensure_databases(preset, folder: Path, roots, seed, build_preset) -> list[Path]:
+    from medssl.data.recipe import load_recipes
+
+    names = [r.name for r in load_recipes(preset)]
+    paths = [folder / n for n in names]
+    if all((p / "database.json").is_file() for p in paths):
+        return paths
+    return build_preset(
+        preset, folder, roots, seed=seed, overwrite=True, phantoms=preset in ("demo", "smoke")
+    )
+
+
+def _execute(run: Run, db: Any, cfg: BenchmarkConfig, out: Path, progress: bool) -> None:
+    from medssl.tasks import finetune as ft
+    from medssl.tasks import pretrain as pt
+
+    run_dir = out / "runs" / run.run_id
+    resume = (run_dir / "checkpoint.pt").is_file()
+    try:
+        if run.kind == "pretrain":
+            cfg_run = dataclasses.replace(
+                run.obj, trainer=dataclasses.replace(run.obj.trainer, progress_bar=progress)
+            )
+            pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume)
+        else:
+            encoder = (
+                "random"
+                if run.encoder_run is None
+                else out / "runs" / run.encoder_run / "encoder.pt"
+            )
+            split = None if run.fold is None else fold_splits(db, cfg.folds, run.seed, run.fold)
+            ft.run_finetune(
+                db,
+                run_dir,
+                config=run.obj,
+                init=encoder,
+                init_name=run.init,
+                fold=run.fold,
+                split_override=split,
+                run_id=run.run_id,
+                resume=resume,
+                progress=progress,
+            )
+    except MedsslError as e:
+        raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
+
+
+def collect_results(out: Path, runs: list[Run]) -> Path:
+    rows: list[dict[str, str]] = []
+    for run in runs:
+        if run.kind != "finetune":
+            continue
+        f = out / "runs" / run.run_id / "results.csv"
+        if f.is_file():
+            rows.extend(read_csv(f))
+    return write_csv(out / "results.csv", rows, RESULT_COLUMNS)
+
+
+def _write_plan(out: Path, runs: list[Run]) -> None:
+    write_json(
+        out / "plan.json",
+        [
+            {k: v for k, v in vars(r).items() if k not in ("config", "obj")}
+            | {"config_hash": run_hash(r.config)}
+            for r in runs
+        ],
+    )
+
+
+def _provenance(
+    out: Path, cfg: BenchmarkConfig, databases: dict[str, Any], runs: list[Run]
+) -> None:
+    from medssl.reporting.provenance import collect_provenance
+
+    prov = collect_provenance()
+    prov["benchmark"] = to_dict(cfg)
+    prov["databases"] = {
+        n: {"checksum": db.checksum, "path": str(db.path)} for n, db in databases.items()
+    }
+    prov["runs"] = {
+        r.run_id: {"label": r.label(), "seconds": r.seconds, "config": r.config} for r in runs
+    }
+    old = out / "plan.json"
+    if old.is_file():
+        seconds = {p["run_id"]: p.get("seconds") for p in read_json(old)}
+        for rid, info in prov["runs"].items():
+            info["seconds"] = info["seconds"] if info["seconds"] is not None else seconds.get(rid)
+    write_json(out / "provenance.json", prov)
+
+
+# Throughput on the 2-core reference CPU, fp32 (issue "Speed"): training images (or views) per
+# second, used for the duration estimate when no `medssl bench` figures are at hand.
+CPU_THROUGHPUT = {
+    "simclr": 300.0,
+    "moco": 440.0,
+    "byol": 210.0,
+    "classification": 280.0,
+    "segmentation": 112.0,
+}
+
+
+def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) -> None:
+    speed = dict(CPU_THROUGHPUT)
+    bench = Path.home() / ".cache" / "medssl" / "bench.json"
+    if bench.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            speed.update(read_json(bench).get("throughput", {}))
+    for r in runs:
+        db = databases[r.database]
+        epochs = int(r.config["trainer"]["epochs"] if r.kind == "pretrain" else r.config["epochs"])
+        if r.kind == "pretrain":
+            n = len(db.rows("pretrain")) * 2  # two views per image
+            r.estimate_s = epochs * n / speed.get(r.method, 250.0) * 1.3 + 3
+        else:
+            n = len(db.rows("finetune"))
+            r.estimate_s = epochs * n / speed[r.task] * 1.3 + 3
+
+
+def _plan_text(runs: list[Run], databases: dict[str, Any], total_s: float) -> str:
+    n_pt = sum(r.kind == "pretrain" for r in runs)
+    n_ft = len(runs) - n_pt
+    reused = sum(r.status == "reused" for r in runs)
+    lines = [
+        f"benchmark plan: {len(databases)} database(s) {sorted(databases)}, {n_pt} pretraining and {n_ft} fine-tuning runs",
+        f"  {reused} already finished (reused), {len(runs) - reused} to run; estimated {total_s / 60:.1f} min",
+    ]
+    return "\n".join(lines)
+
+
+def resolve_benchmark(
+    preset: str, overrides: list[str], seeds: int | None, folds: int | None
+) -> BenchmarkConfig:
+    cfg = load_benchmark_preset(preset)
+    if seeds is not None:
+        cfg = merge(cfg, {"seeds": seeds})
+    if folds is not None:
+        cfg = merge(cfg, {"folds": folds})
+    cfg = apply_overrides(cfg, overrides)
+    if cfg.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {cfg.seeds}")
+    if cfg.folds is not None and cfg.folds < 2:
+        raise ConfigError(f"--folds must be >= 2, got {cfg.folds}")
+    return cfg
