@@ -15,7 +15,7 @@ import pytest
 from medssl.artifacts import read_csv
 from medssl.cli.main import main
 from medssl.data.database import Database
-from medssl.tasks.benchmark import fold_splits, plan_runs, resolve_benchmark, run_benchmark
+from medssl.tasks.benchmark import fold_splits, plan_runs, resolve_benchmark
 
 
 @pytest.fixture(scope="module")

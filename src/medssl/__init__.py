@@ -3,7 +3,10 @@
 Notebook API (imports are lazy so ``import medssl`` stays fast)::
 
     import medssl
-    db = medssl.load_database("demo/us1")
+    db = medssl.load_database("runs/demo/databases/US1")
+    run = medssl.run_pretraining(db, "runs/simclr", method="simclr", epochs=5)
+    ft = medssl.run_finetune(db, "runs/cls", task="classification", init=run / "encoder.pt")
+    medssl.run_benchmark(medssl.resolve_benchmark("demo", [], None, None), "runs/demo")
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ _API = {
     "build_database": ("medssl.data.build", "build_database"),
     "write_phantoms": ("medssl.data.synth", "write_phantoms"),
     "open_source": ("medssl.data.sources", "open_source"),
+    "build_preset": ("medssl.data.build", "build_preset"),
+    "run_pretraining": ("medssl.tasks.pretrain", "run_pretraining"),
+    "run_finetune": ("medssl.tasks.finetune", "run_finetune"),
+    "run_benchmark": ("medssl.tasks.benchmark", "run_benchmark"),
+    "resolve_benchmark": ("medssl.tasks.benchmark", "resolve_benchmark"),
+    "build_report": ("medssl.reporting.report", "build_report"),
 }
 
 __all__ = ["__version__", *_API]
