@@ -15,7 +15,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,10 @@ class BenchmarkConfig:
     pretrain_preset: str | None = None
     finetune_preset: str | None = None
     device: str = "auto"  # auto | cpu | cuda
+    # Runs at a time, each in its own process: None = one per GPU when there are several,
+    # else 1. On a CPU, N workers split the cores (small runs are overhead-bound, so 2 workers
+    # on 2 cores finish a smoke matrix sooner than 1 worker with 2 threads).
+    workers: int | None = None
 
 
 @dataclass
@@ -223,14 +229,33 @@ def run_benchmark(
         disable=not progress,
         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}",
     )
-    for run in todo:
-        bar.set_postfix_str(run.label())
-        started = time.perf_counter()
-        _execute(run, databases[run.database], cfg, out, progress)
-        run.seconds = round(time.perf_counter() - started, 2)
-        run.status = "done"
+
+    def finished(run: Run, seconds: float) -> None:
+        run.seconds, run.status = round(seconds, 2), "done"
         bar.update(round(run.estimate_s))
         _write_plan(out, runs)
+
+    workers = _workers(cfg)
+    if workers == 1:
+        for run in todo:
+            bar.set_postfix_str(run.label())
+            finished(
+                run, _execute(run, str(databases[run.database].path), cfg.folds, out, progress)
+            )
+    else:
+        with _pool(workers, cfg.device) as pool:
+            # pretraining first: every fine-tune of an encoder needs its encoder.pt
+            for phase in ("pretrain", "finetune"):
+                futures = {
+                    pool.submit(
+                        _execute, r, str(databases[r.database].path), cfg.folds, out, False
+                    ): r
+                    for r in todo
+                    if r.kind == phase
+                }
+                for fut in as_completed(futures):
+                    bar.set_postfix_str(futures[fut].label())
+                    finished(futures[fut], fut.result())
     bar.close()
     collect_results(out, runs)
     _provenance(out, cfg, databases, runs)
@@ -252,10 +277,14 @@ def _ensure_databases(preset, folder: Path, roots, seed, build_preset) -> list[P
     )
 
 
-def _execute(run: Run, db: Any, cfg: BenchmarkConfig, out: Path, progress: bool) -> None:
+def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: bool) -> float:
+    """Run one planned run (in this process or a worker's); returns its duration in seconds."""
+    from medssl.data.database import Database
     from medssl.tasks import finetune as ft
     from medssl.tasks import pretrain as pt
 
+    started = time.perf_counter()
+    db = Database.load(db_path)
     run_dir = out / "runs" / run.run_id
     resume = (run_dir / "checkpoint.pt").is_file()
     try:
@@ -270,7 +299,7 @@ def _execute(run: Run, db: Any, cfg: BenchmarkConfig, out: Path, progress: bool)
                 if run.encoder_run is None
                 else out / "runs" / run.encoder_run / "encoder.pt"
             )
-            split = None if run.fold is None else fold_splits(db, cfg.folds, run.seed, run.fold)
+            split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
             ft.run_finetune(
                 db,
                 run_dir,
@@ -285,6 +314,48 @@ def _execute(run: Run, db: Any, cfg: BenchmarkConfig, out: Path, progress: bool)
             )
     except MedsslError as e:
         raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
+    return time.perf_counter() - started
+
+
+def _workers(cfg: BenchmarkConfig) -> int:
+    if cfg.workers is not None:
+        if cfg.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {cfg.workers}")
+        return cfg.workers
+    if cfg.device == "cpu":
+        return 1
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def _pool(workers: int, device: str) -> ProcessPoolExecutor:
+    """Worker processes (spawned: safe with CUDA and OpenMP), each pinned to one GPU when
+    there are several, or given an equal share of the CPU cores."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    gpus = ctx.Queue()
+    n_gpus = 0
+    if device != "cpu":
+        import torch
+
+        n_gpus = torch.cuda.device_count()
+    for i in range(workers):
+        gpus.put(i % n_gpus if n_gpus else None)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(gpus, threads)
+    )
+
+
+def _init_worker(gpus: Any, threads: int) -> None:
+    gpu = gpus.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def collect_results(out: Path, runs: list[Run]) -> Path:
