@@ -2,15 +2,24 @@
 
 kNN monitor (Wu et al. 2018, InstDisc §3.4; the usual SSL monitor): frozen features of
 labelled bank images, cosine similarity, the k nearest bank images vote for a query's class
-weighted by exp(similarity / temperature). Collapse guard (Siamese collapse, Chen & He 2021
-§4.1): the per-dimension standard deviation of L2-normalised embeddings is about 1/sqrt(D)
-for a spread-out representation and 0 when every image maps to the same point; reported
-multiplied by sqrt(D), so about 1 is healthy and 0 is collapsed, whatever D is.
+weighted by exp(similarity / temperature). Features are read in eval mode after the batch-norm
+statistics are re-estimated on the bank images with the current weights ("precise BN", Wu &
+Johnson 2021, "Rethinking 'Batch' in BatchNorm" §3): the EMA running statistics lag weights
+that change quickly (early in a run they describe an older network, and at random init they
+are the placeholders 0 / 1), which made a trained encoder read worse than a random one. Every
+encoder, random or trained, is read the same way; queries never feed the statistics.
+
+Collapse guard (Siamese collapse, Chen & He 2021 §4.1): the per-dimension standard deviation
+of L2-normalised embeddings is about 1/sqrt(D) for a spread-out representation and 0 when
+every image maps to the same point; reported multiplied by sqrt(D), so about 1 is healthy and
+0 is collapsed, whatever D is.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -43,17 +52,54 @@ def embed_images(
     out = []
     try:
         for chunk in images.split(batch_size):
-            x = to_float(chunk)
-            if x.shape[-1] != size:
-                x = F.interpolate(
-                    x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-                )
-            out.append(encoder(x).float())
+            out.append(encoder(_input(chunk, size)).float())
     finally:
         encoder.train(was_training)
         if saved is not None:
             encoder.load_state_dict(saved)
     return torch.cat(out) if out else torch.empty(0)
+
+
+def _input(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, H, W) -> float (N, 1, size, size) in [-1, 1], resized (antialiased) if needed."""
+    x = to_float(images)
+    if x.shape[-1] != size:
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+    return x
+
+
+@contextmanager
+def precise_bn(
+    encoder: nn.Module, images: torch.Tensor, *, size: int = 64, batch_size: int = 256
+) -> Iterator[nn.Module]:
+    """Within the block, ``encoder`` is in eval mode and its BN running statistics are the
+    population statistics of ``images`` (uint8 (N, H, W)) under the current weights; weights,
+    statistics and mode are restored on exit. Fewer than 2 images: the statistics are kept."""
+    chunks = list(images.split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:  # BN cannot take a batch of one
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    was_training = encoder.training
+    saved = {k: v.clone() for k, v in encoder.state_dict().items()}
+    bns = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    try:
+        if len(images) > 1:
+            for m in bns:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the chunks
+            encoder.train()
+            with torch.no_grad():
+                for chunk in chunks:
+                    encoder(_input(chunk, size))
+        encoder.eval()
+        yield encoder
+    finally:
+        for m, mom in zip(bns, momenta, strict=True):
+            m.momentum = mom
+        encoder.load_state_dict(saved)
+        encoder.train(was_training)
 
 
 def knn_accuracy(
@@ -123,8 +169,9 @@ class KNNMonitor:
     def __call__(self, encoder: nn.Module) -> dict[str, float]:
         logs: dict[str, float] = {}
         if self.has_knn:
-            bank = embed_images(encoder, self.bank_images, size=self.size)
-            queries = embed_images(encoder, self.query_images, size=self.size)
+            with precise_bn(encoder, self.bank_images, size=self.size):
+                bank = embed_images(encoder, self.bank_images, size=self.size)
+                queries = embed_images(encoder, self.query_images, size=self.size)
             logs["knn_acc"] = knn_accuracy(
                 bank,
                 self.bank_labels,
