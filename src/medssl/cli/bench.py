@@ -1,16 +1,107 @@
-"""`medssl bench` (placeholder until its issue lands)."""
+"""`medssl bench`: pretraining throughput against the model's ceiling and a lightly reference."""
 
 from __future__ import annotations
 
 import argparse
-
-from medssl.errors import MedsslError
+import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="(not yet available)", description="(not yet available)")
+    p = sub.add_parser(
+        "bench",
+        help="measure pretraining speed: model ceiling, medssl's pipeline, a lightly reference",
+        description=(
+            "For each SSL method, train the same model with the same step on (a) views already "
+            "on the device (the ceiling), (b) medssl's pretraining stream (database on the "
+            "device, batched augmentation) and (c) lightly's PIL transforms in a DataLoader "
+            "with worker processes; print views/s, the ratios b/a and b/c, peak memory, the "
+            "fine-tuning step rates and the thesis protocol's estimated duration on this "
+            "device. The result is saved to ~/.cache/medssl/bench.json (its `throughput` feeds "
+            "the duration estimate of `medssl benchmark`)."
+        ),
+    )
+    p.add_argument(
+        "--method", default="simclr", help="SSL method, or `all` for every one (default: simclr)"
+    )
+    p.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per path (default: 20)")
+    p.add_argument(
+        "--warmup", type=int, default=5, help="untimed steps before each path (default: 5)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="images per step (default: preset, 64)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("32-true", "bf16-mixed"),
+        default=None,
+        help="default: bf16-mixed on GPUs with bf16 units, else 32-true",
+    )
+    p.add_argument(
+        "--channels-last", action="store_true", help="channels_last model weights and views"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (opt-in; slow to start)"
+    )
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="DataLoader workers of the reference path (default: one per CPU)",
+    )
+    p.add_argument(
+        "--database", default=None, help="a built database folder (default: synthetic, in memory)"
+    )
+    p.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help="pretraining images of the synthetic database (default: 1240, thesis-sized)",
+    )
+    p.add_argument(
+        "--no-finetune",
+        action="store_true",
+        help="skip the fine-tuning step rates (and so the thesis estimate)",
+    )
+    p.add_argument("--no-save", action="store_true", help="do not write ~/.cache/medssl/bench.json")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    raise MedsslError("`medssl bench` is not implemented yet")
+    from medssl.bench import BenchConfig, run_bench, save_result
+    from medssl.bench.report import format_result
+    from medssl.bench.run import resolve_methods
+    from medssl.bench.synthetic import PRETRAIN_IMAGES
+    from medssl.errors import ConfigError
+
+    if args.database and args.images is not None:
+        raise ConfigError("--images sizes the synthetic database; drop it when using --database")
+    cfg = BenchConfig(
+        methods=resolve_methods(args.method),
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        batch_size=args.batch_size,
+        warmup=args.warmup,
+        steps=args.steps,
+        num_workers=args.num_workers,
+        database=args.database,
+        images=args.images or PRETRAIN_IMAGES,
+        finetune=not args.no_finetune,
+    )
+    result = run_bench(
+        cfg, progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True)
+    )
+    saved = None if args.no_save else save_result(result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_result(result))
+        if saved is not None:
+            print(f"saved {saved}")
+    return 0

@@ -33,7 +33,7 @@ from medssl.engine.monitor import KNNMonitor, check_collapse, embed_images
 from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError, DataError, TrainingError
 from medssl.models.encoder import build_encoder, encoder_state_dict
-from medssl.ssl import build_method, get_method, method_config
+from medssl.ssl import SSLMethod, build_method, get_method, method_config
 
 DONE = "done.json"
 
@@ -194,6 +194,39 @@ class ViewBatches:
             yield views(self.images[idx], self.aug, g, channels_last=self.channels_last)
 
 
+def build_training(
+    cfg: PretrainConfig, device: torch.device
+) -> tuple[SSLMethod, torch.optim.Optimizer]:
+    """The method around a fresh encoder and its optimizer, as a run builds them.
+
+    Seed first (``Trainer.seed_everything``): the initial weights come from the global RNG.
+    The optimizer is fused (one kernel over all parameters) on CUDA and on the CPU, where
+    fused Adam steps a ResNet-18 about 4x faster than the default per-tensor loop.
+    """
+    method_ = build_method(cfg.method, build_encoder(), cfg.method_options)
+    params = [p for p in method_.parameters() if p.requires_grad]
+    opt_cls = torch.optim.Adam if cfg.optimizer.name == "adam" else torch.optim.AdamW
+    extra = {"fused": True} if device.type in ("cuda", "cpu") else {}
+    optimizer = opt_cls(
+        params, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay, **extra
+    )
+    return method_, optimizer
+
+
+def train_views(images: torch.Tensor, cfg: PretrainConfig, epoch: int) -> ViewBatches:
+    """The training stream of epoch ``epoch``: shuffled, augmented view pairs of ``images``
+    (uint8 (N, S, S) on the training device), a pure function of (images, cfg.seed, epoch)."""
+    return ViewBatches(
+        images,
+        cfg.batch_size,
+        augment_config(cfg),
+        _seed(cfg.seed, epoch, 0),
+        shuffle=True,
+        drop_last=True,
+        channels_last=cfg.trainer.channels_last,
+    )
+
+
 def run_pretraining(
     database: str | Path | Database,
     out_dir: str | Path,
@@ -252,24 +285,10 @@ def run_pretraining(
     )
 
     trainer.seed_everything()
-    method_ = build_method(cfg.method, build_encoder(), cfg.method_options)
-    params = [p for p in method_.parameters() if p.requires_grad]
-    opt_cls = torch.optim.Adam if cfg.optimizer.name == "adam" else torch.optim.AdamW
-    extra = {"fused": True} if dev.type == "cuda" else {}
-    optimizer = opt_cls(
-        params, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay, **extra
-    )
+    method_, optimizer = build_training(cfg, dev)
 
     def train_batches(epoch: int) -> Iterable[Any]:
-        return ViewBatches(
-            pre_train,
-            cfg.batch_size,
-            aug,
-            _seed(cfg.seed, epoch, 0),
-            shuffle=True,
-            drop_last=True,
-            channels_last=cl,
-        )
+        return train_views(pre_train, cfg, epoch)
 
     val_batches = None
     if len(pre_val) >= 2:

@@ -1,0 +1,62 @@
+"""Fine-tuning step rates for the thesis estimate: classification and U-Net segmentation.
+
+The real fine-tuning pieces (``tasks.finetune``: thesis preset, ``finetune_splits``, the task
+module, its optimizer and its shuffled, flipped batch stream of device tensors) driven by the
+trainer's step through ``measure.train_timed``. Epoch-end work (BN recalibration, validation
+metrics) is not timed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from medssl.bench.measure import bench_trainer, train_timed
+from medssl.bench.timing import TimedStream, count_images
+from medssl.data.database import Database
+from medssl.engine.trainer import TrainerConfig
+from medssl.tasks.finetune import (
+    OPTIMIZERS,
+    TASKS,
+    _Batches,
+    _tensors,
+    build_task,
+    finetune_splits,
+    resolve_config,
+)
+
+
+def finetune_rates(
+    db: Database,
+    trainer_config: TrainerConfig,
+    *,
+    batch_size: int | None,
+    warmup: int,
+    steps: int,
+    compile: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """{task: train_timed result with ``rate`` in images/s} for every fine-tuning task."""
+    out: dict[str, dict[str, Any]] = {}
+    for task in TASKS:
+        cfg = resolve_config(None, task=task, preset="thesis", seed=trainer_config.seed)
+        if batch_size is not None:
+            cfg = dataclasses.replace(cfg, batch_size=batch_size)
+        trainer = bench_trainer(dataclasses.replace(trainer_config, channels_last=False))
+        splits, _ = finetune_splits(db, task)
+        data = _tensors(splits["train"], task, trainer.device)
+        trainer.seed_everything(cfg.seed)
+        module = build_task(task, "random", cfg, splits["train"])
+        params = [p for p in module.parameters() if p.requires_grad]
+        optimizer = OPTIMIZERS.get(cfg.optimizer.name)(params, cfg.optimizer)
+        stream = TimedStream(
+            lambda epoch, cfg=cfg, data=data: _Batches(
+                data, cfg.batch_size, seed=cfg.seed, epoch=epoch, hflip=cfg.hflip
+            ),
+            warmup=warmup,
+            steps=steps,
+            device=trainer.device,
+            count=count_images,
+        )
+        out[task] = train_timed(trainer, module, optimizer, stream, compile=compile)
+        out[task]["batch_size"] = cfg.batch_size
+    return out

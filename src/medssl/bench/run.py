@@ -1,0 +1,340 @@
+"""``run_bench``: the three pretraining paths per method, the fine-tuning step rates, and the result.
+
+Per method, in one process and one run (``measure.train_timed`` for each path, so all share
+the trainer's step and differ only in their batch stream):
+
+(a) ``ceiling``: one batch of views made once on the device, fed again at every step — the
+    model's speed with no data pipeline;
+(b) ``medssl``: ``tasks.pretrain``'s own training stream (``train_views``: uint8 database on
+    the device, batched augmentation there) and its own method and optimizer
+    (``build_training``), as ``medssl pretrain`` drives them;
+(c) ``reference``: lightly's PIL transforms in a DataLoader with worker processes
+    (``bench.reference``).
+
+The result is a JSON-ready dict (schema in ``medssl.bench``); ``save_result`` writes it to
+``~/.cache/medssl/bench.json``, whose ``throughput`` the benchmark stage reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import gc
+import itertools
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medssl import __version__
+from medssl.artifacts import read_json, write_json
+from medssl.bench.estimate import thesis_estimate
+from medssl.bench.finetune_rate import finetune_rates
+from medssl.bench.measure import bench_trainer, train_timed
+from medssl.bench.memory import peak_rss_children_mb, peak_rss_mb
+from medssl.bench.reference import default_workers, reference_loader, to_device
+from medssl.bench.synthetic import PRETRAIN_IMAGES, synthetic_database
+from medssl.bench.timing import TimedStream, count_views
+from medssl.data.database import Database
+from medssl.errors import ConfigError
+from medssl.ssl import method_names
+from medssl.tasks.pretrain import (
+    PretrainConfig,
+    augment_config,
+    build_training,
+    open_database,
+    resolve_config,
+    train_views,
+)
+
+SCHEMA = "medssl.bench/1"
+PATHS = ("ceiling", "medssl", "reference")
+# Issue 6 targets: (b)/(a) and (b)/(c) per device type.
+TARGETS = {
+    "cpu": {"ratio_medssl_to_ceiling": 0.90, "ratio_medssl_to_reference": 1.0},
+    "cuda": {"ratio_medssl_to_ceiling": 0.80, "ratio_medssl_to_reference": 3.0},
+}
+
+
+@dataclass
+class BenchConfig:
+    methods: list[str] = field(default_factory=lambda: ["simclr"])  # registered SSL methods
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str | None = None  # 32-true | bf16-mixed; None: the trainer's default
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the task's modules (opt-in)
+    batch_size: int | None = None  # None: the thesis presets (64)
+    warmup: int = 5  # untimed steps per path (allocator, autotuning, worker start)
+    steps: int = 20  # timed steps per path
+    num_workers: int | None = None  # reference DataLoader workers; None: one per CPU
+    database: str | None = None  # a built database folder; None: synthetic, in memory
+    images: int = PRETRAIN_IMAGES  # synthetic pretraining images
+    finetune: bool = True  # also time the fine-tuning steps (needed for the thesis estimate)
+    seed: int = 0
+
+
+def resolve_methods(method: str) -> list[str]:
+    """``"all"`` -> every registered method; else the one name (unknown names list the valid ones)."""
+    names = method_names()
+    if method == "all":
+        return names
+    if method not in names:
+        raise ConfigError(
+            f"--method: unknown SSL method {method!r}; valid: all, {', '.join(names)}"
+        )
+    return [method]
+
+
+def pretrain_config(method: str, cfg: BenchConfig) -> PretrainConfig:
+    """The thesis pretraining config of ``method`` with the bench's device settings."""
+    pcfg = resolve_config(method, preset="thesis", device=cfg.device)
+    pcfg = dataclasses.replace(
+        pcfg,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size or pcfg.batch_size,
+        trainer=dataclasses.replace(
+            pcfg.trainer,
+            seed=cfg.seed,
+            precision=cfg.precision or pcfg.trainer.precision,
+            channels_last=cfg.channels_last or pcfg.trainer.channels_last,
+            progress_bar=False,
+        ),
+    )
+    return resolve_config(cfg=pcfg, preset=None)
+
+
+def bench_method(
+    db: Database, method: str, cfg: BenchConfig, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """The three paths of one method: {"ceiling", "medssl", "reference", ratios, ...}."""
+    pcfg = pretrain_config(method, cfg)
+    host_images = db.images("pretrain", "train")  # uint8 (N, S, S)
+    if pcfg.batch_size > len(host_images):
+        raise ConfigError(
+            f"--batch-size {pcfg.batch_size} is larger than the {len(host_images)} pretraining "
+            f"train images of database {db.name}; lower it"
+        )
+    n = cfg.warmup + cfg.steps
+    out: dict[str, Any] = {}
+
+    def run(path: str, trainer, epoch_batches, **stream_options: Any) -> None:
+        progress(f"{method} {path}: {cfg.warmup} warm-up + {cfg.steps} timed steps")
+        trainer.seed_everything()
+        method_, optimizer = build_training(pcfg, trainer.device)
+        stream = TimedStream(
+            epoch_batches,
+            warmup=cfg.warmup,
+            steps=cfg.steps,
+            device=trainer.device,
+            count=count_views,
+            **stream_options,
+        )
+        r = train_timed(trainer, method_, optimizer, stream, compile=cfg.compile)
+        out[path] = {"views_per_s": r.pop("rate"), **r}
+
+    # (a) ceiling: the same views at every step, made once on the device.
+    trainer = bench_trainer(pcfg.trainer)
+    images = torch.from_numpy(host_images).to(trainer.device)
+    fixed = next(iter(train_views(images, pcfg, 0)))
+    run("ceiling", trainer, lambda epoch: itertools.repeat(fixed, n))
+
+    # (b) medssl: pretraining's own stream, epoch after epoch.
+    run("medssl", bench_trainer(pcfg.trainer), lambda epoch: train_views(images, pcfg, epoch))
+
+    # (c) reference: lightly transforms in a DataLoader with workers.
+    trainer = bench_trainer(pcfg.trainer)
+    workers = default_workers() if cfg.num_workers is None else cfg.num_workers
+    loader = reference_loader(
+        host_images,
+        method,
+        augment_config(pcfg),
+        batch_size=pcfg.batch_size,
+        num_workers=workers,
+        seed=cfg.seed,
+        pin_memory=trainer.device.type == "cuda",
+    )
+    transform = type(loader.dataset.transform).__name__
+    run(
+        "reference",
+        trainer,
+        lambda epoch: loader,
+        to_device=to_device(trainer.device, channels_last=pcfg.trainer.channels_last),
+    )
+    out["reference"].update(num_workers=workers, transform=f"lightly.transforms.{transform}")
+
+    a, b, c = (out[p]["views_per_s"] for p in PATHS)
+    fps = [out[p]["fingerprint"] for p in PATHS]
+    out["ratio_medssl_to_ceiling"] = round(b / a, 3)
+    out["ratio_medssl_to_reference"] = round(b / c, 3)
+    out["same_model_and_step"] = all(fp == fps[0] for fp in fps)
+    out["batch_size"] = pcfg.batch_size
+    out["augmentation"] = pcfg.augmentation
+    return out
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure every path of ``cfg.methods`` (and the fine-tuning steps); return the result dict.
+
+    ``progress`` receives one line per path as it starts (silent when None).
+    """
+    progress = progress or (lambda line: None)
+    load_start = _load()
+    db = (
+        open_database(cfg.database)
+        if cfg.database
+        else synthetic_database(cfg.images, seed=cfg.seed)
+    )
+    methods = {}
+    for m in cfg.methods:
+        methods[m] = bench_method(db, m, cfg, progress)
+        gc.collect()  # the reference DataLoader's persistent workers end here (peak RSS counted)
+    trainer_cfg = pretrain_config(cfg.methods[0], cfg).trainer
+    probe = bench_trainer(trainer_cfg)
+    device, precision = probe.device, probe.precision
+    if cfg.finetune:
+        progress(f"fine-tuning steps: {cfg.warmup} warm-up + {cfg.steps} timed steps per task")
+    finetune = (
+        finetune_rates(
+            db,
+            trainer_cfg,
+            batch_size=cfg.batch_size,
+            warmup=cfg.warmup,
+            steps=cfg.steps,
+            compile=cfg.compile,
+        )
+        if cfg.finetune
+        else {}
+    )
+    for r in finetune.values():
+        r["images_per_s"] = r.pop("rate")
+    throughput = {m: r["medssl"]["views_per_s"] for m, r in methods.items()}
+    throughput.update({t: r["images_per_s"] for t, r in finetune.items()})
+    estimate = (
+        thesis_estimate(
+            {m: r["medssl"]["views_per_s"] for m, r in methods.items()},
+            {t: r["images_per_s"] for t, r in finetune.items()},
+        )
+        if finetune
+        else None
+    )
+    cuda_peaks = [
+        p["cuda_max_allocated_mb"]
+        for r in [*methods.values()]
+        for p in (r["ceiling"], r["medssl"], r["reference"])
+    ] + [r["cuda_max_allocated_mb"] for r in finetune.values()]
+    targets = TARGETS["cuda" if device.type == "cuda" else "cpu"]
+    for r in methods.values():
+        r["meets_targets"] = all(r[k] >= v for k, v in targets.items())
+    return {
+        "schema": SCHEMA,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "medssl": __version__,
+        "torch": torch.__version__,
+        "device": str(device),
+        "device_name": device_name(device),
+        "precision": precision,
+        "precision_note": precision_note(device, precision),
+        "channels_last": cfg.channels_last,
+        "compile": cfg.compile,
+        "threads": torch.get_num_threads(),
+        "cpus": _cpus(),
+        "load_average": {"start": load_start, "end": _load()},
+        "batch_size": next(iter(methods.values()))["batch_size"],
+        "warmup_steps": cfg.warmup,
+        "steps": cfg.steps,
+        "database": {
+            "name": db.name,
+            "synthetic": cfg.database is None,
+            "pretrain_train_images": len(db.indices("pretrain", "train")),
+            "finetune_train_images": len(db.indices("finetune", "train")),
+        },
+        "methods": methods,
+        "finetune": finetune,
+        "targets": targets,
+        "thesis_estimate_s": estimate["seconds"] if estimate else None,
+        "thesis_estimate": estimate,
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_workers_mb": peak_rss_children_mb(),
+        "cuda_max_allocated_mb": max((p for p in cuda_peaks if p is not None), default=None),
+        "model_fingerprint": {m: r["medssl"]["fingerprint"] for m, r in methods.items()},
+        "throughput": throughput,
+    }
+
+
+def cache_file() -> Path:
+    """``~/.cache/medssl/bench.json``: where the benchmark stage looks for measured throughput."""
+    return Path.home() / ".cache" / "medssl" / "bench.json"
+
+
+def save_result(result: dict[str, Any], path: Path | None = None) -> Path:
+    """Write ``result`` atomically to ``path`` (default ``cache_file()``).
+
+    ``throughput`` keeps the figures of an earlier bench on the same device and precision for
+    what this one did not measure (e.g. ``--method moco`` after ``--method all``).
+    """
+    path = path or cache_file()
+    merged = dict(result)
+    if path.is_file():
+        try:
+            old = read_json(path)
+        except (OSError, ValueError):
+            old = {}
+        same = all(old.get(k) == result.get(k) for k in ("device_name", "precision"))
+        if same and isinstance(old.get("throughput"), dict):
+            merged["throughput"] = {**old["throughput"], **result["throughput"]}
+    return write_json(path, merged)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def precision_note(device: torch.device, precision: str) -> str:
+    if device.type == "cuda":
+        if precision == "bf16-mixed":
+            return "bf16 autocast (default on GPUs with bf16 units), TF32 matmuls"
+        return "fp32 with TF32 matmuls"
+    units = "has" if cpu_has_bf16() else "has no"
+    if precision == "32-true":
+        return (
+            "fp32, the CPU default: bf16 autocast on CPUs awaits a parity test against fp32 "
+            f"(measure it with --precision bf16-mixed; this CPU {units} bf16 units)"
+        )
+    return (
+        "bf16 autocast asked for on a CPU: not the training default until a parity test "
+        f"shows the same learning as fp32 (this CPU {units} bf16 units)"
+    )
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None

@@ -1,0 +1,220 @@
+"""`medssl bench`: its JSON schema, that its three paths train the same model with the same
+step, its cache file, and its pure parts (timed stream, thesis estimate, reference transforms).
+Speed itself is never asserted."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medssl.artifacts import read_json, write_json
+from medssl.bench.estimate import thesis_estimate
+from medssl.bench.reference import reference_loader
+from medssl.bench.report import format_result
+from medssl.bench.run import PATHS, resolve_methods, save_result
+from medssl.bench.timing import TimedStream, count_views
+from medssl.cli.main import main
+from medssl.data.augment import AugmentConfig
+from medssl.errors import ConfigError
+from medssl.models.encoder import build_encoder
+from medssl.ssl import build_method, method_names
+from medssl.tasks.benchmark import CPU_THROUGHPUT
+
+BATCH, STEPS = 4, 2
+PATH_KEYS = {
+    "views_per_s",
+    "seconds",
+    "items",
+    "steps",
+    "warmup_steps",
+    "cuda_max_allocated_mb",
+    "peak_rss_mb",
+    "fingerprint",
+}
+FINGERPRINT_KEYS = {
+    "task",
+    "parameters",
+    "trainable_parameters",
+    "init_checksum",
+    "optimizer",
+    "optimizer_steps",
+    "precision",
+    "input_shape",
+    "input_dtype",
+}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """One tiny `medssl bench --json` run through the CLI, with HOME in a temporary folder."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        import contextlib
+        import io
+
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            rc = main(
+                [
+                    "bench",
+                    "--json",
+                    "--device",
+                    "cpu",
+                    "--method",
+                    "simclr",
+                    "--steps",
+                    str(STEPS),
+                    "--warmup",
+                    "0",
+                    "--batch-size",
+                    str(BATCH),
+                    "--images",
+                    "16",
+                    "--num-workers",
+                    "1",
+                ]
+            )
+    assert rc == 0
+    return json.loads(buf.getvalue()), home
+
+
+def test_json_schema(bench):
+    r, _ = bench
+    for key in (
+        "schema",
+        "device",
+        "device_name",
+        "precision",
+        "precision_note",
+        "methods",
+        "finetune",
+        "thesis_estimate_s",
+        "thesis_estimate",
+        "peak_rss_mb",
+        "peak_rss_workers_mb",
+        "model_fingerprint",
+        "throughput",
+        "load_average",
+    ):
+        assert key in r, key
+    assert r["schema"] == "medssl.bench/1"
+    assert r["device"] == "cpu" and r["precision"] == "32-true"
+    assert "parity test" in r["precision_note"]  # fp32 on CPU, and why
+    assert r["cuda_max_allocated_mb"] is None
+    assert r["peak_rss_mb"] > 0
+    assert list(r["methods"]) == ["simclr"]
+    m = r["methods"]["simclr"]
+    for path in PATHS:
+        assert set(m[path]) >= PATH_KEYS, path
+        assert m[path]["views_per_s"] > 0
+        assert m[path]["steps"] == STEPS
+        assert m[path]["items"] == STEPS * BATCH * 2  # two views per image
+        assert set(m[path]["fingerprint"]) == FINGERPRINT_KEYS
+    a, b, c = (m[p]["views_per_s"] for p in PATHS)
+    assert m["ratio_medssl_to_ceiling"] == pytest.approx(b / a, abs=2e-3)
+    assert m["ratio_medssl_to_reference"] == pytest.approx(b / c, abs=2e-3)
+    assert m["reference"]["num_workers"] == 1
+    assert m["reference"]["transform"] == "lightly.transforms.SimCLRTransform"
+    assert set(r["finetune"]) == {"classification", "segmentation"}
+    for f in r["finetune"].values():
+        assert f["images_per_s"] > 0 and f["items"] == STEPS * BATCH
+        assert f["fingerprint"]["optimizer_steps"] == STEPS
+    est = r["thesis_estimate"]
+    assert r["thesis_estimate_s"] == est["seconds"] > 0
+    assert est["seconds"] == pytest.approx(est["pretrain_s"] + est["finetune_s"], abs=0.2)
+    assert "moco" in est["assumed"]  # measured simclr only
+
+
+def test_paths_ran_the_same_model_and_step(bench):
+    r, _ = bench
+    m = r["methods"]["simclr"]
+    fps = [m[p]["fingerprint"] for p in PATHS]
+    assert fps[0] == fps[1] == fps[2]
+    assert m["same_model_and_step"] is True
+    fp = fps[0]
+    expected = build_method("simclr", build_encoder())
+    assert fp["task"] == type(expected).__name__
+    assert fp["parameters"] == sum(p.numel() for p in expected.parameters())
+    assert fp["optimizer"] == "Adam"
+    assert fp["optimizer_steps"] == STEPS  # warm-up 0: every step timed
+    assert fp["input_shape"] == [BATCH, 1, 64, 64]
+    assert fp["input_dtype"] == "float32"
+    assert r["model_fingerprint"]["simclr"] == fp
+
+
+def test_cache_file_feeds_the_benchmark_stage(bench):
+    r, home = bench
+    saved = read_json(home / ".cache" / "medssl" / "bench.json")
+    assert saved["throughput"] == r["throughput"]
+    # Keys are those the benchmark stage's duration estimate looks up.
+    assert set(saved["throughput"]) == {"simclr", "classification", "segmentation"}
+    assert set(saved["throughput"]) <= set(CPU_THROUGHPUT)
+    assert saved["throughput"]["simclr"] == r["methods"]["simclr"]["medssl"]["views_per_s"]
+
+
+def test_text_report(bench):
+    text = format_result(bench[0])
+    assert "(b) medssl" in text and "b/a" in text and "thesis protocol" in text
+
+
+def test_save_result_keeps_other_methods_of_the_same_device(tmp_path):
+    path = tmp_path / "bench.json"
+    base = {"device_name": "x", "precision": "32-true"}
+    write_json(path, {**base, "throughput": {"moco": 400.0, "simclr": 1.0}})
+    save_result({**base, "throughput": {"simclr": 300.0}}, path)
+    assert read_json(path)["throughput"] == {"moco": 400.0, "simclr": 300.0}
+    save_result({**base, "device_name": "y", "throughput": {"simclr": 9.0}}, path)
+    assert read_json(path)["throughput"] == {"simclr": 9.0}  # another device: replaced
+
+
+def test_timed_stream_chains_epochs_and_counts_timed_items():
+    epochs = []
+
+    def source(k):
+        epochs.append(k)
+        return [(torch.zeros(3, 1, 4, 4), torch.zeros(3, 1, 4, 4))] * 2  # 2 batches per epoch
+
+    s = TimedStream(source, warmup=1, steps=4, device=torch.device("cpu"), count=count_views)
+    assert len(s) == 5
+    assert len(list(s)) == 5
+    assert epochs == [0, 1, 2]
+    assert s.items == 4 * 6 and s.batches == 5
+    assert s.input_shape == [3, 1, 4, 4] and s.input_dtype == "float32"
+    assert s.rate > 0
+    with pytest.raises(ConfigError, match="batch-size"):
+        list(TimedStream(lambda k: [], warmup=0, steps=1, device=torch.device("cpu"), count=len))
+
+
+def test_thesis_estimate_known_answer():
+    est = thesis_estimate(
+        {"simclr": 248.0, "moco": 248.0, "byol": 248.0},
+        {"classification": 240.0, "segmentation": 120.0},
+    )
+    # 9 runs x 100 epochs x 1240 x 2 views / 248 = 9000 s; 12 x 100 x 240 / 240 + 12 x 100 x 240 / 120
+    assert est["pretrain_s"] == pytest.approx(9000.0)
+    assert est["finetune_s"] == pytest.approx(1200.0 + 2400.0)
+    assert est["seconds"] == pytest.approx(12600.0)
+    assert est["assumed"] is None
+
+
+def test_unknown_method_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="valid: all, .*simclr"):
+        resolve_methods("swav")
+    assert resolve_methods("all") == method_names()
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_reference_views_match_medssl_views(method):
+    images = np.random.default_rng(0).integers(0, 256, (4, 110, 110), dtype=np.uint8)
+    loader = reference_loader(
+        images, method, AugmentConfig(), batch_size=2, num_workers=0, seed=0, pin_memory=False
+    )
+    batch = next(iter(loader))
+    assert len(batch) == 2
+    for v in batch:
+        assert v.shape == (2, 1, 64, 64) and v.dtype == torch.float32
+        assert float(v.min()) >= -1.0 and float(v.max()) <= 1.0
