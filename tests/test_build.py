@@ -223,3 +223,37 @@ def test_near_duplicate_in_other_role_is_refused(tmp_path):
         and dup["twin"] == "toy:b03.png"
         and dup["action"].startswith("refused")
     )
+
+
+def test_balanced_mode_matches_rarest_class_and_modality_across_databases(tmp_path):
+    from medssl.data.balance import balanced_recipes
+    from medssl.data.build import open_sources
+
+    lines = [f"n{i:02d}.png normal - {i}" for i in range(12)]
+    lines += [f"b{i:02d}.png benign - {100 + i}" for i in range(40)]
+    lines += [f"m{i:02d}.png malignant - {200 + i}" for i in range(25)]
+    root = write_items(tmp_path / "toy", lines)
+    wide = {c: 1 for c in ("normal", "benign", "malignant")}
+    a = Recipe(name="A", quotas={"finetune": {"toy": wide}, "pretrain": {"toy": wide}})
+    small = [ln for ln in lines if not ln.startswith("m")][:40] + [
+        ln for ln in lines if ln.startswith("m")
+    ][:9]
+    root_b = write_items(tmp_path / "toy_b", small)
+    recs = {
+        "A": {n: s.records() for n, s in open_sources(a, {"toy": root}, lenient=False).items()},
+        "B": {n: s.records() for n, s in open_sources(a, {"toy": root_b}, lenient=False).items()},
+    }
+    b = Recipe(name="B", quotas=a.quotas)
+    out_a, out_b = balanced_recipes([a, b], recs)
+    # finetuning first: the rarest class anywhere (B's 9 malignant) sets every class of both
+    assert (
+        out_a.quotas["finetune"]["toy"]
+        == out_b.quotas["finetune"]["toy"]
+        == dict.fromkeys(("normal", "benign", "malignant"), 9)
+    )
+    # pretraining from what is left: B has 0 malignant left, A's normals 3 -> min is 0
+    assert out_a.quotas["pretrain"] == out_b.quotas["pretrain"] == {}
+    db = Database.load(build_database(out_a, {"toy": root}, tmp_path / "A"))
+    assert Counter(r["label"] for r in db.rows("finetune")) == dict.fromkeys(
+        ("normal", "benign", "malignant"), 9
+    )
