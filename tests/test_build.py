@@ -68,9 +68,14 @@ class Toy(Source):
         return sorted(out, key=lambda r: r.file)
 
 
-if "toy" not in SOURCES:
-    SOURCES.add("toy", Toy)
-    Toy.registry_name = "toy"
+Toy.registry_name = "toy"
+
+
+@pytest.fixture(autouse=True)
+def toy_source(monkeypatch):
+    """Register the toy reader for this module's tests only (other modules parametrise over
+    every registered source and must not see it)."""
+    monkeypatch.setitem(SOURCES._items, "toy", Toy)
 
 
 def write_items(root: Path, lines: list[str]) -> Path:

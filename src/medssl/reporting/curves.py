@@ -35,7 +35,7 @@ def plot_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     try:
         for col in columns:
             pts = [(_num(r.get(x)), _num(r.get(col))) for r in rows]

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from medssl.artifacts import write_bytes
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix, PNG by default) in one atomic move."""
     path = Path(path)
     buf = io.BytesIO()

@@ -44,7 +44,7 @@ def plot_tsne(
 
     xy = tsne_2d(embeddings, seed=seed)
     labels = np.asarray(labels)
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     try:
         for c, name in enumerate(class_names):
             sel = labels == c
