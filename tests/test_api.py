@@ -15,8 +15,18 @@ def test_api_names_resolve():
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["data"], ["data", "synth"], ["data", "build"], ["data", "describe"], ["pretrain"],
-     ["finetune"], ["benchmark"], ["report"], ["bench"]],
+    [
+        [],
+        ["data"],
+        ["data", "synth"],
+        ["data", "build"],
+        ["data", "describe"],
+        ["pretrain"],
+        ["finetune"],
+        ["benchmark"],
+        ["report"],
+        ["bench"],
+    ],
 )
 def test_every_verb_has_help(argv, capsys):
     with pytest.raises(SystemExit) as e:
@@ -28,4 +38,8 @@ def test_every_verb_has_help(argv, capsys):
 def test_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert main(["data", "describe", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("medssl data: error:") and "database.json missing" in err and "Traceback" not in err
+    assert (
+        err.startswith("medssl data: error:")
+        and "database.json missing" in err
+        and "Traceback" not in err
+    )
