@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medssl.cli.options import add_device, add_overrides, add_roots, parse_roots
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -30,21 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="repeated stratified patient-grouped K-fold CV instead of one split",
     )
-    p.add_argument(
-        "--root",
-        action="append",
-        default=[],
-        metavar="SOURCE=DIR",
-        help="source folder (repeatable)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a benchmark setting, e.g. --set methods=[simclr] --set pretrain.trainer.epochs=5",
-    )
-    p.add_argument("--device", default=None, help="auto | cpu | cuda")
+    add_roots(p)
+    add_overrides(p, "methods=[simclr] --set pretrain.trainer.epochs=5")
+    add_device(p)
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -55,10 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from medssl.cli.data import parse_roots
     from medssl.tasks.benchmark import resolve_benchmark, run_benchmark
 
-    overrides = list(args.set) + ([f"device={args.device}"] if args.device else [])
+    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     cfg = resolve_benchmark(args.preset, overrides, args.seeds, args.folds)
     out = run_benchmark(
         cfg,

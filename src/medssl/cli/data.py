@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medssl.errors import ConfigError
+from medssl.cli.options import add_roots, parse_roots
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,13 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="folder that receives one database folder per recipe",
     )
-    b.add_argument(
-        "--root",
-        action="append",
-        default=[],
-        metavar="SOURCE=DIR",
-        help="folder of a downloaded source, e.g. --root busi=~/data/Dataset_BUSI_with_GT (repeatable)",
-    )
+    add_roots(b)
     b.add_argument("--seed", type=int, default=0, help="seed of sampling and splits")
     b.add_argument(
         "--lenient",
@@ -82,18 +76,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     d.add_argument("database", type=Path, help="database folder")
     d.set_defaults(func=_describe)
-
-
-def parse_roots(items: list[str]) -> dict[str, Path]:
-    roots: dict[str, Path] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(
-                f"--root {item!r}: expected SOURCE=DIR, e.g. --root busi=/data/Dataset_BUSI_with_GT"
-            )
-        name, folder = item.split("=", 1)
-        roots[name.strip()] = Path(folder).expanduser()
-    return roots
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from medssl.cli.options import add_device, add_overrides
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -34,20 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--run-id", default=None, help="run id in results.csv (default: task-database-init-seed)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optimizer.lr=1e-3 (repeatable)",
-    )
-    p.add_argument(
-        "--device",
-        default=None,
-        choices=("auto", "cpu", "cuda"),
-        help="accelerator (default: the preset's, auto)",
-    )
+    add_overrides(p, "optimizer.lr=1e-3")
+    add_device(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from medssl.cli.options import add_device, add_overrides
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,24 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--database", required=True, help="database folder (from `medssl data build`)")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--epochs", type=int, default=None, help="number of epochs (preset: 100)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting (repeatable)",
-    )
+    add_overrides(p, "optimizer.lr=1e-3")
     p.add_argument(
         "--preset", default="thesis", help="settings preset name or YAML path (default: thesis)"
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default=None,
-        help="training device (default: auto)",
-    )
+    add_device(p)
     p.set_defaults(func=_run)
 
 
