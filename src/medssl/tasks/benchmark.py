@@ -215,7 +215,7 @@ def run_benchmark(
             run.status = "reused"
     todo = [r for r in runs if r.status == "pending"]
     total_s = sum(r.estimate_s for r in todo)
-    log(_plan_text(runs, databases, total_s))
+    log(_plan_text(runs, databases, total_s, _workers(cfg)))
     _write_plan(out, runs)
     if dry_run:
         return out
@@ -401,14 +401,15 @@ def _provenance(
     write_json(out / "provenance.json", prov)
 
 
-# Throughput on the 2-core reference CPU, fp32 (issue "Speed"): training images (or views) per
-# second, used for the duration estimate when no `medssl bench` figures are at hand.
+# Training throughput (views or images per second, fp32) measured by `medssl bench` on the
+# project's 2-core AMD EPYC (AVX2) development machine under load: the duration estimate's
+# fallback when this machine has no `medssl bench` figures of its own (~/.cache/medssl).
 CPU_THROUGHPUT = {
-    "simclr": 300.0,
-    "moco": 440.0,
-    "byol": 210.0,
-    "classification": 280.0,
-    "segmentation": 112.0,
+    "simclr": 19.0,
+    "moco": 12.0,
+    "byol": 11.0,
+    "classification": 12.0,
+    "segmentation": 8.0,
 }
 
 
@@ -429,13 +430,14 @@ def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) 
             r.estimate_s = epochs * n / speed[r.task] * 1.3 + 3
 
 
-def _plan_text(runs: list[Run], databases: dict[str, Any], total_s: float) -> str:
+def _plan_text(runs: list[Run], databases: dict[str, Any], total_s: float, workers: int) -> str:
     n_pt = sum(r.kind == "pretrain" for r in runs)
     n_ft = len(runs) - n_pt
     reused = sum(r.status == "reused" for r in runs)
     lines = [
         f"benchmark plan: {len(databases)} database(s) {sorted(databases)}, {n_pt} pretraining and {n_ft} fine-tuning runs",
-        f"  {reused} already finished (reused), {len(runs) - reused} to run; estimated {total_s / 60:.1f} min",
+        f"  {reused} already finished (reused), {len(runs) - reused} to run; estimated "
+        f"{total_s / 60 / workers:.1f} min with {workers} worker(s)",
     ]
     return "\n".join(lines)
 
