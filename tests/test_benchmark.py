@@ -117,6 +117,8 @@ def test_smoke_matrix_killed_then_resumed_reuses_finished_runs(tmp_path, capsys)
         assert _done(out)[run_id] == mtime
         assert next(p for p in plan if p["run_id"] == run_id)["status"] == "reused"
     assert len(_done(out)) == 66
+    assert not list((out / "runs").glob("*/checkpoint.pt")), "finished runs drop their resume state"
+    assert len(list((out / "runs").glob("*/encoder.pt"))) == 18
 
     rows = read_csv(out / "results.csv")
     assert {r["run_id"] for r in rows} == {p["run_id"] for p in plan if p["kind"] == "finetune"}

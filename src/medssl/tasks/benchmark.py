@@ -213,6 +213,9 @@ def run_benchmark(
     for run in runs:
         if (out / "runs" / run.run_id / "done.json").is_file():
             run.status = "reused"
+            (out / "runs" / run.run_id / "checkpoint.pt").unlink(
+                missing_ok=True
+            )  # killed mid-cleanup
     todo = [r for r in runs if r.status == "pending"]
     total_s = sum(r.estimate_s for r in todo)
     log(_plan_text(runs, databases, total_s, _workers(cfg)))
@@ -314,6 +317,10 @@ def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: boo
             )
     except MedsslError as e:
         raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
+    # A finished run keeps its results, figures and model (encoder.pt / best.pt); its resume
+    # state (weights + optimizer moments, ~3x the model) is dead weight across 33+ runs.
+    if (run_dir / "done.json").is_file():
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return time.perf_counter() - started
 
 
