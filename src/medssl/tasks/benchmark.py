@@ -408,15 +408,16 @@ def _provenance(
     write_json(out / "provenance.json", prov)
 
 
-# Training throughput (views or images per second, fp32) measured by `medssl bench` on the
-# project's 2-core AMD EPYC (AVX2) development machine under load: the duration estimate's
-# fallback when this machine has no `medssl bench` figures of its own (~/.cache/medssl).
+# Training throughput (views or images per second, fp32, run overheads folded in) measured
+# on the project's 2-core AMD EPYC (AVX2) development machine running the demo preset with
+# two workers of one thread each: the duration estimate's fallback when this machine has no
+# `medssl bench` figures of its own (~/.cache/medssl/bench.json).
 CPU_THROUGHPUT = {
-    "simclr": 19.0,
-    "moco": 12.0,
-    "byol": 11.0,
-    "classification": 12.0,
-    "segmentation": 8.0,
+    "simclr": 45.0,
+    "moco": 50.0,
+    "byol": 34.0,
+    "classification": 44.0,
+    "segmentation": 25.0,
 }
 
 
