@@ -28,14 +28,20 @@ def _tmp_sibling(path: Path) -> Path:
     return Path(tmp)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary sibling, then rename).
+
+    ``sync=False`` skips the per-file fsync, for bulk writes into a folder that is itself
+    synced once and moved into place whole (see :func:`atomic_dir`).
+    """
     path = Path(path)
     tmp = _tmp_sibling(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

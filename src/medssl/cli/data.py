@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from medssl.cli.options import add_roots, parse_roots
+from medssl.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="demo",
         help="size the phantoms for this database preset (default: demo)",
     )
+    s.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="image-size factor of the phantoms (default: the preset's phantom_scale; "
+        "1.0 writes mammograms thousands of pixels tall, as published)",
+    )
+    s.add_argument("--overwrite", action="store_true", help="replace OUT if it already exists")
     s.set_defaults(func=_synth)
 
     b = verbs.add_parser(
@@ -79,10 +89,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from medssl.data.recipe import demand, load_recipes
+    start = time.perf_counter()
+    from medssl.artifacts import atomic_dir
+    from medssl.data.recipe import demand, load_preset
     from medssl.data.synth import write_phantoms
 
-    written = write_phantoms(args.out, demand(load_recipes(args.preset)), seed=args.seed)
+    recipes, scale = load_preset(args.preset)
+    scale = scale if args.scale is None else args.scale
+    if not 0 < scale <= 1:
+        raise ConfigError(f"--scale must be in (0, 1], not {scale}")
+    counts = demand(recipes)
+    # written to a temporary sibling and moved into place whole: an interrupted run leaves
+    # no half-written tree that a later build would trust
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
+        written = write_phantoms(tmp, counts, seed=args.seed, scale=scale)
+    written = {k: args.out / Path(v).relative_to(tmp) for k, v in written.items()}
+    t = time.perf_counter() - start
+    n = sum(sum(c.values()) for c in counts.values())
+    print(f"{n} phantom images (scale {scale:g}) in {t:.1f} s: {n / t:.0f} images/s")
     for name, root in sorted(written.items()):
         print(f"{name:20s} {root}")
     return 0

@@ -55,17 +55,20 @@ def write_dicom(
     sop_class: str = DIGITAL_MAMMOGRAPHY,
     date: str = "20160720",
 ) -> Path:
-    """Write ``image`` (H, W) integer values in [0, 2**bits - 1] (high = bright) to ``path``, atomically."""
+    """Write ``image`` (H, W) integer values in [0, 2**bits - 1] (high = bright) to ``path`` (renamed into place; not fsynced: see :func:`~medssl.data.synth.write_phantoms`)."""
     top = 2**pixels.bits - 1
-    values = image.astype(np.float64)
+    dtype = np.uint8 if pixels.bits <= 8 else np.uint16
     if pixels.rescale is not None:
         slope, intercept = pixels.rescale
-        values = (values - intercept) / slope
-    values = np.clip(np.rint(values), 0, top)
+        values = np.rint((image.astype(np.float32) - np.float32(intercept)) / np.float32(slope))
+    elif np.issubdtype(image.dtype, np.integer):
+        values = image  # integers in range need no rounding: skip the float round trip
+    else:
+        values = np.rint(image)
+    stored = np.clip(values, 0, top).astype(dtype)
     if pixels.monochrome1:
-        values = top - values
-    dtype = np.uint8 if pixels.bits <= 8 else np.uint16
-    stored = np.ascontiguousarray(values.astype(dtype))
+        stored = top - stored
+    stored = np.ascontiguousarray(stored)
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
@@ -106,4 +109,4 @@ def write_dicom(
     ds.PixelData = stored.tobytes()
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
-    return write_bytes(path, buf.getvalue())
+    return write_bytes(path, buf.getvalue(), sync=False)

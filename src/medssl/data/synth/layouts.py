@@ -3,7 +3,8 @@
 One writer per source, registered in :data:`LAYOUTS` under the reader's name, so that each
 reader is exercised exactly as real data would exercise it. ``counts`` gives the number of
 *usable* images per class; corner cases a reader must drop (CBIS-DDSM images whose rows
-disagree, INbreast BI-RADS 0) come on top. Every file is written atomically and every byte
+disagree, INbreast BI-RADS 0) come on top. Every file is renamed into place whole (image
+files without a per-file fsync: :func:`write_phantoms` syncs once at the end) and every byte
 follows from the seed: each source draws from its own stream ``(seed, crc32(name), item)``,
 so adding a source or changing another source's counts leaves a source's files unchanged.
 """
@@ -143,7 +144,9 @@ def write_phantoms(
     names = [n for n in LAYOUTS.names() if n in counts]
     workers = min(workers or os.cpu_count() or 1, len(names))
     if workers <= 1:
-        return {n: write_source(n, out / n, counts[n], seed=seed, scale=scale) for n in names}
+        written = {n: write_source(n, out / n, counts[n], seed=seed, scale=scale) for n in names}
+        os.sync()  # image files skip their own fsync; one sync makes the whole tree durable
+        return written
     # Sources are independent (one seed stream each), so they are written in parallel with
     # the same bytes as one by one; the largest first keeps the workers evenly loaded.
     import multiprocessing as mp
@@ -155,7 +158,9 @@ def write_phantoms(
             n: pool.submit(write_source, n, out / n, counts[n], seed=seed, scale=scale)
             for n in order
         }
-        return {n: futures[n].result() for n in names}
+        written = {n: futures[n].result() for n in names}
+    os.sync()
+    return written
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -179,7 +184,7 @@ def _save(path: Path, array: np.ndarray, fmt: str) -> None:
         img.save(buf, format="JPEG", quality=92)
     else:
         img.save(buf, format=fmt)
-    write_bytes(path, buf.getvalue())
+    write_bytes(path, buf.getvalue(), sync=False)
 
 
 def _mask_png(path: Path, mask: np.ndarray) -> None:
@@ -621,7 +626,7 @@ def write_inbreast(
     items = _labels(counts) + ["zero"] * birads0
     order = [int(j) for j in stream(0).permutation(len(items))]
     rng0 = stream(1)
-    names = rng0.choice(np.arange(20_000_000, 54_000_000), size=len(items), replace=False)
+    names = 20_000_000 + rng0.choice(34_000_000, size=len(items), replace=False)
     rows = []
     k = 0
     p = 0
@@ -656,7 +661,7 @@ def write_inbreast(
                 instance_uid=uid(*stream.key, file_name), laterality=laterality, view=view,
             )  # fmt: skip
             if m.lesions:
-                write_bytes(base / "AllXML" / f"{file_name}.xml", _inbreast_xml(m))
+                write_bytes(base / "AllXML" / f"{file_name}.xml", _inbreast_xml(m), sync=False)
             rows.append(
                 f"{hash_};{age};{laterality};{view};{2008 + int(rng.integers(0, 3))}{int(rng.integers(1, 13)):02d};"
                 f"{file_name};{m.density};{birads}"
@@ -732,7 +737,9 @@ def write_mini_mias(
         )
         ref = f"mdb{n:03d}"
         write_bytes(
-            root / f"{ref}.pgm", b"P5\n1024 1024\n255\n" + m.image.astype(np.uint8).tobytes()
+            root / f"{ref}.pgm",
+            b"P5\n1024 1024\n255\n" + m.image.astype(np.uint8).tobytes(),
+            sync=False,
         )
         tissue = "FGGD"[m.density - 1]
         if not m.lesions:
