@@ -12,7 +12,8 @@ def format_result(r: dict[str, Any]) -> str:
         f"torch {r['torch']}",
         f"precision {r['precision']}: {r['precision_note']}",
         f"channels_last {r['channels_last']}, compile {r['compile']}; batch {r['batch_size']}, "
-        f"{r['steps']} timed steps after {r['warmup_steps']} warm-up per path; "
+        f"{r['steps']} timed steps after {r['warmup_steps']} warm-up per path and round, "
+        f"median of {r.get('rounds', 1)} alternating rounds; "
         f"database {db['name']} ({db['pretrain_train_images']} pretraining images"
         f"{', synthetic' if db['synthetic'] else ''})",
         f"load average at start {_load(r['load_average']['start'])}, "

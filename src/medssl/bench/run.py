@@ -69,7 +69,10 @@ class BenchConfig:
     compile: bool = False  # torch.compile the task's modules (opt-in)
     batch_size: int | None = None  # None: the thesis presets (64)
     warmup: int = 5  # untimed steps per path (allocator, autotuning, worker start)
-    steps: int = 20  # timed steps per path
+    steps: int = 20  # timed steps per path and round
+    # Paths are timed in rounds (a, b, c, a, b, c, ...) and each figure is the median over
+    # rounds, so a load change on a shared machine hits every path alike.
+    rounds: int = 3
     num_workers: int | None = None  # reference DataLoader workers; None: one per CPU
     database: str | None = None  # a built database folder; None: synthetic, in memory
     images: int = PRETRAIN_IMAGES  # synthetic pretraining images
@@ -118,11 +121,16 @@ def bench_method(
             f"--batch-size {pcfg.batch_size} is larger than the {len(host_images)} pretraining "
             f"train images of database {db.name}; lower it"
         )
+    if cfg.rounds < 1:
+        raise ConfigError(f"bench: expected --rounds >= 1, got {cfg.rounds}")
     n = cfg.warmup + cfg.steps
-    out: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
 
     def run(path: str, trainer, epoch_batches, **stream_options: Any) -> None:
-        progress(f"{method} {path}: {cfg.warmup} warm-up + {cfg.steps} timed steps")
+        progress(
+            f"{method} {path} (round {len(runs[path]) + 1}/{cfg.rounds}): "
+            f"{cfg.warmup} warm-up + {cfg.steps} timed steps"
+        )
         trainer.seed_everything()
         method_, optimizer = build_training(pcfg, trainer.device)
         stream = TimedStream(
@@ -134,19 +142,13 @@ def bench_method(
             **stream_options,
         )
         r = train_timed(trainer, method_, optimizer, stream, compile=cfg.compile)
-        out[path] = {"views_per_s": r.pop("rate"), **r}
+        runs[path].append({"views_per_s": r.pop("rate"), **r})
 
-    # (a) ceiling: the same views at every step, made once on the device.
     trainer = bench_trainer(pcfg.trainer)
     images = torch.from_numpy(host_images).to(trainer.device)
+    # (a) ceiling: the same views at every step, made once on the device.
     fixed = next(iter(train_views(images, pcfg, 0)))
-    run("ceiling", trainer, lambda epoch: itertools.repeat(fixed, n))
-
-    # (b) medssl: pretraining's own stream, epoch after epoch.
-    run("medssl", bench_trainer(pcfg.trainer), lambda epoch: train_views(images, pcfg, epoch))
-
-    # (c) reference: lightly transforms in a DataLoader with workers.
-    trainer = bench_trainer(pcfg.trainer)
+    # (c) reference: lightly transforms in a DataLoader with (persistent) workers.
     workers = default_workers() if cfg.num_workers is None else cfg.num_workers
     loader = reference_loader(
         host_images,
@@ -158,22 +160,37 @@ def bench_method(
         pin_memory=trainer.device.type == "cuda",
     )
     transform = type(loader.dataset.transform).__name__
-    run(
-        "reference",
-        trainer,
-        lambda epoch: loader,
-        to_device=to_device(trainer.device, channels_last=pcfg.trainer.channels_last),
-    )
+    for _ in range(cfg.rounds):
+        run("ceiling", bench_trainer(pcfg.trainer), lambda epoch: itertools.repeat(fixed, n))
+        # (b) medssl: pretraining's own stream, epoch after epoch.
+        run(
+            "medssl",
+            bench_trainer(pcfg.trainer),
+            lambda epoch: train_views(images, pcfg, epoch),
+        )
+        run(
+            "reference",
+            bench_trainer(pcfg.trainer),
+            lambda epoch: loader,
+            to_device=to_device(trainer.device, channels_last=pcfg.trainer.channels_last),
+        )
+    out = {p: median_run(runs[p]) for p in PATHS}
     out["reference"].update(num_workers=workers, transform=f"lightly.transforms.{transform}")
 
     a, b, c = (out[p]["views_per_s"] for p in PATHS)
-    fps = [out[p]["fingerprint"] for p in PATHS]
+    fps = [r["fingerprint"] for p in PATHS for r in runs[p]]
     out["ratio_medssl_to_ceiling"] = round(b / a, 3)
     out["ratio_medssl_to_reference"] = round(b / c, 3)
     out["same_model_and_step"] = all(fp == fps[0] for fp in fps)
     out["batch_size"] = pcfg.batch_size
     out["augmentation"] = pcfg.augmentation
     return out
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate (lower median for an even count), with every round's rate."""
+    ordered = sorted(runs, key=lambda r: r["views_per_s"])
+    return {**ordered[(len(ordered) - 1) // 2], "rounds": [r["views_per_s"] for r in runs]}
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -246,6 +263,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         "batch_size": next(iter(methods.values()))["batch_size"],
         "warmup_steps": cfg.warmup,
         "steps": cfg.steps,
+        "rounds": cfg.rounds,
         "database": {
             "name": db.name,
             "synthetic": cfg.database is None,

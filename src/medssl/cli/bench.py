@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--warmup", type=int, default=5, help="untimed steps before each path (default: 5)"
     )
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="time the paths in this many alternating rounds and report each one's median "
+        "(default: 3)",
+    )
+    p.add_argument(
         "--batch-size", type=int, default=None, help="images per step (default: preset, 64)"
     )
     p.add_argument(
@@ -89,6 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         warmup=args.warmup,
         steps=args.steps,
+        rounds=args.rounds,
         num_workers=args.num_workers,
         database=args.database,
         images=args.images or PRETRAIN_IMAGES,
