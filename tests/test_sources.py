@@ -556,10 +556,35 @@ def test_labels_valid_and_sorted(tmp_path, name):
     assert [r.file for r in recs] == sorted(r.file for r in recs)
 
 
-def test_inbreast_xls_only_says_how_to_fix(tmp_path):
+def csv_to_xls(top: Path) -> None:
+    """Replace INbreast.csv by the published INbreast.xls form: numbers stored as numbers."""
+    xlwt = pytest.importorskip("xlwt")
+    book = xlwt.Workbook()
+    ws = book.add_sheet("Sheet1")
+    lines = (top / "INbreast.csv").read_text().splitlines()
+    for i, line in enumerate(lines):
+        for j, value in enumerate(line.split(";")):
+            ws.write(i, j, float(value) if value.isdigit() else value)
+    book.save(str(top / "INbreast.xls"))
+    (top / "INbreast.csv").unlink()
+
+
+def test_inbreast_reads_the_published_xls(tmp_path):
+    rows = [("1", "100", "1"), ("2", "102", "4c"), ("2", "103", "0"), ("3", "104", "3")]
+    top = make_inbreast(tmp_path, rows)
+    from_csv = [(r.file, r.label, r.patient) for r in open_source("inbreast", top).records()]
+    csv_to_xls(top)
+    src = open_source("inbreast", top)
+    from_xls = [(r.file, r.label, r.patient) for r in src.records()]
+    assert from_xls == from_csv and len(from_xls) == 3  # 12.0 cells read as "12", BI-RADS 0 dropped
+    assert len(src.skipped) == 1 and "BI-RADS 0" in src.skipped[0].reason
+
+
+def test_inbreast_corrupt_xls_names_the_file(tmp_path):
     top = make_inbreast(tmp_path, [("1", "100", "2")])
-    (top / "INbreast.csv").rename(top / "INbreast.xls")
-    with pytest.raises(DataError, match="xlrd.*INbreast.csv"):
+    (top / "INbreast.csv").unlink()
+    (top / "INbreast.xls").write_bytes(b"not an excel file")
+    with pytest.raises(DataError, match=r"INbreast.xls.*cannot read the Excel sheet"):
         open_source("inbreast", top).records()
 
 

@@ -8,8 +8,8 @@ Layout::
       AllDICOMs/      <File Name>_<hash>_MG_<L|R>_<CC|ML>_ANON.dcm
       AllXML/         <File Name>.xml  (Apple plist: Images -> ROIs -> Name, Point_px)
 
-``INbreast.xls`` is not read (that needs the ``xlrd`` package, which medssl does not
-install): export it as the semicolon CSV above.
+The sheet is read from ``INbreast.csv`` when present, else from the published
+``INbreast.xls`` (first worksheet, same columns; read with ``xlrd``).
 
 Rules (thesis §5.1): BI-RADS 0 is dropped (listed in ``self.skipped``); 1 normal; 2 and 3
 benign; 4, 4a, 4b, 4c, 5, 6 malignant; any other value is an error naming the CSV row.
@@ -74,13 +74,7 @@ class INbreast(Source):
         top = self.locate(
             _is_top, "an 'INbreast Release 1.0' folder with INbreast.csv and AllDICOMs/"
         )
-        sheet = _child(top, "INbreast.csv")
-        if sheet is None:
-            raise DataError(
-                "INbreast.xls cannot be read without the xlrd package; save it as INbreast.csv "
-                "(semicolon-separated) beside it",
-                file=str(_child(top, "INbreast.xls")),
-            )
+        sheet = _child(top, "INbreast.csv") or _child(top, "INbreast.xls")
         dicoms: dict[str, list[Path]] = {}
         for p in sorted(_child(top, "AllDICOMs").iterdir()):
             if p.is_file() and p.suffix.lower() == ".dcm":
@@ -98,11 +92,7 @@ class INbreast(Source):
         return sorted(out, key=lambda r: r.file)
 
     def _rows(self, sheet: Path) -> list[tuple[int, dict[str, str]]]:
-        try:
-            text = sheet.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            text = sheet.read_text(encoding="latin-1")
-        lines = list(csv.reader(text.splitlines(), delimiter=";"))
+        lines = _xls_lines(sheet) if sheet.suffix.lower() == ".xls" else _csv_lines(sheet)
         if not lines:
             raise DataError("empty sheet; expected a header row", file=str(sheet))
         header = [_norm(h) for h in lines[0]]
@@ -216,6 +206,26 @@ def load_with_polygons(
     """image: (H, W) float32 [0, 1]; mask: (H, W) bool from the polygons, or None."""
     image = load_image(dicom)
     return Loaded(image, fill_polygons(image.shape, polygons) if with_mask else None)
+
+
+def _csv_lines(sheet: Path) -> list[list[str]]:
+    try:
+        text = sheet.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = sheet.read_text(encoding="latin-1")
+    return list(csv.reader(text.splitlines(), delimiter=";"))
+
+
+def _xls_lines(sheet: Path) -> list[list[str]]:
+    """The first worksheet of an Excel 97 workbook as rows of strings (numbers as ``12.0``)."""
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(str(sheet), on_demand=True)
+        ws = book.sheet_by_index(0)
+        return [[str(v) for v in ws.row_values(i)] for i in range(ws.nrows)]
+    except (xlrd.XLRDError, OSError, ValueError, AssertionError) as e:
+        raise DataError(f"cannot read the Excel sheet ({e})", file=str(sheet)) from e
 
 
 def _norm(header: str) -> str:
