@@ -3,7 +3,9 @@
 The query encoder and MLP head are trained; the key encoder and head are their exponential
 moving average (lightly's ``update_momentum``), and the negatives are a queue of past keys.
 Both the EMA and the queue change only in ``after_optimizer_step``; the keys of the last
-training step wait in ``_pending_keys`` until then.
+training step wait in ``_pending_keys`` until then. Under DDP the keys of every rank are
+gathered (lightly's ``dist.gather``) before they are enqueued, so all ranks hold the same
+queue of the global batch's keys, as in MoCo's multi-GPU implementation.
 
 lightly's ``NTXentLoss(memory_bank_size=...)`` would update its bank inside ``forward``
 (also in validation), so the queue and its InfoNCE loss are written here, in a few lines.
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
+from lightly.utils import dist
 from torch import nn
 
 from medssl.models.encoder import FEATURE_DIM
@@ -124,7 +127,10 @@ class MoCo(SSLMethod):
         update_momentum(self.encoder, self.key_encoder, m=self.config.momentum)
         update_momentum(self.projection_head, self.key_head, m=self.config.momentum)
         if self._pending_keys is not None:
-            self.enqueue(self._pending_keys)
+            keys = self._pending_keys
+            if dist.world_size() > 1:  # DDP: every rank enqueues all ranks' keys, in rank order
+                keys = torch.cat(dist.gather(keys))
+            self.enqueue(keys)
             self._pending_keys = None
 
     @torch.no_grad()

@@ -158,6 +158,10 @@ class ViewBatches:
     that device seeded with ``seed``: the stream is a pure function of (images, seed), which
     is what makes ``--resume`` land on the same weights. The last batch is dropped when it
     is partial (``drop_last``) or smaller than 2 (batch norm and pairs need two).
+
+    Under DDP (``world_size`` > 1) ``batch_size`` is the global batch: every rank draws the
+    same order and takes rows ``rank::world_size`` of each batch, with its own view
+    generator, so the ranks together see each image once an epoch, as one device would.
     """
 
     def __init__(
@@ -170,9 +174,17 @@ class ViewBatches:
         shuffle: bool,
         drop_last: bool,
         channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if world_size > 1 and batch_size % world_size:
+            raise ConfigError(
+                f"batch_size {batch_size} must be a multiple of the {world_size} devices "
+                "(it is the global batch, split evenly across them)"
+            )
         self.images, self.batch_size, self.aug, self.seed = images, batch_size, aug, seed
         self.shuffle, self.channels_last = shuffle, channels_last
+        self.rank, self.world_size = rank, world_size
         n = images.shape[0]
         full, rest = divmod(n, batch_size)
         self.n_batches = full + (1 if rest >= 2 and not drop_last else 0)
@@ -189,9 +201,15 @@ class ViewBatches:
             if self.shuffle
             else torch.arange(n, device=dev)
         )
+        g_views = g
+        if self.world_size > 1:
+            g_views = torch.Generator(device=dev).manual_seed(
+                _seed(self.seed, self.rank, self.world_size)
+            )
         for i in range(self.n_batches):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield views(self.images[idx], self.aug, g, channels_last=self.channels_last)
+            idx = idx[self.rank :: self.world_size]
+            yield views(self.images[idx], self.aug, g_views, channels_last=self.channels_last)
 
 
 def build_training(
@@ -213,9 +231,12 @@ def build_training(
     return method_, optimizer
 
 
-def train_views(images: torch.Tensor, cfg: PretrainConfig, epoch: int) -> ViewBatches:
+def train_views(
+    images: torch.Tensor, cfg: PretrainConfig, epoch: int, *, rank: int = 0, world_size: int = 1
+) -> ViewBatches:
     """The training stream of epoch ``epoch``: shuffled, augmented view pairs of ``images``
-    (uint8 (N, S, S) on the training device), a pure function of (images, cfg.seed, epoch)."""
+    (uint8 (N, S, S) on the training device), a pure function of (images, cfg.seed, epoch);
+    under DDP, this rank's share of each global batch."""
     return ViewBatches(
         images,
         cfg.batch_size,
@@ -224,6 +245,8 @@ def train_views(images: torch.Tensor, cfg: PretrainConfig, epoch: int) -> ViewBa
         shuffle=True,
         drop_last=True,
         channels_last=cfg.trainer.channels_last,
+        rank=rank,
+        world_size=world_size,
     )
 
 
@@ -266,6 +289,7 @@ def run_pretraining(
 
     trainer = Trainer(cfg.trainer)
     dev = trainer.device
+    rank, world = trainer.fabric.global_rank, trainer.fabric.world_size
     aug = augment_config(cfg)
     cl = cfg.trainer.channels_last
     pre_train = torch.from_numpy(db.images("pretrain", "train")).to(dev)  # uint8 (N, 110, 110)
@@ -288,7 +312,7 @@ def run_pretraining(
     method_, optimizer = build_training(cfg, dev)
 
     def train_batches(epoch: int) -> Iterable[Any]:
-        return train_views(pre_train, cfg, epoch)
+        return train_views(pre_train, cfg, epoch, rank=rank, world_size=world)
 
     val_batches = None
     if len(pre_val) >= 2:
@@ -312,7 +336,8 @@ def run_pretraining(
         return extra_logs
 
     resolved = to_dict(cfg)
-    if not (resume and (out / "config.yaml").is_file()):
+    lead = trainer.fabric.is_global_zero  # under DDP, rank 0 alone writes files
+    if lead and not (resume and (out / "config.yaml").is_file()):
         out.mkdir(parents=True, exist_ok=True)
         if (out / "checkpoint.pt").is_file() and not resume:
             raise TrainingError(
@@ -330,6 +355,8 @@ def run_pretraining(
         resume=resume,
         fingerprint=fingerprint,
     )
+    if not lead:
+        return out
 
     save_torch(out / "encoder.pt", encoder_state_dict(method_.encoder))
     from medssl.reporting.curves import plot_curves
