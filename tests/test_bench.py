@@ -106,7 +106,7 @@ def test_json_schema(bench):
     assert r["schema"] == "medssl.bench/1"
     assert r["rounds"] == ROUNDS
     assert r["device"] == "cpu" and r["precision"] == "32-true"
-    assert "parity test" in r["precision_note"]  # fp32 on CPU, and why
+    assert "bf16 units" in r["precision_note"]  # the CPU default, and why
     assert r["cuda_max_allocated_mb"] is None
     assert r["peak_rss_mb"] > 0
     assert list(r["methods"]) == ["simclr"]

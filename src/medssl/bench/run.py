@@ -40,6 +40,7 @@ from medssl.bench.reference import default_workers, reference_loader, to_device
 from medssl.bench.synthetic import PRETRAIN_IMAGES, synthetic_database
 from medssl.bench.timing import TimedStream, count_views
 from medssl.data.database import Database
+from medssl.engine.trainer import cpu_has_bf16_units
 from medssl.errors import ConfigError
 from medssl.ssl import method_names
 from medssl.tasks.pretrain import (
@@ -320,28 +321,19 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def precision_note(device: torch.device, precision: str) -> str:
     if device.type == "cuda":
         if precision == "bf16-mixed":
             return "bf16 autocast (default on GPUs with bf16 units), TF32 matmuls"
         return "fp32 with TF32 matmuls"
-    units = "has" if cpu_has_bf16() else "has no"
+    units = cpu_has_bf16_units()
     if precision == "32-true":
-        return (
-            "fp32, the CPU default: bf16 autocast on CPUs awaits a parity test against fp32 "
-            f"(measure it with --precision bf16-mixed; this CPU {units} bf16 units)"
-        )
-    return (
-        "bf16 autocast asked for on a CPU: not the training default until a parity test "
-        f"shows the same learning as fp32 (this CPU {units} bf16 units)"
-    )
+        if units:
+            return "fp32 asked for on a CPU with bf16 units (bf16 autocast is the default there)"
+        return "fp32, the default on CPUs without bf16 units (bf16 would only be emulated)"
+    if units:
+        return "bf16 autocast, the default on CPUs with bf16 units (parity with fp32 tested)"
+    return "bf16 autocast asked for on a CPU without bf16 units: emulated, slower than fp32"
 
 
 def _cpus() -> int:
