@@ -29,7 +29,7 @@ from medssl.artifacts import save_torch, write_json, write_text
 from medssl.config import apply_overrides, from_dict, load_yaml, merge, to_dict
 from medssl.data.augment import AUGMENTATIONS, AugmentConfig, views
 from medssl.data.database import Database
-from medssl.engine.monitor import KNNMonitor, check_collapse, embed_images
+from medssl.engine.monitor import KNNMonitor, check_collapse, embed_images, precise_bn
 from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError, DataError, TrainingError
 from medssl.models.encoder import build_encoder, encoder_state_dict
@@ -371,7 +371,9 @@ def run_pretraining(
     )
     ft_all = torch.from_numpy(db.images("finetune")).to(dev)
     if len(ft_all) > 0:
-        emb = embed_images(method_.encoder, ft_all, size=aug.size).cpu().numpy()
+        # read as the kNN monitor reads: BN statistics re-estimated on these images
+        with precise_bn(method_.encoder, ft_all, size=aug.size):
+            emb = embed_images(method_.encoder, ft_all, size=aug.size).cpu().numpy()
         plot_tsne(
             emb,
             db.labels("finetune"),
