@@ -164,6 +164,17 @@ def test_identical_models_ci_covers_zero_and_p_is_one():
     assert c.n_images == 80 and c.n_replicates == 2 and c.n_unpaired == 0
 
 
+def test_undefined_difference_has_no_p_value():
+    # Both models predict one class for every image: MCC is undefined (0/0) for both, so the
+    # difference and its p-value are undefined, not "p = 1".
+    y = np.arange(60) % 3
+    a = _cls(y, np.zeros(60, int))
+    b = _cls(y, np.ones(60, int))
+    c = paired_comparison(a, b, "mcc", n_resamples=100, n_permutations=100)
+    assert np.isnan(c.difference.estimate) and np.isnan(c.p_value)
+    assert "undefined" in verdict(c, c.p_value)
+
+
 def test_equally_good_models_are_within_noise():
     rng = np.random.default_rng(7)
     y = rng.integers(0, 3, 120)

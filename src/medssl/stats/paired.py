@@ -100,6 +100,7 @@ def paired_comparison(
     codes, n_clusters = cluster_codes(clusters)
     rng = np.random.default_rng(seed + 1)  # independent of the bootstrap stream
     exceed = 0
+    valid = 0  # permutations whose statistic is defined (e.g. MCC is undefined for one class)
     done = 0
     while done < n_permutations:
         m = min(500, n_permutations - done)
@@ -111,14 +112,16 @@ def paired_comparison(
         d = statistic(stacked, metric, wa) - statistic(stacked, metric, wb)
         # a tiny tolerance so that floating-point ties with the observed value count as ties
         exceed += int(np.sum(np.abs(d) >= abs(observed) - 1e-12))
+        valid += int(np.sum(~np.isnan(d)))
         done += m
-    p = (1 + exceed) / (1 + n_permutations) if not np.isnan(observed) else float("nan")
+    # an undefined observed difference has no p-value (min(1.0, nan) would print 1.0)
+    p = (1 + exceed) / (1 + valid) if not np.isnan(observed) else float("nan")
     return Comparison(
         metric=metric,
         a=va,
         b=vb,
         difference=interval,
-        p_value=float(min(1.0, p)),
+        p_value=float(p if np.isnan(p) else min(1.0, p)),
         n_images=len(np.unique(a.ids)),
         n_clusters=n_clusters,
         n_replicates=len(np.unique(a.replicate)),
