@@ -92,3 +92,29 @@ def test_phantom_difficulty_is_calibrated(demo, tmp_path):
     )
     dice = _test_metric(seg, "dice")
     assert 0.2 < dice < 0.95, f"test Dice {dice:.3f}"
+
+
+def test_mammography_lesions_are_segmentable(demo, tmp_path):
+    """From scratch on the demo MG2: a U-Net finds the masses (Dice clearly above 0, below 1).
+
+    Measured with the same settings: Dice 0.55 (masses 4-7 px in radius at 64 px; with the
+    earlier 2-5 px masses it was 0.03). MG2 classification from scratch stays at chance
+    (balanced accuracy 0.31-0.34 in 8 epochs, also with larger, more spiculated masses), so it
+    is not asserted: benign and malignant masses differ by margin and spiculation, a few
+    pixels at 64 px, as in the thesis's own mammography results."""
+    import torch
+
+    from medssl.tasks.finetune import run_finetune
+
+    torch.manual_seed(0)
+    seg = run_finetune(
+        demo / "MG2",
+        tmp_path / "seg",
+        task="segmentation",
+        preset="demo",
+        overrides={"batch_size": 32, "progress_bar": False, "examples_per_group": 1,
+                   "patience": None, "epochs": 4},
+        seed=0,
+    )  # fmt: skip
+    dice = _test_metric(seg, "dice")
+    assert 0.2 < dice < 0.95, f"MG2 test Dice {dice:.3f}"

@@ -203,7 +203,7 @@ def _add_lesion(
     k = int(rng.integers(rows.size))
     cy, cx = (rows[k] + rng.random()) / f, (cols[k] + rng.random()) / f
     if kind == "mass":
-        r0 = rng.uniform(0.035, 0.075) * h
+        r0 = rng.uniform(0.06, 0.11) * h  # a 64 px database shows masses 4-7 px in radius
         spiculated = (label == "malignant") != (rng.random() < ATYPICAL[label])
         if spiculated:
             aspect = rng.uniform(0.75, 1.3)
@@ -231,7 +231,7 @@ def _add_lesion(
             )
         low = _paint_mass(rng, low, outline.scaled(f), spiculated)
         return Lesion("mass", outline), low
-    rc = rng.uniform(0.025, 0.05) * h
+    rc = rng.uniform(0.04, 0.07) * h
     outline = smooth_outline(
         rng, cy, cx, rc * rng.uniform(0.7, 1.0), rc, angle=rng.uniform(0, np.pi), lobes=0.15
     )
@@ -243,7 +243,7 @@ def _add_lesion(
         [cx + rr * outline.rx * np.cos(theta), cy + rr * outline.ry * np.sin(theta)], axis=1
     )
     # a faint density around the cluster keeps it visible after downsampling
-    low = _paint_mass(rng, low, outline.scaled(f), False, contrast=rng.uniform(0.04, 0.1))
+    low = _paint_mass(rng, low, outline.scaled(f), False, contrast=rng.uniform(0.1, 0.2))
     return Lesion("calcification", outline, pts), low
 
 
@@ -258,7 +258,7 @@ def _paint_mass(
     box, s = outline.signed(out.shape)
     edge = 0.25 if spiculated else 0.08
     alpha = np.clip(0.5 + s / (2 * edge), 0, 1)
-    c = contrast if contrast is not None else rng.uniform(0.12, 0.28)
+    c = contrast if contrast is not None else rng.uniform(0.18, 0.35)
     region = out[box] + c * alpha * (out[box] > 0)
     if spiculated:  # thin radiating strands beyond the core
         strands = np.clip(1 - np.abs(s + 0.0) / 1.5, 0, 1) * (s < 0)
