@@ -133,8 +133,9 @@ def test_smoke_matrix_killed_then_resumed_reuses_finished_runs(tmp_path, capsys)
     pngs = list((out / "runs").glob("*/*.png"))
     assert html.count("<img") >= len(pngs) > 0
     assert "http://" not in html and "https://" not in html
-    for name in ("loss_curve.png", "tsne.png"):
+    for name in ("loss_curve.png", "tsne.png", "roc_pr_test.png", "confusion_test.png"):
         assert any(p.name == name for p in pngs), name
+    assert not any(p.name.endswith(("_train.png", "_val.png")) for p in pngs)  # figure_splits
 
     # the report is rebuilt from saved results alone, identically
     tables = {p.name: p.read_bytes() for p in (out / "report").glob("*.md")}

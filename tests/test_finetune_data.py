@@ -133,5 +133,8 @@ def test_presets_and_overrides(tmp_path):
         resolve_config(overrides=["learning_rate=1"])
     with pytest.raises(ConfigError, match="unknown optimizer"):
         resolve_config(overrides=["optimizer.name=lbfgs"])
+    assert resolve_config(overrides=["figure_splits=[test]"]).figure_splits == ["test"]
+    with pytest.raises(ConfigError, match=r"figure_splits: unknown split\(s\) \['tset'\]"):
+        resolve_config(overrides=["figure_splits=[tset]"])
     with pytest.raises(ConfigError, match="no encoder file"):
         resolve_init(tmp_path / "missing.pt")

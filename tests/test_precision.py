@@ -19,7 +19,7 @@ SHORT_RUN = [
     "augmentation_options.size=16",  # emulated bf16 convolutions are ~8x slower than fp32 here
     "trainer.progress_bar=false",
 ]
-# Measured on the development CPU (AVX2, bf16 emulated), BYOL, 4 epochs of 2 steps: train loss
+# Measured on the development CPU (AVX2, bf16 emulated), BYOL, epochs of 2 steps: train loss
 # fp32 3.107 1.966 1.871 1.839 / bf16 3.117 1.965 1.867 1.832 (within 0.5%); val loss within
 # 2.5%; kNN (90 queries) within 0.09, where two fp32 seeds differ by up to 0.11. So the loss
 # curve is held tight and the kNN reading to what seeds alone move it by.
@@ -37,20 +37,20 @@ def test_bf16_learns_like_fp32(tmp_path):
             db,
             tmp_path / precision,
             method="byol",
-            epochs=3,
+            epochs=2,
             device="cpu",
             overrides=[*SHORT_RUN, f"trainer.precision={precision}"],
         )
         runs[precision] = read_csv(out / "metrics.csv")
         assert read_json(out / "done.json")["precision"] == precision
     fp32, bf16 = runs["32-true"], runs["bf16-mixed"]
-    assert len(fp32) == len(bf16) == 3
+    assert len(fp32) == len(bf16) == 2
     for a, b in zip(fp32, bf16, strict=True):
         for key in ("train_loss", "val_loss"):
             x, y = float(a[key]), float(b[key])
             assert abs(x - y) <= LOSS_RTOL * abs(x), (key, a["epoch"], x, y)
         assert abs(float(a["knn_acc"]) - float(b["knn_acc"])) <= KNN_ATOL, (a, b)
-    # both learn: the loss falls by a third or more, not a flat curve matched by a flat one
+    # both learn: the loss falls by a quarter or more, not a flat curve matched by a flat one
     for run in (fp32, bf16):
         assert float(run[-1]["train_loss"]) < 0.75 * float(run[0]["train_loss"])
 

@@ -98,6 +98,9 @@ class FinetuneConfig:
         default_factory=lambda: [list(r) for r in DEFAULT_COST_MATRIX]
     )
     examples_per_group: int = 3  # segmentation panels: images per best/middle/worst group
+    # Splits whose figures are drawn (classification: ROC/PR and confusion matrix;
+    # segmentation: example panels, test split only). Metrics and predictions: every split.
+    figure_splits: list[str] = field(default_factory=lambda: ["train", "val", "test"])
     accelerator: str = "auto"  # auto | cpu | cuda
     precision: str | None = None  # None: trainer default (bf16-mixed on bf16 GPUs, else 32-true)
     progress_bar: bool = True
@@ -170,6 +173,9 @@ def resolve_config(
         raise ConfigError(
             f"epochs and batch_size must be >= 1; got epochs={cfg.epochs}, batch_size={cfg.batch_size}"
         )
+    unknown = sorted(set(cfg.figure_splits) - {"train", "val", "test"})
+    if unknown:
+        raise ConfigError(f"figure_splits: unknown split(s) {unknown}; valid: train, val, test")
     cost = np.asarray(cfg.cost_matrix, dtype=np.float64)
     if cost.shape != (len(CLASSES), len(CLASSES)):
         raise ConfigError(
@@ -557,7 +563,8 @@ def run_finetune(
         m = split_metrics(task, split, probs, loss, cfg)
         results.extend({**facts, "split": s, "metric": k, "value": _fmt(v)} for k, v in m.items())
         _save_predictions(out, s, task, split, probs, cfg)
-        _split_figures(out, s, task, split, probs, m, cfg, seed)
+        if s in cfg.figure_splits:
+            _split_figures(out, s, task, split, probs, m, cfg, seed)
     write_csv(out / "results.csv", results, RESULT_COLUMNS)
     _history_figures(out, task, history or read_csv(out / "metrics.csv"))
     write_json(
