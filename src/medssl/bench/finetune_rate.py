@@ -18,11 +18,11 @@ from medssl.engine.trainer import TrainerConfig
 from medssl.tasks.finetune import (
     OPTIMIZERS,
     TASKS,
-    _Batches,
-    _tensors,
+    TrainBatches,
     build_task,
     finetune_splits,
     resolve_config,
+    split_tensors,
 )
 
 
@@ -43,13 +43,13 @@ def finetune_rates(
             cfg = dataclasses.replace(cfg, batch_size=batch_size)
         trainer = bench_trainer(dataclasses.replace(trainer_config, channels_last=False))
         splits, _ = finetune_splits(db, task)
-        data = _tensors(splits["train"], task, trainer.device)
+        data = split_tensors(splits["train"], task, trainer.device)
         trainer.seed_everything(cfg.seed)
         module = build_task(task, "random", cfg, splits["train"])
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = OPTIMIZERS.get(cfg.optimizer.name)(params, cfg.optimizer)
         stream = TimedStream(
-            lambda epoch, cfg=cfg, data=data: _Batches(
+            lambda epoch, cfg=cfg, data=data: TrainBatches(
                 data, cfg.batch_size, seed=cfg.seed, epoch=epoch, hflip=cfg.hflip
             ),
             warmup=warmup,

@@ -307,7 +307,7 @@ def finetune_splits(
     return out, excluded
 
 
-def _tensors(split: SplitData, task: str, device: torch.device) -> dict[str, torch.Tensor]:
+def split_tensors(split: SplitData, task: str, device: torch.device) -> dict[str, torch.Tensor]:
     """Device tensors of a split: x (N, 1, H, W) in [-1, 1], y (N,) or mask (N, 1, H, W)."""
     x = to_float(torch.from_numpy(split.images).to(device))
     if task == "classification":
@@ -315,7 +315,7 @@ def _tensors(split: SplitData, task: str, device: torch.device) -> dict[str, tor
     return {"x": x, "mask": torch.from_numpy(split.masks).to(device).unsqueeze(1).float()}
 
 
-class _Batches:
+class TrainBatches:
     """Shuffled mini-batches of device tensors for one epoch (a sized iterable).
 
     The order and flips are a pure function of (seed, epoch), so a resumed run sees the same
@@ -517,10 +517,10 @@ def run_finetune(
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = OPTIMIZERS.get(cfg.optimizer.name)(params, cfg.optimizer)
     device = trainer.device
-    data = {s: _tensors(d, task, device) for s, d in splits.items() if len(d)}
+    data = {s: split_tensors(d, task, device) for s, d in splits.items() if len(d)}
 
-    def train_batches(epoch: int) -> _Batches:
-        return _Batches(data["train"], cfg.batch_size, seed=seed, epoch=epoch, hflip=cfg.hflip)
+    def train_batches(epoch: int) -> TrainBatches:
+        return TrainBatches(data["train"], cfg.batch_size, seed=seed, epoch=epoch, hflip=cfg.hflip)
 
     def epoch_end(epoch: int, row: dict[str, Any]) -> dict[str, float]:
         if cfg.bn_recalibration and not cfg.freeze_encoder:
