@@ -63,33 +63,23 @@ def _test_metric(run_dir, metric):
     return float(next(r["value"] for r in rows if r["split"] == "test" and r["metric"] == metric))
 
 
+def _from_scratch(db_dir, out, task: str, epochs: int):
+    """A random-init fine-tuning run on ``db_dir`` with the demo preset (seeded by the run)."""
+    from medssl.tasks.finetune import run_finetune
+
+    common = {"batch_size": 32, "progress_bar": False, "examples_per_group": 1, "patience": None}
+    return run_finetune(
+        db_dir, out, task=task, preset="demo", overrides={**common, "epochs": epochs}, seed=0
+    )
+
+
 def test_phantom_difficulty_is_calibrated(demo, tmp_path):
     """From scratch on the demo US1's 240 training images: clearly above chance, clearly below
     perfect, for a ResNet-18 classifier and for a U-Net (issue: calibrated phantoms)."""
-    import torch
-
-    from medssl.tasks.finetune import run_finetune
-
-    torch.manual_seed(0)
-    common = {"batch_size": 32, "progress_bar": False, "examples_per_group": 1, "patience": None}
-    cls = run_finetune(
-        demo / "US1",
-        tmp_path / "cls",
-        task="classification",
-        preset="demo",
-        overrides={**common, "epochs": 8},
-        seed=0,
-    )
+    cls = _from_scratch(demo / "US1", tmp_path / "cls", "classification", epochs=8)
     ba = _test_metric(cls, "balanced_accuracy")
     assert 0.45 < ba < 0.95, f"test balanced accuracy {ba:.3f} (chance 0.333)"
-    seg = run_finetune(
-        demo / "US1",
-        tmp_path / "seg",
-        task="segmentation",
-        preset="demo",
-        overrides={**common, "epochs": 4},
-        seed=0,
-    )
+    seg = _from_scratch(demo / "US1", tmp_path / "seg", "segmentation", epochs=4)
     dice = _test_metric(seg, "dice")
     assert 0.2 < dice < 0.95, f"test Dice {dice:.3f}"
 
@@ -102,19 +92,6 @@ def test_mammography_lesions_are_segmentable(demo, tmp_path):
     (balanced accuracy 0.31-0.34 in 8 epochs, also with larger, more spiculated masses), so it
     is not asserted: benign and malignant masses differ by margin and spiculation, a few
     pixels at 64 px, as in the thesis's own mammography results."""
-    import torch
-
-    from medssl.tasks.finetune import run_finetune
-
-    torch.manual_seed(0)
-    seg = run_finetune(
-        demo / "MG2",
-        tmp_path / "seg",
-        task="segmentation",
-        preset="demo",
-        overrides={"batch_size": 32, "progress_bar": False, "examples_per_group": 1,
-                   "patience": None, "epochs": 4},
-        seed=0,
-    )  # fmt: skip
+    seg = _from_scratch(demo / "MG2", tmp_path / "seg", "segmentation", epochs=4)
     dice = _test_metric(seg, "dice")
     assert 0.2 < dice < 0.95, f"MG2 test Dice {dice:.3f}"
