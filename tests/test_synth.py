@@ -345,3 +345,34 @@ def test_counts_are_checked(tmp_path):
         write_source("nope", tmp_path, {})
     with pytest.raises(ConfigError, match=">= 0"):
         write_source("busi", tmp_path, {"benign": -1})
+
+
+def test_cli_synth_writes_a_whole_tree_that_builds_reuse(tmp_path, capsys):
+    from medssl.artifacts import read_json
+    from medssl.cli.main import main
+    from medssl.data.build import ensure_phantoms
+    from medssl.data.recipe import demand, load_preset
+
+    out = tmp_path / "phantoms"
+    argv = ["data", "synth", "--preset", "smoke", "--scale", "0.1", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    counts = demand(load_preset("smoke")[0])
+    n = sum(sum(c.values()) for c in counts.values())
+    assert f"{n} phantom images (scale 0.1)" in printed and "images/s" in printed
+    assert not list(tmp_path.glob(".phantoms.*"))  # the temporary sibling is gone
+    marker = read_json(out / "phantoms.json")
+    assert marker["seed"] == 0 and marker["scale"] == 0.1 and marker["counts"] == counts
+    assert sorted(marker["roots"]) == sorted(counts)
+    # a build asking for the same phantoms reuses the tree as it is
+    before = _tree_digest(out)
+    roots = ensure_phantoms(out, counts, seed=0, scale=0.1)
+    assert {k: str(v) for k, v in roots.items()} == marker["roots"]
+    assert _tree_digest(out) == before
+    # an existing folder is replaced only when asked, with a one-line error otherwise
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert _tree_digest(out) == before  # same seed and scale, same bytes
+    assert main([*argv[:-4], "--scale", "1.5", "--out", str(tmp_path / "x")]) == 2
+    assert "--scale must be in (0, 1]" in capsys.readouterr().err

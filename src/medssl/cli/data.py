@@ -90,20 +90,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    from medssl.artifacts import atomic_dir
+    from medssl.data.build import write_phantom_tree
     from medssl.data.recipe import demand, load_preset
-    from medssl.data.synth import write_phantoms
 
     recipes, scale = load_preset(args.preset)
     scale = scale if args.scale is None else args.scale
     if not 0 < scale <= 1:
         raise ConfigError(f"--scale must be in (0, 1], not {scale}")
     counts = demand(recipes)
-    # written to a temporary sibling and moved into place whole: an interrupted run leaves
-    # no half-written tree that a later build would trust
-    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
-        written = write_phantoms(tmp, counts, seed=args.seed, scale=scale)
-    written = {k: args.out / Path(v).relative_to(tmp) for k, v in written.items()}
+    written = write_phantom_tree(
+        args.out, counts, seed=args.seed, scale=scale, overwrite=args.overwrite
+    )
     t = time.perf_counter() - start
     n = sum(sum(c.values()) for c in counts.values())
     print(f"{n} phantom images (scale {scale:g}) in {t:.1f} s: {n / t:.0f} images/s")

@@ -352,23 +352,40 @@ def build_preset(
     ]
 
 
+PHANTOM_MARKER = "phantoms.json"
+
+
+def write_phantom_tree(
+    folder: Path,
+    counts: dict[str, dict[str, int]],
+    *,
+    seed: int,
+    scale: float = 1.0,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """``write_phantoms`` into a temporary sibling of ``folder``, moved into place whole with
+    its marker (seed, scale, counts, roots), so an interrupted write leaves nothing behind."""
+    from medssl.data.synth import write_phantoms
+
+    folder = Path(folder)
+    with atomic_dir(folder, overwrite=overwrite) as tmp:
+        written = write_phantoms(tmp, counts, seed=seed, scale=scale)
+        roots = {k: folder / Path(v).relative_to(tmp) for k, v in written.items()}
+        stamp = {"seed": seed, "scale": scale, "counts": counts}
+        write_json(tmp / PHANTOM_MARKER, {**stamp, "roots": {k: str(r) for k, r in roots.items()}})
+    return roots
+
+
 def ensure_phantoms(
     folder: Path, counts: dict[str, dict[str, int]], *, seed: int, scale: float = 1.0
 ) -> dict[str, Path]:
     """Write phantoms once; reuse them when ``folder`` already holds the same counts and seed."""
     from medssl.artifacts import read_json
-    from medssl.data.synth import write_phantoms
 
     stamp = {"seed": seed, "scale": scale, "counts": counts}
-    marker = folder / "phantoms.json"
+    marker = folder / PHANTOM_MARKER
     if marker.is_file():
         saved = read_json(marker)
         if all(saved.get(k) == v for k, v in stamp.items()):
             return {k: Path(v) for k, v in saved["roots"].items()}
-    with atomic_dir(folder, overwrite=True) as tmp:
-        written = write_phantoms(tmp, counts, seed=seed, scale=scale)
-        rel = {k: Path(v).relative_to(tmp) for k, v in written.items()}
-        write_json(
-            tmp / "phantoms.json", {**stamp, "roots": {k: str(folder / r) for k, r in rel.items()}}
-        )
-    return {k: folder / r for k, r in rel.items()}
+    return write_phantom_tree(folder, counts, seed=seed, scale=scale, overwrite=True)

@@ -145,10 +145,17 @@ def write_phantoms(
     workers = min(workers or os.cpu_count() or 1, len(names))
     if workers <= 1:
         written = {n: write_source(n, out / n, counts[n], seed=seed, scale=scale) for n in names}
-        os.sync()  # image files skip their own fsync; one sync makes the whole tree durable
-        return written
-    # Sources are independent (one seed stream each), so they are written in parallel with
-    # the same bytes as one by one; the largest first keeps the workers evenly loaded.
+    else:
+        written = _write_in_parallel(out, names, counts, seed, scale, workers)
+    os.sync()  # image files skip their own fsync; one sync makes the whole tree durable
+    return written
+
+
+def _write_in_parallel(
+    out: Path, names: list[str], counts: dict, seed: int, scale: float, workers: int
+) -> dict[str, Path]:
+    """Sources are independent (one seed stream each), so they are written in parallel with
+    the same bytes as one by one; the largest first keeps the workers evenly loaded."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -158,9 +165,7 @@ def write_phantoms(
             n: pool.submit(write_source, n, out / n, counts[n], seed=seed, scale=scale)
             for n in order
         }
-        written = {n: futures[n].result() for n in names}
-    os.sync()
-    return written
+        return {n: futures[n].result() for n in names}
 
 
 # ----------------------------------------------------------------------------- helpers
