@@ -27,3 +27,7 @@ class DataError(MedsslError, ValueError):
 
 class TrainingError(MedsslError, RuntimeError):
     """A training run that cannot continue (NaN loss, collapse, incompatible resume)."""
+
+
+class OutputExistsError(MedsslError, FileExistsError):
+    """An output folder that already exists and was not to be replaced."""
