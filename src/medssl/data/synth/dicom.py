@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydicom import config
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from medssl.artifacts import write_bytes
+from medssl.artifacts import write_staged
 
 DIGITAL_MAMMOGRAPHY = (
     "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image Storage - For Presentation
@@ -55,7 +56,7 @@ def write_dicom(
     sop_class: str = DIGITAL_MAMMOGRAPHY,
     date: str = "20160720",
 ) -> Path:
-    """Write ``image`` (H, W) integer values in [0, 2**bits - 1] (high = bright) to ``path`` (renamed into place; not fsynced: see :func:`~medssl.data.synth.write_phantoms`)."""
+    """Write ``image`` (H, W) integer values in [0, 2**bits - 1] (high = bright) to ``path`` (written plainly, as every phantom file: see :func:`~medssl.data.synth.write_phantoms`)."""
     top = 2**pixels.bits - 1
     dtype = np.uint8 if pixels.bits <= 8 else np.uint16
     if pixels.rescale is not None:
@@ -70,43 +71,46 @@ def write_dicom(
         stored = top - stored
     stored = np.ascontiguousarray(stored)
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = instance_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = uid("medssl", "synth")
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = instance_uid
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.Modality = modality
-    ds.PatientID = patient_id
-    ds.PatientName = patient_id
-    ds.StudyDate = date
-    ds.SeriesDescription = series_description
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    if laterality:
-        ds.ImageLaterality = laterality
-    if view:
-        ds.ViewPosition = view
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME1" if pixels.monochrome1 else "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape
-    ds.BitsAllocated = 8 if dtype is np.uint8 else 16
-    ds.BitsStored = pixels.bits
-    ds.HighBit = pixels.bits - 1
-    ds.PixelRepresentation = 0
-    if pixels.rescale is not None:
-        ds.RescaleSlope = f"{pixels.rescale[0]:g}"
-        ds.RescaleIntercept = f"{pixels.rescale[1]:g}"
-        ds.RescaleType = "US"
-    if pixels.window is not None:
-        ds.WindowCenter = f"{pixels.window[0]:.1f}"
-        ds.WindowWidth = f"{pixels.window[1]:.1f}"
-    ds.PixelData = stored.tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return write_bytes(path, buf.getvalue(), sync=False)
+    # every value below is known valid (the readers' tests read them back); pydicom's
+    # per-value checks would cost a third of a small file's write
+    with config.disable_value_validation():
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = sop_class
+        meta.MediaStorageSOPInstanceUID = instance_uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.ImplementationClassUID = uid("medssl", "synth")
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = sop_class
+        ds.SOPInstanceUID = instance_uid
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.Modality = modality
+        ds.PatientID = patient_id
+        ds.PatientName = patient_id
+        ds.StudyDate = date
+        ds.SeriesDescription = series_description
+        ds.SeriesNumber = 1
+        ds.InstanceNumber = 1
+        if laterality:
+            ds.ImageLaterality = laterality
+        if view:
+            ds.ViewPosition = view
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME1" if pixels.monochrome1 else "MONOCHROME2"
+        ds.Rows, ds.Columns = stored.shape
+        ds.BitsAllocated = 8 if dtype is np.uint8 else 16
+        ds.BitsStored = pixels.bits
+        ds.HighBit = pixels.bits - 1
+        ds.PixelRepresentation = 0
+        if pixels.rescale is not None:
+            ds.RescaleSlope = f"{pixels.rescale[0]:g}"
+            ds.RescaleIntercept = f"{pixels.rescale[1]:g}"
+            ds.RescaleType = "US"
+        if pixels.window is not None:
+            ds.WindowCenter = f"{pixels.window[0]:.1f}"
+            ds.WindowWidth = f"{pixels.window[1]:.1f}"
+        ds.PixelData = stored.tobytes()
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+    return write_staged(path, buf.getvalue())

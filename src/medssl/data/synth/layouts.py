@@ -3,9 +3,10 @@
 One writer per source, registered in :data:`LAYOUTS` under the reader's name, so that each
 reader is exercised exactly as real data would exercise it. ``counts`` gives the number of
 *usable* images per class; corner cases a reader must drop (CBIS-DDSM images whose rows
-disagree, INbreast BI-RADS 0) come on top. Every file is renamed into place whole (image
-files without a per-file fsync: :func:`write_phantoms` syncs once at the end) and every byte
-follows from the seed: each source draws from its own stream ``(seed, crc32(name), item)``,
+disagree, INbreast BI-RADS 0) come on top. Image files are written plainly
+(:func:`~medssl.artifacts.write_staged`): the atomic unit is the whole tree, which
+:func:`~medssl.data.build.write_phantom_tree` builds in a temporary folder, syncs once and
+moves into place with its marker. Every byte follows from the seed: each source draws from its own stream ``(seed, crc32(name), item)``,
 so adding a source or changing another source's counts leaves a source's files unchanged.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from medssl.artifacts import write_bytes, write_csv, write_text
+from medssl.artifacts import csv_text, write_staged
 from medssl.data.records import CLASSES
 from medssl.data.synth.dicom import Pixels, uid, write_dicom
 from medssl.data.synth.mammography import Mammogram, render_mammogram
@@ -132,6 +133,8 @@ def write_phantoms(
     counts: name -> class -> usable images (default :data:`DEFAULT_COUNTS`). ``scale``
     shrinks ultrasound and mammography image sizes (mini-MIAS stays 1024 x 1024, as published).
     ``workers`` processes write sources in parallel (default: one per CPU core).
+    Files are written plainly: write into a fresh folder that only becomes trusted whole
+    (:func:`~medssl.data.build.write_phantom_tree` does this).
     Returns {name: folder to pass as ``--root NAME=DIR``}.
     """
     counts = DEFAULT_COUNTS if counts is None else counts
@@ -189,7 +192,7 @@ def _save(path: Path, array: np.ndarray, fmt: str) -> None:
         img.save(buf, format="JPEG", quality=92)
     else:
         img.save(buf, format=fmt)
-    write_bytes(path, buf.getvalue(), sync=False)
+    write_staged(path, buf.getvalue())
 
 
 def _mask_png(path: Path, mask: np.ndarray) -> None:
@@ -299,7 +302,7 @@ def write_breast_lesions_usg(
                 "Classification": cls,
             }
         )
-    write_bytes(
+    write_staged(
         folder / "BrEaST-Lesions-USG-clinical-data-Dec-15-2023.xlsx", _xlsx(BREAST_COLUMNS, rows)
     )
     return folder
@@ -527,7 +530,7 @@ def write_cbis_ddsm(
     for kind, columns in (("mass", CBIS_MASS_COLUMNS), ("calc", CBIS_CALC_COLUMNS)):
         for split in ("train", "test"):
             name = f"{kind}_case_description_{split}_set.csv"
-            write_csv(root / name, rows.get(name, []), columns)
+            write_staged(root / name, csv_text(rows.get(name, []), columns).encode())
     return root
 
 
@@ -666,13 +669,13 @@ def write_inbreast(
                 instance_uid=uid(*stream.key, file_name), laterality=laterality, view=view,
             )  # fmt: skip
             if m.lesions:
-                write_bytes(base / "AllXML" / f"{file_name}.xml", _inbreast_xml(m), sync=False)
+                write_staged(base / "AllXML" / f"{file_name}.xml", _inbreast_xml(m))
             rows.append(
                 f"{hash_};{age};{laterality};{view};{2008 + int(rng.integers(0, 3))}{int(rng.integers(1, 13)):02d};"
                 f"{file_name};{m.density};{birads}"
             )
     header = "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads"
-    write_text(base / "INbreast.csv", "\n".join([header, *rows]) + "\n")
+    write_staged(base / "INbreast.csv", ("\n".join([header, *rows]) + "\n").encode())
     return base
 
 
@@ -741,10 +744,9 @@ def write_mini_mias(
             rng, cls, shape=(MIAS_SIZE, MIAS_SIZE), bits=8, laterality="L" if n % 2 else "R"
         )
         ref = f"mdb{n:03d}"
-        write_bytes(
+        write_staged(
             root / f"{ref}.pgm",
             b"P5\n1024 1024\n255\n" + m.image.astype(np.uint8).tobytes(),
-            sync=False,
         )
         tissue = "FGGD"[m.density - 1]
         if not m.lesions:
@@ -768,5 +770,5 @@ def write_mini_mias(
                 lines.append(
                     f"{ref} {tissue} {abn} {severity} {int(round(o.cx))} {MIAS_SIZE - int(round(o.cy))} {radius}"
                 )
-    write_text(root / "Info.txt", "\n".join(lines) + "\n")
+    write_staged(root / "Info.txt", ("\n".join(lines) + "\n").encode())
     return root

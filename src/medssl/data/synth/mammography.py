@@ -273,7 +273,7 @@ def _rays(rng: np.random.Generator, outline: Outline, box: tuple[slice, slice]) 
     theta = np.arctan2(yy - outline.cy, xx - outline.cx)
     n = int(rng.integers(6, 16))
     angles = rng.uniform(-np.pi, np.pi, n)
-    d = np.abs(np.angle(np.exp(1j * (theta[..., None] - angles)))).min(axis=-1)
+    d = np.abs((theta[..., None] - angles + np.pi) % (2 * np.pi) - np.pi).min(axis=-1)
     return np.exp(-0.5 * (d / 0.05) ** 2).astype(np.float32)
 
 

@@ -47,7 +47,7 @@ class Outline:
         for k, amp, phase in self.harmonics:
             r += amp * np.cos(k * theta + phase)
         for a, amp, width in self.spikes:
-            d = np.angle(np.exp(1j * (theta - a)))  # wrapped angular distance
+            d = (theta - a + np.pi) % (2 * np.pi) - np.pi  # wrapped angular distance
             r += amp * np.exp(-0.5 * (d / width) ** 2)
         return np.maximum(r, 0.3)
 
