@@ -375,4 +375,47 @@ def test_cli_synth_writes_a_whole_tree_that_builds_reuse(tmp_path, capsys):
     assert main([*argv, "--overwrite"]) == 0
     assert _tree_digest(out) == before  # same seed and scale, same bytes
     assert main([*argv[:-4], "--scale", "1.5", "--out", str(tmp_path / "x")]) == 2
-    assert "--scale must be in (0, 1]" in capsys.readouterr().err
+    assert "--scale: the phantom scale must be a number in (0, 1]" in capsys.readouterr().err
+
+
+def test_scale_per_modality(tmp_path):
+    """A preset may size ultrasound and mammography phantoms apart ({us: .., mg: ..})."""
+    from medssl.data.recipe import load_preset
+    from medssl.data.synth.layouts import check_scale, describe_scale, source_scale
+
+    recipe = tmp_path / "r.yaml"
+    body = "databases:\n  - name: X\n    quotas: {finetune: {busi: {benign: 1}}}\n"
+    recipe.write_text("phantom_scale: {us: 0.5, mg: 0.1}\n" + body)
+    scale = load_preset(recipe)[1]
+    assert scale == {"us": 0.5, "mg": 0.1} and describe_scale(scale) == "us 0.5, mg 0.1"
+    assert source_scale(scale, "busi") == 0.5 and source_scale(scale, "inbreast") == 0.1
+    assert source_scale(0.3, "tbud") == 0.3 and describe_scale(0.3) == "0.3"
+    for bad in ("{us: 0.5}", "{us: 0.5, mg: 0.1, ct: 1}", "{us: 0.5, mg: 2}", "big", "0"):
+        recipe.write_text(f"phantom_scale: {bad}\n" + body)
+        with pytest.raises(ConfigError, match=r"r\.yaml: phantom_scale"):
+            load_preset(recipe)
+    assert check_scale(1, "x") == 1.0
+    counts = {"busi": {"benign": 1}, "inbreast": {"benign": 1}}
+    both = write_phantoms(tmp_path / "a", counts, seed=0, scale={"us": 0.5, "mg": 0.1}, workers=1)
+    one = write_phantoms(tmp_path / "b", counts, seed=0, scale=0.5, workers=1)
+    # ultrasound as at scale 0.5, byte for byte; mammograms five times smaller
+    assert _tree_digest(both["busi"]) == _tree_digest(one["busi"])
+
+    def rows(root: Path) -> int:
+        return pydicom.dcmread(next(root.rglob("*.dcm"))).Rows
+
+    assert 4 < rows(one["inbreast"]) / rows(both["inbreast"]) < 6
+
+
+@pytest.mark.parametrize(
+    ("small", "large"),
+    [((7, 5), (301, 253)), ((40, 28), (160, 112)), ((1, 3), (1, 40)), ((1, 1), (5, 5))],
+)
+def test_field_enlargement_matches_pil(small, large):
+    """Fields are enlarged in numpy with PIL's sampling (bilinear and nearest)."""
+    from medssl.data.synth.fields import resize
+
+    field = np.random.default_rng(0).standard_normal(small).astype(np.float32)
+    for nearest, method in ((False, Image.Resampling.BILINEAR), (True, Image.Resampling.NEAREST)):
+        pil = np.asarray(Image.fromarray(field, mode="F").resize(large[::-1], method))
+        np.testing.assert_allclose(resize(field, large, nearest=nearest), pil, atol=1e-5)

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from medssl.cli.options import add_roots, parse_roots
-from medssl.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scale",
         type=float,
         default=None,
-        help="image-size factor of the phantoms (default: the preset's phantom_scale; "
-        "1.0 writes mammograms thousands of pixels tall, as published)",
+        help="image-size factor of all phantoms (default: the preset's phantom_scale, which may "
+        "differ per modality; 1.0 writes mammograms thousands of pixels tall, as published)",
     )
     s.add_argument("--overwrite", action="store_true", help="replace OUT if it already exists")
     s.set_defaults(func=_synth)
@@ -92,18 +91,18 @@ def _synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     from medssl.data.build import write_phantom_tree
     from medssl.data.recipe import demand, load_preset
+    from medssl.data.synth.layouts import check_scale, describe_scale
 
     recipes, scale = load_preset(args.preset)
-    scale = scale if args.scale is None else args.scale
-    if not 0 < scale <= 1:
-        raise ConfigError(f"--scale must be in (0, 1], not {scale}")
+    if args.scale is not None:
+        scale = check_scale(args.scale, "--scale")
     counts = demand(recipes)
     written = write_phantom_tree(
         args.out, counts, seed=args.seed, scale=scale, overwrite=args.overwrite
     )
     t = time.perf_counter() - start
     n = sum(sum(c.values()) for c in counts.values())
-    print(f"{n} phantom images (scale {scale:g}) in {t:.1f} s: {n / t:.0f} images/s")
+    print(f"{n} phantom images (scale {describe_scale(scale)}) in {t:.1f} s: {n / t:.0f} images/s")
     for name, root in sorted(written.items()):
         print(f"{name:20s} {root}")
     return 0

@@ -15,7 +15,7 @@ import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from medssl.data.records import Record, Skipped
 from medssl.data.sources import Source, open_source
 from medssl.data.splits import stratified_group_split
 from medssl.errors import DataError
+
+if TYPE_CHECKING:
+    from medssl.data.synth.layouts import Scale
 
 
 @dataclass
@@ -360,7 +363,7 @@ def write_phantom_tree(
     counts: dict[str, dict[str, int]],
     *,
     seed: int,
-    scale: float = 1.0,
+    scale: Scale = 1.0,
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """``write_phantoms`` into a temporary sibling of ``folder``, moved into place whole with
@@ -377,7 +380,7 @@ def write_phantom_tree(
 
 
 def ensure_phantoms(
-    folder: Path, counts: dict[str, dict[str, int]], *, seed: int, scale: float = 1.0
+    folder: Path, counts: dict[str, dict[str, int]], *, seed: int, scale: Scale = 1.0
 ) -> dict[str, Path]:
     """Write phantoms once; reuse them when ``folder`` already holds the same counts and seed."""
     from medssl.artifacts import read_json

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medssl.config import from_dict, load_yaml
 from medssl.data.database import ROLES, SPLITS
 from medssl.data.records import CLASSES
 from medssl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from medssl.data.synth.layouts import Scale
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 
@@ -76,9 +79,10 @@ def load_recipes(preset_or_path: str | Path) -> list[Recipe]:
     return load_preset(preset_or_path)[0]
 
 
-def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], float]:
-    """Recipes of a preset, and the scale of the phantoms it generates (key ``phantom_scale``:
-    1.0 writes mammograms thousands of pixels tall as real ones; the demo shrinks them)."""
+def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], Scale]:
+    """Recipes of a preset, and the scale of the phantoms it generates (key ``phantom_scale``,
+    a number or ``{us: .., mg: ..}``: 1.0 writes images as large as real ones, mammograms
+    thousands of pixels tall; the demo shrinks them)."""
     path = Path(preset_or_path)
     if not path.suffix:
         path = RECIPE_DIR / f"{preset_or_path}.yaml"
@@ -90,7 +94,9 @@ def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], float]:
         raise ConfigError(f"recipe file {path} does not exist")
     data = load_yaml(path)
     items = data.pop("databases", None)
-    scale = float(data.pop("phantom_scale", 1.0))
+    from medssl.data.synth.layouts import check_scale
+
+    scale = check_scale(data.pop("phantom_scale", 1.0), f"{path}: phantom_scale")
     if items is None:
         return [from_dict(Recipe, data, where=str(path))], scale
     if data:

@@ -18,7 +18,7 @@ import plistlib
 import re
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,12 @@ LAYOUTS: Registry[Writer] = Registry("phantom layout")
 
 SOURCE_CLASSES: dict[str, tuple[str, ...]] = {}
 """name -> the classes the source publishes (keys allowed in its ``counts``)."""
+
+SOURCE_MODALITY: dict[str, str] = {}
+"""name -> ``us`` | ``mg``, as the source's reader labels its records."""
+
+Scale = float | Mapping[str, float]
+"""Phantom image-size factor: one for every source, or one per modality (``{us: .., mg: ..}``)."""
 
 REAL_COUNTS: dict[str, dict[str, int]] = {
     # BUSI: Al-Dhabyani et al., Data in Brief 28:104863 (2020)
@@ -85,14 +91,47 @@ class Stream:
         return np.random.default_rng([*self.key, *item])
 
 
-def layout(name: str, classes: tuple[str, ...]) -> Callable[[Writer], Writer]:
-    """Register a writer for source ``name`` publishing ``classes``."""
+def layout(name: str, classes: tuple[str, ...], modality: str) -> Callable[[Writer], Writer]:
+    """Register a writer for source ``name`` of ``modality`` publishing ``classes``."""
 
     def decorator(fn: Writer) -> Writer:
         SOURCE_CLASSES[name] = classes
+        SOURCE_MODALITY[name] = modality
         return LAYOUTS.register(name)(fn)
 
     return decorator
+
+
+def check_scale(value: Any, where: str) -> Scale:
+    """A valid :data:`Scale` from config ``value`` (a number, or a mapping with exactly the
+    keys ``us`` and ``mg``), each in (0, 1]; a :class:`ConfigError` naming ``where`` otherwise."""
+    modalities = sorted(set(SOURCE_MODALITY.values()))
+    if isinstance(value, Mapping):
+        if sorted(value) != modalities:
+            raise ConfigError(
+                f"{where}: a per-modality phantom scale needs exactly the keys {modalities}, "
+                f"not {sorted(value)}"
+            )
+        return {m: _one_scale(value[m], f"{where}: {m}") for m in modalities}
+    return _one_scale(value, where)
+
+
+def _one_scale(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{where}: the phantom scale must be a number in (0, 1], not {value!r}")
+    return float(value)
+
+
+def source_scale(scale: Scale, name: str) -> float:
+    """The size factor of source ``name`` under ``scale``."""
+    return float(scale[SOURCE_MODALITY[name]]) if isinstance(scale, Mapping) else float(scale)
+
+
+def describe_scale(scale: Scale) -> str:
+    """``0.4`` or ``us 0.4, mg 0.3``."""
+    if isinstance(scale, Mapping):
+        return ", ".join(f"{m} {v:g}" for m, v in sorted(scale.items(), reverse=True))
+    return f"{scale:g}"
 
 
 def write_source(
@@ -125,13 +164,14 @@ def write_phantoms(
     counts: dict[str, dict[str, int]] | None = None,
     *,
     seed: int = 0,
-    scale: float = 1.0,
+    scale: Scale = 1.0,
     workers: int | None = None,
 ) -> dict[str, Path]:
     """Write every source (or those in ``counts``) under ``out/<name>/``.
 
     counts: name -> class -> usable images (default :data:`DEFAULT_COUNTS`). ``scale``
-    shrinks ultrasound and mammography image sizes (mini-MIAS stays 1024 x 1024, as published).
+    shrinks ultrasound and mammography image sizes, alike or per modality (:data:`Scale`;
+    mini-MIAS stays 1024 x 1024, as published).
     ``workers`` processes write sources in parallel (default: one per CPU core).
     Files are written plainly: write into a fresh folder that only becomes trusted whole
     (:func:`~medssl.data.build.write_phantom_tree` does this).
@@ -147,7 +187,10 @@ def write_phantoms(
     names = [n for n in LAYOUTS.names() if n in counts]
     workers = min(workers or os.cpu_count() or 1, len(names))
     if workers <= 1:
-        written = {n: write_source(n, out / n, counts[n], seed=seed, scale=scale) for n in names}
+        written = {
+            n: write_source(n, out / n, counts[n], seed=seed, scale=source_scale(scale, n))
+            for n in names
+        }
     else:
         written = _write_in_parallel(out, names, counts, seed, scale, workers)
     os.sync()  # image files skip their own fsync; one sync makes the whole tree durable
@@ -155,7 +198,7 @@ def write_phantoms(
 
 
 def _write_in_parallel(
-    out: Path, names: list[str], counts: dict, seed: int, scale: float, workers: int
+    out: Path, names: list[str], counts: dict, seed: int, scale: Scale, workers: int
 ) -> dict[str, Path]:
     """Sources are independent (one seed stream each), so they are written in parallel with
     the same bytes as one by one; the largest first keeps the workers evenly loaded."""
@@ -165,7 +208,9 @@ def _write_in_parallel(
     order = sorted(names, key=lambda n: -sum(counts[n].values()))
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         futures = {
-            n: pool.submit(write_source, n, out / n, counts[n], seed=seed, scale=scale)
+            n: pool.submit(
+                write_source, n, out / n, counts[n], seed=seed, scale=source_scale(scale, n)
+            )
             for n in order
         }
         return {n: futures[n].result() for n in names}
@@ -210,7 +255,7 @@ def _us_size(rng: np.random.Generator, scale: float) -> tuple[int, int] | None:
 # ----------------------------------------------------------------------------- ultrasound
 
 
-@layout("busi", ("normal", "benign", "malignant"))
+@layout("busi", ("normal", "benign", "malignant"), "us")
 def write_busi(
     root: Path,
     counts: dict[str, int],
@@ -245,7 +290,7 @@ BREAST_COLUMNS = (
 )  # fmt: skip
 
 
-@layout("breast_lesions_usg", ("normal", "benign", "malignant"))
+@layout("breast_lesions_usg", ("normal", "benign", "malignant"), "us")
 def write_breast_lesions_usg(
     root: Path, counts: dict[str, int], stream: Stream, *, scale: float = 1.0
 ) -> Path:
@@ -365,7 +410,7 @@ def _class_folder(
     return root
 
 
-@layout("qamebi", ("normal", "benign", "malignant"))
+@layout("qamebi", ("normal", "benign", "malignant"), "us")
 def write_qamebi(root: Path, counts: dict[str, int], stream: Stream, *, scale: float = 1.0) -> Path:
     """QAMEBI: ``Benign/``, ``Malignant/``, ``Normal/`` with ``<stem>_mask.png`` beside each image."""
     return _class_folder(
@@ -373,7 +418,7 @@ def write_qamebi(root: Path, counts: dict[str, int], stream: Stream, *, scale: f
     )
 
 
-@layout("tbud", ("benign", "malignant"))
+@layout("tbud", ("benign", "malignant"), "us")
 def write_tbud(root: Path, counts: dict[str, int], stream: Stream, *, scale: float = 1.0) -> Path:
     """TBUD: ``Benign/``, ``Malignant/`` with ``<stem>_mask.png`` beside each image."""
     return _class_folder(
@@ -381,7 +426,7 @@ def write_tbud(root: Path, counts: dict[str, int], stream: Stream, *, scale: flo
     )
 
 
-@layout("mbud", ("benign", "malignant"))
+@layout("mbud", ("benign", "malignant"), "us")
 def write_mbud(root: Path, counts: dict[str, int], stream: Stream, *, scale: float = 1.0) -> Path:
     """MBUD: ``Benign/``, ``Malignant/`` images only (no masks)."""
     return _class_folder(
@@ -426,7 +471,7 @@ CBIS_CALC_COLUMNS = (
 )  # fmt: skip
 
 
-@layout("cbis_ddsm", ("benign", "malignant"))
+@layout("cbis_ddsm", ("benign", "malignant"), "mg")
 def write_cbis_ddsm(
     root: Path,
     counts: dict[str, int],
@@ -619,7 +664,7 @@ INBREAST_WEIGHTS = {
 }
 
 
-@layout("inbreast", ("normal", "benign", "malignant"))
+@layout("inbreast", ("normal", "benign", "malignant"), "mg")
 def write_inbreast(
     root: Path, counts: dict[str, int], stream: Stream, *, scale: float = 1.0, birads0: int = 2
 ) -> Path:
@@ -721,7 +766,7 @@ def _inbreast_xml(m: Mammogram) -> bytes:
 MIAS_SIZE = 1024
 
 
-@layout("mini_mias", ("normal", "benign", "malignant"))
+@layout("mini_mias", ("normal", "benign", "malignant"), "mg")
 def write_mini_mias(
     root: Path, counts: dict[str, int], stream: Stream, *, scale: float = 1.0
 ) -> Path:
