@@ -68,6 +68,13 @@ EPOCHS = {"simclr": 6, "moco": 8, "byol": 8}
 # phantoms also peaks early (0.82 at 12 steps) and falls back to 0.71 by 64 steps: on these
 # phantoms longer runs learn instance cues (grey level, gradient) that do not carry the class,
 # so the short-run kNN comparison is a transient, and BYOL, the slowest starter, misses it.
+# Session 3 tried phantoms without the instance cues (8 epochs, same settings; random init =
+# best of three): grey level 0.3-0.7 (inside the jitter) and no gradient: random 0.80, SimCLR
+# 0.83 at epoch 3 then 0.73 (second-half mean), BYOL 0.76; grey 0.1-0.8, no gradient, shape
+# near the centre: random 0.88, SimCLR 0.80, BYOL 0.76. Where the nuisance is weak, a random
+# ResNet read through precise-BN kNN already separates these shapes, and a few dozen SSL steps
+# only move it; the comparison that BYOL can win needs data where random features fail and
+# runs long enough to learn the class (the benchmark's, on a GPU).
 # Not run, to keep the test short; ``pytest --runxfail`` runs it.
 SLOW_STARTERS = {"byol": "BYOL does not beat random init in 24-32 steps on phantoms (see above)"}
 
