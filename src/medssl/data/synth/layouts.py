@@ -3,11 +3,12 @@
 One writer per source, registered in :data:`LAYOUTS` under the reader's name, so that each
 reader is exercised exactly as real data would exercise it. ``counts`` gives the number of
 *usable* images per class; corner cases a reader must drop (CBIS-DDSM images whose rows
-disagree, INbreast BI-RADS 0) come on top. Image files are written plainly
+disagree, INbreast BI-RADS 0) come on top. Files are written plainly
 (:func:`~medssl.artifacts.write_staged`): the atomic unit is the whole tree, which
 :func:`~medssl.data.build.write_phantom_tree` builds in a temporary folder, syncs once and
-moves into place with its marker. Every byte follows from the seed: each source draws from its own stream ``(seed, crc32(name), item)``,
-so adding a source or changing another source's counts leaves a source's files unchanged.
+moves into place with its marker. Every byte follows from the seed: each source draws from
+its own stream ``(seed, crc32(name), item)``, so adding a source or changing another
+source's counts leaves a source's files unchanged.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def write_phantoms(
         }
     else:
         written = _write_in_parallel(out, names, counts, seed, scale, workers)
-    os.sync()  # image files skip their own fsync; one sync makes the whole tree durable
+    os.sync()  # files skip their own fsync; one sync makes the whole tree durable
     return written
 
 
