@@ -186,35 +186,29 @@ def write_phantoms(
         )
     out = Path(out)
     names = [n for n in LAYOUTS.names() if n in counts]
+    # one job per source: write_source's arguments, the scale resolved for its modality
+    jobs = {
+        n: ((n, out / n, counts[n]), {"seed": seed, "scale": source_scale(scale, n)}) for n in names
+    }
     workers = min(workers or os.cpu_count() or 1, len(names))
     if workers <= 1:
-        written = {
-            n: write_source(n, out / n, counts[n], seed=seed, scale=source_scale(scale, n))
-            for n in names
-        }
+        written = {n: write_source(*args, **kw) for n, (args, kw) in jobs.items()}
     else:
-        written = _write_in_parallel(out, names, counts, seed, scale, workers)
+        written = _write_in_parallel(jobs, counts, workers)
     os.sync()  # files skip their own fsync; one sync makes the whole tree durable
     return written
 
 
-def _write_in_parallel(
-    out: Path, names: list[str], counts: dict, seed: int, scale: Scale, workers: int
-) -> dict[str, Path]:
+def _write_in_parallel(jobs: dict[str, tuple], counts: dict, workers: int) -> dict[str, Path]:
     """Sources are independent (one seed stream each), so they are written in parallel with
     the same bytes as one by one; the largest first keeps the workers evenly loaded."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    order = sorted(names, key=lambda n: -sum(counts[n].values()))
+    order = sorted(jobs, key=lambda n: -sum(counts[n].values()))
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {
-            n: pool.submit(
-                write_source, n, out / n, counts[n], seed=seed, scale=source_scale(scale, n)
-            )
-            for n in order
-        }
-        return {n: futures[n].result() for n in names}
+        futures = {n: pool.submit(write_source, *jobs[n][0], **jobs[n][1]) for n in order}
+        return {n: futures[n].result() for n in jobs}
 
 
 # ----------------------------------------------------------------------------- helpers
