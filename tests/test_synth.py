@@ -252,6 +252,124 @@ def test_mammography_dicoms_read_back(phantoms):
     assert 14 in bits and 8 in bits
 
 
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [((37, 23, 3), np.uint8), ((19, 41), np.uint8), ((1, 7, 3), np.uint8), ((6, 5), bool)],
+)
+def test_png_encoder_round_trips_through_pillow(shape, dtype):
+    """The phantom PNG encoder writes files Pillow decodes (and verifies) to the same pixels:
+    RGB, grey, one row, and a bool mask stored as 0 / 255."""
+    import io
+
+    from medssl.data.synth.png import png_bytes
+
+    rng = np.random.default_rng(len(shape))
+    array = rng.integers(0, 256, size=shape).astype(np.uint8)
+    if dtype is bool:
+        array = array > 127
+    data = png_bytes(array)
+    Image.open(io.BytesIO(data)).verify()  # chunk CRCs and structure
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == ("RGB" if len(shape) == 3 else "L")
+    expected = array.astype(np.uint8) * 255 if dtype is bool else array
+    np.testing.assert_array_equal(np.asarray(image), expected)
+    with pytest.raises(ValueError, match="uint8"):
+        png_bytes(array.astype(np.uint16))
+
+
+def _pydicom_reference(image, pixels, **header):
+    """The dataset ``write_dicom`` stores, built and written by pydicom (the oracle)."""
+    import io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from medssl.data.synth.dicom import IMPLEMENTATION_UID, IMPLEMENTATION_VERSION
+
+    top = 2**pixels.bits - 1
+    dtype = np.uint8 if pixels.bits <= 8 else np.uint16
+    values = image.astype(np.float64)
+    if pixels.rescale is not None:
+        values = np.rint((image.astype(np.float32) - pixels.rescale[1]) / pixels.rescale[0])
+    stored = np.clip(values, 0, top).astype(dtype)
+    if pixels.monochrome1:
+        stored = top - stored
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = header["sop_class"]
+    meta.MediaStorageSOPInstanceUID = header["instance_uid"]
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = header["sop_class"]
+    ds.SOPInstanceUID = header["instance_uid"]
+    ds.StudyInstanceUID = header["study_uid"]
+    ds.SeriesInstanceUID = header["series_uid"]
+    ds.Modality = header["modality"]
+    ds.PatientID = ds.PatientName = header["patient_id"]
+    ds.StudyDate = "20160720"
+    ds.SeriesDescription = header["series_description"]
+    ds.SeriesNumber = ds.InstanceNumber = 1
+    if header["laterality"]:
+        ds.ImageLaterality = header["laterality"]
+    if header["view"]:
+        ds.ViewPosition = header["view"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME1" if pixels.monochrome1 else "MONOCHROME2"
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated = 8 * stored.itemsize
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = pixels.bits, pixels.bits - 1, 0
+    if pixels.rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = f"{pixels.rescale[0]:g}", f"{pixels.rescale[1]:g}"
+        ds.RescaleType = "US"
+    if pixels.window is not None:
+        ds.WindowCenter, ds.WindowWidth = f"{pixels.window[0]:.1f}", f"{pixels.window[1]:.1f}"
+    ds.PixelData = stored.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "bits, mono1, rescale, window, laterality, view",
+    [
+        (8, False, None, None, "", ""),
+        (12, True, (2.0, 0.0), (900.5, 300.0), "L", "MLO"),
+        (14, False, None, (8000.0, 4000.0), "R", "CC"),
+        (16, True, (1.0, 0.0), None, "L", "CC"),
+    ],
+)
+def test_dicom_encoder_matches_pydicom(tmp_path, bits, mono1, rescale, window, laterality, view):
+    """The phantom DICOM encoder writes, element for element, what pydicom writes for the same
+    dataset: same tags, VRs and values (file meta included), same pixels, valid Part 10."""
+    from medssl.data.synth.dicom import Pixels, dicom_elements, uid, write_dicom
+
+    rng = np.random.default_rng(bits)
+    image = rng.integers(0, 2**bits, size=(37, 23)).astype(np.uint16)
+    pixels = Pixels(bits, monochrome1=mono1, rescale=rescale, window=window)
+    header = dict(
+        patient_id="Mass-Training_P_00001_LEFT_CC", study_uid=uid("s"), series_uid=uid("t"),
+        instance_uid=uid("i"), series_description="full mammogram images",
+        laterality=laterality, view=view, modality="MG", sop_class="1.2.840.10008.5.1.4.1.1.1.2",
+    )  # fmt: skip
+    path = write_dicom(tmp_path / "ours.dcm", image, pixels, **header)
+    ours = pydicom.dcmread(path)  # strict Part 10 read: preamble, DICM, meta group
+    ref = pydicom.dcmread(
+        pydicom.filebase.DicomBytesIO(_pydicom_reference(image, pixels, **header))
+    )
+
+    def elements(ds):
+        return [(e.tag, e.VR, e.value) for e in ds]
+
+    assert elements(ours.file_meta) == elements(ref.file_meta)
+    assert elements(ours) == elements(ref)
+    np.testing.assert_array_equal(ours.pixel_array, ref.pixel_array)
+    meta, body = dicom_elements(image, pixels, **header)
+    tags = [t for t, _, _ in body]
+    assert tags == sorted(tags)  # a dataset's elements in ascending tag order (PS3.5 §7.1)
+
+
 def test_cbis_roi_masks_are_full_size_binary(phantoms):
     _, roots = phantoms
     tree = roots["cbis_ddsm"] / "CBIS-DDSM"
