@@ -30,6 +30,7 @@ from medssl.artifacts import csv_text, write_staged
 from medssl.data.records import CLASSES
 from medssl.data.synth.dicom import Pixels, uid, write_dicom
 from medssl.data.synth.mammography import Mammogram, render_mammogram
+from medssl.data.synth.png import png_bytes
 from medssl.data.synth.ultrasound import render_ultrasound
 from medssl.errors import ConfigError
 from medssl.registry import Registry
@@ -220,15 +221,15 @@ def _labels(counts: dict[str, int]) -> list[str]:
 
 
 def _png(path: Path, array: np.ndarray) -> None:
-    _save(path, array, "PNG")
+    write_staged(path, png_bytes(array))
 
 
 def _save(path: Path, array: np.ndarray, fmt: str) -> None:
+    if fmt == "PNG":
+        return _png(path, array)
     buf = io.BytesIO()
     img = Image.fromarray(array)
-    if fmt == "PNG":
-        img.save(buf, format="PNG", compress_level=1)
-    elif fmt == "JPEG":
+    if fmt == "JPEG":
         img.save(buf, format="JPEG", quality=92)
     else:
         img.save(buf, format=fmt)
@@ -237,7 +238,7 @@ def _save(path: Path, array: np.ndarray, fmt: str) -> None:
 
 def _mask_png(path: Path, mask: np.ndarray) -> None:
     """A mask as published: mode L, 0 background / 255 lesion."""
-    _png(path, mask.astype(np.uint8) * 255)
+    _png(path, mask.astype(bool))
 
 
 def _us_size(rng: np.random.Generator, scale: float) -> tuple[int, int] | None:
