@@ -269,7 +269,8 @@ def _paint_mass(
 
 def _rays(rng: np.random.Generator, outline: Outline, box: tuple[slice, slice]) -> np.ndarray:
     """(box) float32 in [0, 1]: narrow angular spokes around the outline centre."""
-    yy, xx = np.mgrid[box[0], box[1]].astype(np.float32)
+    yy = np.arange(box[0].start, box[0].stop, dtype=np.float32)[:, None]
+    xx = np.arange(box[1].start, box[1].stop, dtype=np.float32)[None, :]
     theta = np.arctan2(yy - outline.cy, xx - outline.cx)
     n = int(rng.integers(6, 16))
     angles = rng.uniform(-np.pi, np.pi, n)
