@@ -84,14 +84,17 @@ def test_phantom_difficulty_is_calibrated(demo, tmp_path):
     assert 0.2 < dice < 0.95, f"test Dice {dice:.3f}"
 
 
-def test_mammography_lesions_are_segmentable(demo, tmp_path):
-    """From scratch on the demo MG2: a U-Net finds the masses (Dice clearly above 0, below 1).
+def test_mammography_difficulty_is_calibrated(demo, tmp_path):
+    """From scratch on the demo MG2 (~240 training images, whole breasts at 64 px): the
+    classifier clearly above chance and below perfect, and a U-Net finds the masses.
 
-    Measured with the same settings: Dice 0.46 with mammograms at scale 0.3 (0.55 at 0.4;
-    masses 4-7 px in radius at 64 px; with the earlier 2-5 px masses it was 0.03). MG2 classification from scratch stays at chance
-    (balanced accuracy 0.31-0.34 in 8 epochs, also with larger, more spiculated masses), so it
-    is not asserted: benign and malignant masses differ by margin and spiculation, a few
-    pixels at 64 px, as in the thesis's own mammography results."""
+    Measured with these settings: balanced accuracy 0.53, Dice 0.73. With the earlier,
+    smaller and fainter lesions (4-7 px, hair-thin spicules) a U-Net reached Dice 0.46 but
+    the classifier stayed at chance (0.30-0.37 over seeds and phantom variants): see the
+    calibration note in ``medssl.data.synth.mammography``."""
+    cls = _from_scratch(demo / "MG2", tmp_path / "cls", "classification", epochs=8)
+    ba = _test_metric(cls, "balanced_accuracy")
+    assert 0.45 < ba < 0.95, f"MG2 test balanced accuracy {ba:.3f} (chance 0.333)"
     seg = _from_scratch(demo / "MG2", tmp_path / "seg", "segmentation", epochs=4)
     dice = _test_metric(seg, "dice")
     assert 0.2 < dice < 0.95, f"MG2 test Dice {dice:.3f}"
