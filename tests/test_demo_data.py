@@ -68,6 +68,7 @@ def _from_scratch(db_dir, out, task: str, epochs: int):
     from medssl.tasks.finetune import run_finetune
 
     common = {"batch_size": 32, "progress_bar": False, "examples_per_group": 1, "patience": None}
+    common["figure_splits"] = ["test"]  # the figures are not what these tests check
     return run_finetune(
         db_dir, out, task=task, preset="demo", overrides={**common, "epochs": epochs}, seed=0
     )

@@ -277,6 +277,27 @@ def test_png_encoder_round_trips_through_pillow(shape, dtype):
         png_bytes(array.astype(np.uint16))
 
 
+def test_outline_mask_is_the_sign_of_its_signed_field():
+    """``Outline.mask`` skips the angle where rho alone decides; it must give exactly
+    ``signed > 0``, for smooth and spiculated outlines, rotated, and clipped by the image."""
+    from medssl.data.synth.shapes import irregular_outline, smooth_outline
+
+    rng = np.random.default_rng(0)
+    shape = (90, 70)
+    for i in range(40):
+        cy, cx = rng.uniform(-10, 100), rng.uniform(-10, 80)
+        ry, rx = rng.uniform(2, 30), rng.uniform(2, 30)
+        angle = rng.uniform(0, np.pi)
+        if i % 2:
+            outline = irregular_outline(rng, cy, cx, ry, rx, angle=angle, spike_amp=0.8)
+        else:
+            outline = smooth_outline(rng, cy, cx, ry, rx, angle=angle, lobes=0.15)
+        box, s = outline.signed(shape)
+        expected = np.zeros(shape, dtype=bool)
+        expected[box] = s > 0
+        np.testing.assert_array_equal(outline.mask(shape), expected)
+
+
 def _pydicom_reference(image, pixels, **header):
     """The dataset ``write_dicom`` stores, built and written by pydicom (the oracle)."""
     import io

@@ -62,6 +62,29 @@ class Outline:
         Returns (box, s) where ``box`` is a (row, col) slice pair into an image of ``shape``
         and ``s`` (box shape, float32) is ``r(theta) - rho``: > 0 inside, in relative units.
         """
+        box, a, b = self._frame(shape)
+        rho = np.sqrt(a**2 + b**2)
+        return box, _lookup(self._table(), a, b) - rho
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """(H, W) bool mask of the outline in an image of ``shape``.
+
+        The same pixels as ``signed(shape)[1] > 0``, with the angle (an arctangent, the costly
+        part) computed only in the ring ``min r <= rho <= max r`` where the sign depends on it.
+        """
+        out = np.zeros(shape, dtype=bool)
+        box, a, b = self._frame(shape)
+        rho = np.sqrt(a**2 + b**2)
+        table = self._table()
+        inside = rho < table.min()
+        ring = (rho >= table.min()) & (rho <= table.max())
+        inside[ring] = _lookup(table, a[ring], b[ring]) - rho[ring] > 0
+        out[box] = inside
+        return out
+
+    def _frame(self, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
+        """(box, a, b): the bounding box clipped to ``shape`` and its pixels' coordinates in
+        the lesion frame (rotated, divided by the semi-axes; rho = 1 on the plain ellipse)."""
         e = self.extent()
         y0, y1 = max(0, int(self.cy - e)), min(shape[0], int(self.cy + e) + 1)
         x0, x1 = max(0, int(self.cx - e)), min(shape[1], int(self.cx + e) + 1)
@@ -69,21 +92,13 @@ class Outline:
         dy = np.arange(y0, y1, dtype=np.float32)[:, None] - self.cy
         dx = np.arange(x0, x1, dtype=np.float32)[None, :] - self.cx
         c, s = np.cos(self.angle), np.sin(self.angle)
-        a = (c * dx + s * dy) / self.rx  # rotated into the lesion frame, per semi-axis
+        a = (c * dx + s * dy) / self.rx
         b = (-s * dx + c * dy) / self.ry
-        rho = np.sqrt(a**2 + b**2)
-        theta = np.arctan2(b, a)  # in [-pi, pi]
-        # r(theta) from a 1024-entry table: the harmonics are evaluated once, not per pixel
-        table = self.radius(np.linspace(-np.pi, np.pi, 1025)).astype(np.float32)
-        r = table[np.rint((theta + np.pi) * (1024 / (2 * np.pi))).astype(np.intp)]
-        return (slice(y0, y1), slice(x0, x1)), r - rho
+        return (slice(y0, y1), slice(x0, x1)), a, b
 
-    def mask(self, shape: tuple[int, int]) -> np.ndarray:
-        """(H, W) bool mask of the outline in an image of ``shape``."""
-        out = np.zeros(shape, dtype=bool)
-        box, s = self.signed(shape)
-        out[box] = s > 0
-        return out
+    def _table(self) -> np.ndarray:
+        """r(theta) at 1025 angles over [-pi, pi]: the harmonics evaluated once, not per pixel."""
+        return self.radius(np.linspace(-np.pi, np.pi, 1025)).astype(np.float32)
 
     def polygon(self, n: int = 64) -> np.ndarray:
         """(n, 2) float array of (x, y) outline points in pixels, counter-clockwise."""
@@ -143,3 +158,9 @@ def irregular_outline(
         axis=1,
     )
     return Outline(cy, cx, ry, rx, angle, harmonics, sp.reshape(-1, 3))
+
+
+def _lookup(table: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """r(theta) from ``table`` at the angles ``theta = atan2(b, a)`` (nearest entry)."""
+    theta = np.arctan2(b, a)  # in [-pi, pi]
+    return table[np.rint((theta + np.pi) * (1024 / (2 * np.pi))).astype(np.intp)]
