@@ -70,6 +70,36 @@ def test_same_seed_same_bytes_other_seed_differs(phantoms, tmp_path):
     assert _tree_digest(other["busi"]) != _tree_digest(out / "busi" / "Dataset_BUSI_with_GT")
 
 
+def test_forked_and_spawned_workers_write_the_same_bytes(phantoms, tmp_path):
+    """Workers fork where the parent is torch- and thread-free (the ``data synth`` command)
+    and spawn otherwise; both write the same files as one process does."""
+    import subprocess
+    import sys
+
+    import torch  # noqa: F401  (loaded: the start method must be spawn)
+
+    from medssl.data.synth.layouts import start_method
+
+    assert start_method() == "spawn"
+    out, _ = phantoms
+    counts = {k: TINY[k] for k in ("busi", "cbis_ddsm", "inbreast")}
+    code = (
+        "import sys; from medssl.data.synth.layouts import start_method, write_phantoms; "
+        f"write_phantoms(sys.argv[1], {counts!r}, seed=3, scale={SCALE}, workers=2); "
+        "print(start_method(), 'torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "forked")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["fork", "False"], done.stdout + done.stderr
+    write_phantoms(tmp_path / "spawned", counts, seed=3, scale=SCALE, workers=2)
+    write_phantoms(tmp_path / "serial", counts, seed=3, scale=SCALE, workers=1)
+    for name in counts:
+        for way in ("forked", "spawned", "serial"):
+            assert _tree_digest(tmp_path / way / name) == _tree_digest(out / name), (way, name)
+
+
 def test_generators_are_pure_functions_of_the_rng():
     a = generate_ultrasound(np.random.default_rng(5), "malignant")
     b = generate_ultrasound(np.random.default_rng(5), "malignant")
