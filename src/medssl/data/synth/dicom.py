@@ -49,40 +49,11 @@ class Pixels:
     window: tuple[float, float] | None = None
 
 
-def write_dicom(
-    path: Path,
-    image: np.ndarray,
-    pixels: Pixels,
-    *,
-    patient_id: str,
-    study_uid: str,
-    series_uid: str,
-    instance_uid: str,
-    series_description: str = "",
-    laterality: str = "",
-    view: str = "",
-    modality: str = "MG",
-    sop_class: str = DIGITAL_MAMMOGRAPHY,
-    date: str = "20160720",
-) -> Path:
-    """Write ``image`` (H, W) integer values in [0, 2**bits - 1] (high = bright) to ``path`` (written plainly, as every phantom file: see :func:`~medssl.data.synth.write_phantoms`)."""
-    return write_staged(
-        path,
-        dicom_bytes(
-            image,
-            pixels,
-            patient_id=patient_id,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            instance_uid=instance_uid,
-            series_description=series_description,
-            laterality=laterality,
-            view=view,
-            modality=modality,
-            sop_class=sop_class,
-            date=date,
-        ),  # fmt: skip
-    )
+def write_dicom(path: Path, image: np.ndarray, pixels: Pixels, **header: str) -> Path:
+    """Write ``image`` (H, W) integer values in [0, 2**bits - 1] (high = bright) to ``path``,
+    with the ``header`` keywords of :func:`dicom_elements` (written plainly, as every phantom
+    file: see :func:`~medssl.data.synth.write_phantoms`)."""
+    return write_staged(path, dicom_bytes(image, pixels, **header))
 
 
 def dicom_elements(

@@ -77,7 +77,7 @@ class Outline:
         rho = np.sqrt(a**2 + b**2)
         table = self._table()
         inside = rho < table.min()
-        ring = (rho >= table.min()) & (rho <= table.max())
+        ring = ~inside & (rho <= table.max())
         inside[ring] = _lookup(table, a[ring], b[ring]) - rho[ring] > 0
         out[box] = inside
         return out
