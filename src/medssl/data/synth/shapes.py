@@ -97,8 +97,9 @@ class Outline:
         return (slice(y0, y1), slice(x0, x1)), a, b
 
     def _table(self) -> np.ndarray:
-        """r(theta) at 1025 angles over [-pi, pi]: the harmonics evaluated once, not per pixel."""
-        return self.radius(np.linspace(-np.pi, np.pi, 1025)).astype(np.float32)
+        """r(theta) at ``_STEPS + 1`` angles over [-pi, pi]: the harmonics evaluated once, not
+        per pixel."""
+        return self.radius(np.linspace(-np.pi, np.pi, _STEPS + 1)).astype(np.float32)
 
     def polygon(self, n: int = 64) -> np.ndarray:
         """(n, 2) float array of (x, y) outline points in pixels, counter-clockwise."""
@@ -160,7 +161,10 @@ def irregular_outline(
     return Outline(cy, cx, ry, rx, angle, harmonics, sp.reshape(-1, 3))
 
 
+_STEPS = 1024  # angular steps of an outline's r(theta) table
+
+
 def _lookup(table: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """r(theta) from ``table`` at the angles ``theta = atan2(b, a)`` (nearest entry)."""
     theta = np.arctan2(b, a)  # in [-pi, pi]
-    return table[np.rint((theta + np.pi) * (1024 / (2 * np.pi))).astype(np.intp)]
+    return table[np.rint((theta + np.pi) * (_STEPS / (2 * np.pi))).astype(np.intp)]
