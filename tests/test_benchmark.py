@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from conftest import SMOKE_SEEDS, done_runs
 from medssl.artifacts import read_csv
 from medssl.cli.main import main
 from medssl.data.database import Database
@@ -75,61 +70,39 @@ def test_folds_are_shared_patient_grouped_and_cover_every_image(smoke_dbs):
     assert sum(r.kind == "finetune" for r in runs) == 3 * 2 * 4 * 3
 
 
-def _done(out: Path) -> dict[str, float]:
-    return {p.parent.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*/done.json")}
-
-
-def test_smoke_matrix_killed_then_resumed_reuses_finished_runs(tmp_path, capsys):
-    out = tmp_path / "bench"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "medssl.cli.main",
-        "benchmark",
-        "--preset",
-        "smoke",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "runs").is_dir() and len(_done(out)) >= 4:
-                break
-            time.sleep(0.5)
-        assert proc.poll() is None, f"benchmark ended early: {proc.stderr.read().decode()[-2000:]}"
-        os.killpg(proc.pid, signal.SIGKILL)  # a crash, not a polite stop
-    finally:
-        proc.wait()
-    finished = _done(out)
+def test_smoke_matrix_killed_then_resumed_reuses_finished_runs(smoke_benchmark):
+    """Killed with SIGKILL after four runs, the same command finishes the matrix (with progress
+    bars on and estimates that overrun their total) and loses or repeats no finished run."""
+    out, finished = smoke_benchmark.out, smoke_benchmark.done_before_kill
+    assert smoke_benchmark.rc == 0
     assert len(finished) >= 4
-
-    assert main(["benchmark", "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0
+    assert "est. s" in smoke_benchmark.stderr  # the progress bar was drawn
     plan = json.loads((out / "plan.json").read_text())
-    assert len(plan) == 18 + 48
+    n_pre, n_fine = 3 * 3 * SMOKE_SEEDS, 3 * 2 * 4 * SMOKE_SEEDS
+    assert len(plan) == n_pre + n_fine
     assert all(p["status"] in ("done", "reused") for p in plan)
     for run_id, mtime in finished.items():  # finished work is neither lost nor repeated
-        assert _done(out)[run_id] == mtime
+        assert done_runs(out)[run_id] == mtime
         assert next(p for p in plan if p["run_id"] == run_id)["status"] == "reused"
-    assert len(_done(out)) == 66
+    assert len(done_runs(out)) == n_pre + n_fine
     assert not list((out / "runs").glob("*/checkpoint.pt")), "finished runs drop their resume state"
-    assert len(list((out / "runs").glob("*/encoder.pt"))) == 18
+    assert len(list((out / "runs").glob("*/encoder.pt"))) == n_pre
 
     rows = read_csv(out / "results.csv")
     assert {r["run_id"] for r in rows} == {p["run_id"] for p in plan if p["kind"] == "finetune"}
     assert {r["init"] for r in rows} == {"random", "simclr", "moco", "byol"}
     assert {r["database"] for r in rows} == {"US1", "MG2", "USMG3"}
-    assert {r["seed"] for r in rows} == {"0", "1"}
+    assert {r["seed"] for r in rows} == {str(s) for s in range(SMOKE_SEEDS)}
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seeds"] == list(range(SMOKE_SEEDS)) and prov["benchmark"]["preset"] == "smoke"
+    assert set(prov["data_checksums"]) == {"US1", "MG2", "USMG3"}
 
+
+def test_smoke_report_tables_figures_and_rebuild(smoke_benchmark):
+    out = smoke_benchmark.out
     html = (out / "report" / "report.html").read_text()
     for table in ("5.2", "5.3", "6.1", "6.2", "B.2"):
         assert f"Table {table}" in html, table
-    assert "within noise" in html or "supported" in html
     pngs = list((out / "runs").glob("*/*.png"))
     assert html.count("<img") >= len(pngs) > 0
     assert "http://" not in html and "https://" not in html
@@ -141,3 +114,43 @@ def test_smoke_matrix_killed_then_resumed_reuses_finished_runs(tmp_path, capsys)
     tables = {p.name: p.read_bytes() for p in (out / "report").glob("*.md")}
     assert main(["report", str(out)]) == 0
     assert {p.name: p.read_bytes() for p in (out / "report").glob("*.md")} == tables
+
+
+def test_smoke_report_gives_method_level_verdicts_on_phantoms(smoke_benchmark):
+    """Three seeds per arm: every comparison is assessed at the method level (supported or
+    within noise, Holm-adjusted), and the report says the data are phantoms."""
+    report = smoke_benchmark.out / "report"
+    rows = read_csv(report / "table_comparisons.csv")
+    assert len(rows) == 3 * 3 * 2  # databases x methods x tasks
+    assert {r["seeds"] for r in rows} == {str(SMOKE_SEEDS)}
+    assert all(r["Holm p"] != "n/a" for r in rows)
+    assert {r["verdict"] for r in rows} <= {
+        "supported: pretrained better", "supported: pretrained worse", "within noise"
+    }  # fmt: skip
+    md = (report / "report.md").read_text()
+    assert "synthetic phantoms" in md.split("## Verdicts")[0]
+    verdicts = md.split("## Verdicts")[1].split("\n## ")[0]
+    lines = [line for line in verdicts.splitlines() if line.startswith("- ")]
+    assert len(lines) == len(rows)
+    assert all(line.startswith("- On synthetic phantoms: ") for line in lines)
+    assert all(
+        "method-level 95% CI" in line and "For these trained networks" in line for line in lines
+    )
+    assert len(read_csv(report / "table_comparisons_fixed.csv")) == len(rows)
+
+
+def test_smoke_report_shows_the_source_shortcut_and_per_source_metrics(smoke_benchmark):
+    """MG2 and USMG3 finetune on images of several sources (MG2's CBIS-DDSM images are all
+    malignant, as in the thesis): the shortcut is scored and compared, per-source tables follow."""
+    report = smoke_benchmark.out / "report"
+    t61 = {(r["database"], r["init"]) for r in read_csv(report / "table_6_1_classification.csv")}
+    assert {("MG2", "source shortcut"), ("USMG3", "source shortcut")} <= t61
+    assert ("US1", "source shortcut") not in t61
+    short = read_csv(report / "table_shortcut.csv")
+    assert {r["database"] for r in short} == {"MG2", "USMG3"}
+    assert len(short) == 2 * 4  # every init, random included, against the shortcut
+    cls = read_csv(report / "table_per_source_classification.csv")
+    mg2 = {r["source"]: r for r in cls if r["database"] == "MG2" and r["init"] == "random"}
+    assert set(mg2) == {"cbis_ddsm", "inbreast"} and mg2["cbis_ddsm"]["classes"] == "malignant"
+    seg = read_csv(report / "table_per_source_segmentation.csv")
+    assert {r["database"] for r in seg} == {"MG2", "USMG3"}

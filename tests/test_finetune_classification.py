@@ -84,7 +84,7 @@ def test_classification_run_outputs_and_beats_chance(tmp_path, db_path, encoder_
         for fig in (f"roc_pr_{s}.png", f"confusion_{s}.png"):
             assert (out / fig).is_file(), fig
         pred = np.load(out / f"predictions_{s}.npz")
-        assert set(pred.files) == {"ids", "patients", "y_true", "probs"}
+        assert set(pred.files) == {"ids", "patients", "sources", "y_true", "probs"}
         assert pred["probs"].shape == (len(pred["y_true"]), 3)
         np.testing.assert_allclose(pred["probs"].sum(1), 1, atol=1e-5)
     epochs = read_csv(out / "metrics.csv")

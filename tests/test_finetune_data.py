@@ -138,3 +138,22 @@ def test_presets_and_overrides(tmp_path):
         resolve_config(overrides=["figure_splits=[tset]"])
     with pytest.raises(ConfigError, match="no encoder file"):
         resolve_init(tmp_path / "missing.pt")
+
+
+def test_train_batches_never_end_with_a_single_image():
+    """BatchNorm cannot train on one image: a last batch of one joins the batch before it."""
+    import torch
+
+    from medssl.tasks.finetune import TrainBatches
+
+    def sizes(n, batch):
+        data = {"x": torch.zeros(n, 1, 4, 4), "y": torch.zeros(n, dtype=torch.long)}
+        batches = TrainBatches(data, batch, seed=0, epoch=0, hflip=True)
+        got = [len(b["y"]) for b in batches]
+        assert len(got) == len(batches)
+        return got
+
+    assert sizes(17, 8) == [8, 9]
+    assert sizes(16, 8) == [8, 8]
+    assert sizes(18, 8) == [8, 8, 2]
+    assert sizes(9, 16) == [9]

@@ -109,9 +109,18 @@ def test_segmentation_run_outputs_and_beats_chance(tmp_path, db_path, init):
         "normal_pred_area",
         "n_lesion",
         "n_normal",
+        "missed_lesions",
+        "normal_fp_images",
+        "hd_undefined",
+        "hd_orig_px",
+        "hd_mm",
     ):
         assert m in test, m
     assert test["n_lesion"] == 8 and test["n_normal"] == 4
+    # every lesion image has a distance (a miss scores the image diagonal), none is dropped
+    assert test["hd_undefined"] == 0 and test["precision_undefined"] == 0
+    per_image = read_csv(out / "per_image_test.csv")
+    assert {"source", "missed", "hd_orig_px", "hd_mm"} <= set(per_image[0])
     # Metrics recomputed from the saved predictions match the records (float16 probabilities).
     pred = np.load(out / "predictions_test.npz")
     again = segmentation_metrics(pred["masks_true"], pred["probs"].astype(np.float32))

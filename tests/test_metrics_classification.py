@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from sklearn import metrics as skm
+from sklearn.metrics import matthews_corrcoef
 
 from medssl.metrics import classification as C
 
@@ -99,11 +100,17 @@ def test_missing_class_is_undefined_not_zero_or_crash():
     assert m["specificity_malignant"] == pytest.approx(4 / 5)
 
 
-def test_constant_prediction_mcc_nan():
+def test_constant_prediction_mcc_is_zero():
+    """A constant predictor carries no information: MCC 0 (scikit-learn's convention), so a
+    mean over seeds counts it. Seeds at 0.344, 0.360 and one constant predictor average 0.235;
+    a NaN left out of the mean would have read 0.352."""
     y = np.array([0, 1, 2])
     m = C.classification_metrics(y, _onehot_probs(np.array([0, 0, 0])))
-    assert math.isnan(m["mcc"])  # sklearn says 0; the correlation is undefined
+    assert m["mcc"] == 0.0 == matthews_corrcoef(y, [0, 0, 0])
     assert m["accuracy"] == pytest.approx(1 / 3)
+    assert C.mcc(C.confusion_matrix([1, 1], [1, 1])) == 0.0  # a single true class
+    assert math.isnan(C.mcc(np.zeros((3, 3))))  # an empty split
+    assert np.mean([0.344, 0.360, m["mcc"]]) == pytest.approx(0.2347, abs=1e-4)
 
 
 def test_expected_cost_hand_case():

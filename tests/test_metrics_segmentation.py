@@ -86,16 +86,20 @@ def test_empty_mask_policy():
     t = np.stack([lesion, lesion, empty, empty])
     p = np.stack([lesion, empty, empty, _square(r0=0, c0=0, h=2, w=2)])
     pi = S.per_image_metrics(t, p)
-    # lesion image with empty prediction: dice 0, recall 0, precision/HD undefined
-    assert pi["dice"][1] == 0.0 and pi["recall"][1] == 0.0
-    assert math.isnan(pi["precision"][1]) and math.isnan(pi["hd"][1]) and math.isnan(pi["hd95"][1])
-    # normal image, empty prediction: 0/0 -> undefined
+    # a missed lesion (empty prediction) scores the worst: dice, recall and precision 0,
+    # HD = HD95 = the image diagonal
+    assert pi["dice"][1] == 0.0 and pi["recall"][1] == 0.0 and pi["precision"][1] == 0.0
+    assert pi["hd"][1] == pytest.approx(math.hypot(16, 16)) == pi["hd95"][1]
+    assert list(pi["missed"]) == [False, True, False, False]
+    # normal image, empty prediction: 0/0 -> undefined (normal images are not averaged)
     assert math.isnan(pi["dice"][2]) and math.isnan(pi["hd"][2])
     agg = S.aggregate(pi)
     assert agg["n_lesion"] == 2 and agg["n_normal"] == 2
     assert agg["dice"] == pytest.approx(0.5)  # lesion images only
-    assert agg["hd"] == 0.0  # only the defined HD (image 0)
-    assert agg["lesion_empty_pred"] == 1
+    assert agg["hd"] == pytest.approx(math.hypot(16, 16) / 2)  # (0 + diagonal) / 2
+    assert agg["precision"] == pytest.approx(0.5)
+    assert agg["missed_lesions"] == 1 and agg["normal_fp_images"] == 1
+    assert agg["hd_undefined"] == 0 and agg["precision_undefined"] == 0
     assert agg["normal_fp_rate"] == pytest.approx(0.5)
     assert agg["normal_pred_area"] == pytest.approx(2.0)  # (0 + 4) / 2
     # pooled over all pixels of all images
@@ -106,6 +110,61 @@ def test_empty_mask_policy():
     assert agg["pixel_accuracy_pooled"] == pytest.approx(skm.accuracy_score(flat_t, flat_p))
     assert agg["iou_pooled"] == pytest.approx(skm.jaccard_score(flat_t, flat_p))
     assert agg["recall_pooled"] == pytest.approx(skm.recall_score(flat_t, flat_p))
+    # the other policy leaves them undefined, and counts them
+    undef = S.aggregate(S.per_image_metrics(t, p, miss="undefined"))
+    assert undef["hd"] == 0.0 and undef["precision"] == 1.0
+    assert undef["hd_undefined"] == 1 and undef["hd95_undefined"] == 1
+    assert undef["precision_undefined"] == 1 and undef["dice_undefined"] == 0
+    with pytest.raises(ValueError, match="miss policy"):
+        S.per_image_metrics(t, p, miss="ignore")
+
+
+def test_missing_lesions_never_improves_hd_or_precision():
+    """10 lesion images: model A finds 7 exactly and misses 3; model B finds all 10 with a
+    3-px boundary error. Dropping the misses (the old NaN policy) gave A HD 0 and precision
+    1.0, better than B on both; counting them makes A worse."""
+    t = np.stack([_square(size=32, r0=8, c0=8, h=10, w=10)] * 10)
+    a = t.copy()
+    a[7:] = 0
+    b = np.stack([_square(size=32, r0=8, c0=11, h=10, w=10)] * 10)
+    agg_a, agg_b = S.segmentation_metrics(t, a), S.segmentation_metrics(t, b)
+    assert agg_b["hd"] == pytest.approx(3.0) and agg_b["missed_lesions"] == 0
+    assert agg_a["missed_lesions"] == 3
+    assert agg_a["hd"] == pytest.approx(3 * math.hypot(32, 32) / 10)
+    assert agg_a["hd"] > agg_b["hd"]
+    assert agg_a["precision"] == pytest.approx(0.7)
+    old = S.segmentation_metrics(t, a, miss="undefined")
+    assert old["hd"] == 0.0 and old["precision"] == 1.0 and old["hd_undefined"] == 3
+
+
+def test_hd95_is_monai_max_of_directed_percentiles():
+    """One row, ground truth at column 0, prediction at columns 0..9 (every pixel of a one-row
+    mask is a boundary pixel). Directed distances: prediction -> truth 0, 1, ..., 9 (95th
+    percentile 0.95 x 9 = 8.55, linear interpolation); truth -> prediction 0. MONAI's HD95 is
+    the larger directed percentile, 8.55; MedPy's percentile of the 11 pooled distances
+    would be 8.5. HD is 9."""
+    t = np.zeros((1, 12), np.uint8)
+    t[0, 0] = 1
+    p = np.zeros_like(t)
+    p[0, :10] = 1
+    hd, hd95 = S.hausdorff(t, p)
+    assert hd == pytest.approx(9.0)
+    assert hd95 == pytest.approx(8.55)
+    assert S.hausdorff(p, t) == (hd, hd95)  # symmetric
+
+
+def test_distances_in_original_pixels_and_mm():
+    t = np.stack([_square(), _square()])
+    p = np.stack([_square(c0=6), np.zeros((16, 16), np.uint8)])
+    pi = S.per_image_metrics(t, p)
+    scaled = S.scale_distances(pi, orig_px=np.array([10.0, 10.0]), mm=np.array([0.7, np.nan]))
+    assert scaled["hd_orig_px"][0] == pytest.approx(20.0)  # 2 px on the grid x 10
+    assert scaled["hd_mm"][0] == pytest.approx(1.4)
+    assert scaled["hd_orig_px"][1] == pytest.approx(10 * math.hypot(16, 16))  # a miss
+    assert math.isnan(scaled["hd_mm"][1])  # spacing unknown
+    agg = S.aggregate({**pi, **scaled})
+    assert agg["hd_mm"] == pytest.approx(1.4) and agg["hd_mm_undefined"] == 1
+    assert agg["hd_orig_px_undefined"] == 0
 
 
 def test_all_normal_split_is_undefined_not_zero():

@@ -110,12 +110,7 @@ def make_run_dir(root: Path) -> Path:
                             {
                                 "id": ids[i],
                                 "patient": patients[i],
-                                # both spellings of "normal image" (finetune writes `lesion`)
-                                **(
-                                    {"empty_gt": int(empty[i])}
-                                    if db == "US1"
-                                    else {"lesion": int(not empty[i])}
-                                ),
+                                "lesion": int(not empty[i]),
                                 "dice": 0.0 if empty[i] else dice[i],
                                 "iou": dice[i] / 2,
                                 "pixel_accuracy": 0.9,
@@ -206,7 +201,7 @@ def test_table_6_1_rows_exact(built):
     assert (
         text.rstrip()
         .splitlines()[-3]
-        .endswith("| 0.410 ± 0.127 | 0.411 ± 0.127 | 0.412 ± 0.127 | n/a |")
+        .endswith("| 0.410 ± 0.127 | 0.411 ± 0.127 | 0.412 ± 0.127 | n/a (2 undef.) |")
     )
 
 
@@ -231,7 +226,7 @@ def test_numeric_summary(built):
         if (r["task"], r["database"], r["init"], r["split"], r["metric"])
         == ("classification", "US1", "random", "test", "mcc")
     )
-    assert row["n"] == "2"
+    assert row["runs"] == "2" and row["undefined"] == "0"
     assert float(row["mean"]) == pytest.approx(0.51)
     assert float(row["ci_high"]) - float(row["mean"]) == pytest.approx(12.7062047 * 0.01)
     nan_row = next(
@@ -239,7 +234,7 @@ def test_numeric_summary(built):
         for r in rows
         if (r["database"], r["init"], r["split"], r["metric"]) == ("MG2", "simclr", "test", "loss")
     )
-    assert nan_row["mean"] == "" and nan_row["n"] == "0"
+    assert nan_row["mean"] == "" and nan_row["runs"] == "2" and nan_row["undefined"] == "2"
 
 
 def test_data_tables_exact(built):
@@ -255,25 +250,35 @@ def test_data_tables_exact(built):
 
 
 def test_comparisons_and_verdicts(built):
-    rows = read_csv(built / "report" / "table_comparisons.csv")
+    """Two seeds per arm: the fixed-network comparison can call a difference, the method-level
+    verdict cannot (not assessable, with the command that would make it so)."""
+    rows = read_csv(built / "report" / "table_comparisons_fixed.csv")
     assert len(rows) == 4  # 2 databases x 1 pretraining x 2 tasks, one Holm family
     by = {(r["task"], r["database"]): r for r in rows}
     us1 = by[("classification", "US1")]
-    assert us1["verdict"] == "supported: pretrained better"
-    assert us1["pretrained"] == "1.000"
+    assert us1["for these networks"] == "supported: pretrained better"
+    assert us1["model"] == "1.000"
     assert us1["Holm p"] == f"{4 / 301:.4f}"  # 1/301 for each of 4 tests, times 4
     y, pred = class_predictions("MG2", "random")
     mcc = f"{cls_metrics.mcc(cls_metrics.confusion_matrix(y, pred)):.3f}"
     assert (
         f"| classification | MG2 | simclr vs random | MCC | {mcc} | {mcc} | 0.000 | [0.000, 0.000] | 1.0000 | "
-        "1.0000 | within noise | 60 | 2 |"
-    ) in _md(built, "table_comparisons")
+        "1.0000 | within noise | 60 | 20 | 2 |"
+    ) in _md(built, "table_comparisons_fixed")
     seg = by[("segmentation", "US1")]
-    assert seg["verdict"] == "supported: pretrained better"
-    assert seg["difference"] == "0.250"  # normals (empty_gt) are excluded from the Dice mean
-    assert by[("segmentation", "MG2")]["verdict"] == "within noise"
+    assert seg["for these networks"] == "supported: pretrained better"
+    assert seg["difference"] == "0.250"  # normals (lesion 0) are excluded from the Dice mean
+    assert by[("segmentation", "MG2")]["for these networks"] == "within noise"
+    method = read_csv(built / "report" / "table_comparisons.csv")
+    assert len(method) == 4
+    assert {r["verdict"] for r in method} == {"not assessable"}
+    assert {r["seeds"] for r in method} == {"2"}
     report_md = (built / "report" / "report.md").read_text(encoding="utf-8")
-    assert "US1 classification, MCC: simclr - random" in report_md
+    assert "US1 classification, MCC: simclr - random = +0.600" in report_md
+    assert "not assessable with 2 runs per arm" in report_md
+    assert "--seeds 5" in report_md and "--folds 5 --seeds 3" in report_md
+    assert "For these trained networks: +0.600" in report_md
+    assert "supported" not in report_md.split("## Tables")[0]
 
 
 def test_bootstrap_table_lists_every_model(built):
@@ -282,8 +287,10 @@ def test_bootstrap_table_lists_every_model(built):
     assert [(r["database"], r["init"]) for r in cls] == [
         ("US1", "random"), ("US1", "simclr"), ("MG2", "random"), ("MG2", "simclr")
     ]  # fmt: skip
-    assert all(r["seeds"] == "2" and r["images"] == "60" and r["patients"] == "20" for r in rows)
-    dice = {(r["database"], r["init"]): r["estimate"] for r in rows if r["metric"] == "Dice"}
+    assert all(
+        r["seeds"] == "2" and r["images"] == "60" and r["resampling units"] == "20" for r in rows
+    )
+    dice = {(r["database"], r["init"]): r["pooled estimate"] for r in rows if r["metric"] == "Dice"}
     # digits 1..9 of 0.4 + 0.3 * d / 10 average 0.55; the normals (Dice written 0.0) are excluded
     assert dice[("US1", "random")] == dice[("MG2", "random")] == dice[("MG2", "simclr")] == "0.550"
 

@@ -12,8 +12,9 @@ from medssl.metrics import classification as cls_metrics
 from medssl.stats.bootstrap import bootstrap_ci, mean_ci, metric_ci
 from medssl.stats.estimands import Predictions, confusion, statistic
 from medssl.stats.multiple import holm
-from medssl.stats.paired import paired_comparison, verdict
+from medssl.stats.paired import paired_comparison
 from medssl.stats.replicates import t_interval
+from medssl.stats.verdicts import fixed_network_verdict
 
 
 def _cls(y_true, y_pred, *, seeds=1, patients=None) -> Predictions:
@@ -165,14 +166,15 @@ def test_identical_models_ci_covers_zero_and_p_is_one():
 
 
 def test_undefined_difference_has_no_p_value():
-    # Both models predict one class for every image: MCC is undefined (0/0) for both, so the
-    # difference and its p-value are undefined, not "p = 1".
-    y = np.arange(60) % 3
+    # No malignant image among the test images: balanced accuracy (mean recall over the three
+    # classes) is undefined for both models, so the difference and its p-value are undefined,
+    # not "p = 1".
+    y = np.arange(60) % 2
     a = _cls(y, np.zeros(60, int))
-    b = _cls(y, np.ones(60, int))
-    c = paired_comparison(a, b, "mcc", n_resamples=100, n_permutations=100)
+    b = _cls(y, y)
+    c = paired_comparison(a, b, "balanced_accuracy", n_resamples=100, n_permutations=100)
     assert np.isnan(c.difference.estimate) and np.isnan(c.p_value)
-    assert "undefined" in verdict(c, c.p_value)
+    assert "undefined" in fixed_network_verdict(c.difference, c.p_value)
 
 
 def test_equally_good_models_are_within_noise():
@@ -183,7 +185,7 @@ def test_equally_good_models_are_within_noise():
     c = paired_comparison(a, b, "mcc", n_resamples=500, n_permutations=500)
     assert c.difference.covers(0.0)
     assert c.p_value > 0.05
-    assert verdict(c, c.p_value) == "within noise"
+    assert fixed_network_verdict(c.difference, c.p_value) == "within noise"
 
 
 def test_clearly_better_model_ci_excludes_zero_and_p_is_small():
@@ -195,10 +197,10 @@ def test_clearly_better_model_ci_excludes_zero_and_p_is_small():
     assert c.difference.estimate > 0.3
     assert c.difference.low > 0
     assert c.p_value == pytest.approx(1 / 501)  # no permutation reaches the observed difference
-    assert verdict(c, c.p_value) == "supported: pretrained better"
+    assert fixed_network_verdict(c.difference, c.p_value) == "supported: pretrained better"
     worse = paired_comparison(bad, good, "balanced_accuracy", n_resamples=200, n_permutations=200)
     assert worse.difference.high < 0
-    assert verdict(worse, worse.p_value) == "supported: pretrained worse"
+    assert fixed_network_verdict(worse.difference, worse.p_value) == "supported: pretrained worse"
 
 
 def test_lower_is_better_metrics_flip_the_verdict_direction():
@@ -210,7 +212,10 @@ def test_lower_is_better_metrics_flip_the_verdict_direction():
         ids=ids, clusters=ids, replicate=np.zeros(60, int), values={"hd": np.full(60, 9.0)}
     )
     c = paired_comparison(a, b, "hd", n_resamples=100, n_permutations=100)
-    assert verdict(c, c.p_value, lower_is_better=True) == "supported: pretrained better"
+    assert (
+        fixed_network_verdict(c.difference, c.p_value, lower_is_better=True)
+        == "supported: pretrained better"
+    )
 
 
 def test_paired_per_image_metric_uses_only_shared_images():

@@ -7,8 +7,10 @@ Conventions (the same in every function):
   The predicted class is ``argmax(probs, axis=1)`` (ties go to the lower index).
 - Confusion matrices are (K, K) counts with rows = true class and columns = predicted class.
 - A metric that is undefined on the split (a class absent from ``y_true``, a 0/0) is
-  ``nan`` — never 0 — so that tables show it as undefined. Macro averages over classes are
-  ``nan`` when any class's term is undefined (a split with a missing class).
+  ``nan`` — never 0 — so that tables show it as undefined (and count it). Macro averages over
+  classes are ``nan`` when any class's term is undefined (a split with a missing class). The
+  one exception is MCC, whose 0/0 (a constant predictor) is 0 by scikit-learn's convention:
+  see :func:`mcc`.
 
 Thesis note: the thesis reports "AUC" as (sensitivity + specificity) / 2; that quantity is the
 balanced accuracy (for two classes) and not an area under the ROC curve. Here ``auroc_macro``
@@ -131,18 +133,23 @@ def balanced_accuracy(cm: np.ndarray) -> float:
 def mcc(cm: np.ndarray) -> float:
     """Multi-class Matthews correlation coefficient (Gorodkin 2004; scikit-learn's formula).
 
-    nan when undefined (a constant prediction or a single true class: the denominator is 0),
-    where scikit-learn returns 0.
+    0 when the denominator is 0 (a constant prediction, or a single true class): a predictor
+    that says one class for every image carries no information, and 0 is scikit-learn's
+    ``matthews_corrcoef`` convention, so a constant predictor pulls a mean over seeds down
+    instead of silently leaving it (a NaN would be dropped). nan only for an empty split.
     """
     cm = np.asarray(cm, dtype=np.float64)
     t = cm.sum(axis=1)  # true counts per class
     p = cm.sum(axis=0)  # predicted counts per class
     c = np.trace(cm)
     s = cm.sum()
+    if s == 0:
+        return float("nan")
     cov_ytyp = c * s - t @ p
     cov_ypyp = s * s - p @ p
     cov_ytyt = s * s - t @ t
-    return float(_div(cov_ytyp, np.sqrt(cov_ytyt * cov_ypyp)))
+    den = np.sqrt(cov_ytyt * cov_ypyp)
+    return float(cov_ytyp / den) if den > 0 else 0.0
 
 
 def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:

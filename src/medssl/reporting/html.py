@@ -29,6 +29,8 @@ tr:nth-child(even) td { background: #fafafa; }
 .note { color: #555; font-size: 0.9em; }
 .supported { color: #0a5d00; font-weight: bold; }
 .noise { color: #555; }
+.warning { background: #fff3cd; border-left: 4px solid #c77c00; padding: .5em .8em; }
+.question { font-size: 1.1em; font-style: italic; }
 figure { display: inline-block; margin: .5em; vertical-align: top; text-align: center; }
 figure img { max-width: 360px; border: 1px solid #ddd; }
 figcaption { font-size: 0.8em; color: #444; }

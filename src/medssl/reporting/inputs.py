@@ -3,16 +3,20 @@
 - ``RUN_DIR/results.csv``: flat records ``run_id, task, database, init, seed, fold, split,
   metric, value`` (:func:`read_results`; ``seed`` int or None, ``fold`` int/str or None,
   ``value`` float, NaN when undefined).
-- ``RUN_DIR/runs/<run_id>/predictions_test.npz`` (classification: ``ids, patients, y_true,
-  probs (N, 3)``) or ``per_image_test.csv`` (segmentation: ``id, patient, lesion`` or ``empty_gt``, ``dice, ...``),
-  gathered per model into :class:`medssl.stats.estimands.Predictions` (:func:`read_predictions`).
+- ``RUN_DIR/runs/<run_id>/predictions_<split>.npz`` (classification: ``ids, patients,
+  sources, y_true, probs (N, 3)``) or ``per_image_<split>.csv`` (segmentation: ``id, patient,
+  source, lesion``, the per-image metrics), gathered per model into
+  :class:`medssl.stats.estimands.Predictions` (:func:`read_predictions`); ``sources`` /
+  ``source`` (older runs lack them) become the rows' strata, else the database manifest's
+  source of each file when it is unique.
 - ``RUN_DIR/databases/<NAME>/{manifest.csv, database.json}`` (:func:`read_databases`).
 - ``RUN_DIR/plan.json`` (:func:`read_plan`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +25,10 @@ import numpy as np
 
 from medssl.artifacts import read_csv, read_json
 from medssl.errors import DataError
+from medssl.metrics.segmentation import PER_IMAGE_METRICS, SCALED_DISTANCES
 from medssl.stats.estimands import Predictions, concat
 
 RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
-PER_IMAGE_METRICS = ("dice", "iou", "pixel_accuracy", "precision", "recall", "hd", "hd95")
 
 ModelKey = tuple[str, str, str]  # (task, database, init)
 
@@ -41,11 +45,10 @@ def _truthy(text: str) -> bool:
 
 
 def _is_normal(row: dict[str, str]) -> bool:
-    """An image with an empty ground truth: ``empty_gt`` true, or ``lesion`` false
-    (the column medssl.tasks.finetune writes)."""
-    if "lesion" in row:
-        return not _truthy(row["lesion"])
-    return _truthy(row.get("empty_gt", ""))
+    """An image with an empty ground truth (``lesion`` 0, the column fine-tuning writes)."""
+    if "lesion" not in row:
+        raise DataError("missing column 'lesion' (1 = the ground truth mask is not empty)")
+    return not _truthy(row["lesion"])
 
 
 def _opt_int(text: str) -> int | str | None:
@@ -100,9 +103,11 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
 
 @dataclass
 class ModelPredictions:
-    """Per-image test predictions of every model found, and notes on what was missing."""
+    """Per-image predictions of one split for every model found (pooled over its runs) and
+    for every run, and notes on what was missing."""
 
     models: dict[ModelKey, Predictions] = field(default_factory=dict)
+    runs: dict[str, Predictions] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -115,12 +120,58 @@ def runs_of(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return runs
 
 
+SIZE_METRIC = {"classification": "n", "segmentation": "n_images"}
+"""The record that holds a split's image count, per task (for the corrected CV variance)."""
+
+
+def run_values(
+    records: Sequence[Mapping[str, Any]], key: ModelKey, metric: str, split: str = "test"
+) -> dict[tuple[int, int], float]:
+    """(seed, fold) -> ``metric`` of ``split`` for every run of model ``key`` (fold 0 when none)."""
+    task, db, init = key
+    out = {}
+    for r in records:
+        if (r["task"], r["database"], r["init"], r["split"], r["metric"]) == (
+            task,
+            db,
+            init,
+            split,
+            metric,
+        ):
+            seed = r["seed"] if isinstance(r["seed"], int) else 0
+            fold = r["fold"] if isinstance(r["fold"], int) else 0
+            out[(seed, fold)] = float(r["value"])
+    return out
+
+
+def folds_of(records: Sequence[Mapping[str, Any]], key: ModelKey) -> int | None:
+    """The number of CV folds of model ``key``'s runs, or None (one split)."""
+    task, db, init = key
+    folds = {
+        r["fold"]
+        for r in records
+        if (r["task"], r["database"], r["init"]) == (task, db, init) and r["fold"] is not None
+    }
+    return len(folds) or None
+
+
+def split_sizes(records: Sequence[Mapping[str, Any]], key: ModelKey) -> tuple[float, float]:
+    """Mean (train, test) image counts over model ``key``'s runs (NaN when not recorded)."""
+    metric = SIZE_METRIC.get(key[0], "n")
+    sizes = []
+    for split in ("train", "test"):
+        v = list(run_values(records, key, metric, split).values())
+        sizes.append(float(np.mean(v)) if v else float("nan"))
+    return sizes[0], sizes[1]
+
+
 def read_classification_predictions(path: Path, replicate: int) -> Predictions:
-    """``predictions_test.npz`` -> Predictions with y_pred = argmax of probs."""
+    """``predictions_<split>.npz`` -> Predictions with y_pred = argmax of probs."""
     try:
         with np.load(path, allow_pickle=False) as z:
             ids = np.asarray(z["ids"]).astype(str)
             patients = np.asarray(z["patients"]).astype(str) if "patients" in z.files else ids
+            sources = np.asarray(z["sources"]).astype(str) if "sources" in z.files else None
             y_true = np.asarray(z["y_true"]).astype(np.int64)
             probs = np.asarray(z["probs"], dtype=float)
     except KeyError as e:
@@ -143,25 +194,32 @@ def read_classification_predictions(path: Path, replicate: int) -> Predictions:
         replicate=np.full(len(ids), replicate, dtype=np.int64),
         y_true=y_true,
         y_pred=probs.argmax(axis=1),
+        strata=sources if sources is not None and len(sources) == len(ids) else None,
     )
 
 
 def read_segmentation_predictions(path: Path, replicate: int) -> Predictions:
-    """``per_image_test.csv`` -> Predictions carrying the per-image metric columns present.
+    """``per_image_<split>.csv`` -> Predictions carrying the per-image metric columns present
+    (and ``missed``, 1 for a lesion image with an empty prediction).
 
-    Normal images (``lesion`` 0, or ``empty_gt`` 1) keep their place but their metrics are NaN.
+    Normal images (``lesion`` 0) keep their place but their metrics are NaN.
     """
     rows = read_csv(path)
     if rows and "id" not in rows[0]:
         raise DataError(
-            "missing column 'id'; expected id, patient, empty_gt, dice, iou, ...", file=str(path)
+            "missing column 'id'; expected id, patient, lesion, dice, iou, ...", file=str(path)
         )
     ids = np.array([r["id"] for r in rows], dtype=str)
     patients = np.array([r.get("patient") or r["id"] for r in rows], dtype=str)
-    present = [m for m in PER_IMAGE_METRICS if rows and m in rows[0]]
+    present = [
+        m for m in (*PER_IMAGE_METRICS, *SCALED_DISTANCES, "missed") if rows and m in rows[0]
+    ]
     # the project's empty-mask policy (medssl.metrics.segmentation): per-image metrics are
     # averaged over lesion images only, so images with an empty ground truth count as undefined
-    normal = np.array([_is_normal(r) for r in rows], dtype=bool)
+    try:
+        normal = np.array([_is_normal(r) for r in rows], dtype=bool)
+    except DataError as e:
+        raise DataError(e.reason, file=str(path)) from None
     values = {}
     for m in present:
         try:
@@ -171,19 +229,29 @@ def read_segmentation_predictions(path: Path, replicate: int) -> Predictions:
                 f"column {m!r} holds a value that is not a number", file=str(path)
             ) from None
         values[m] = np.where(normal, np.nan, v)
+    sources = np.array([r.get("source", "") for r in rows], dtype=str)
     return Predictions(
         ids=ids,
         clusters=patients,
         replicate=np.full(len(ids), replicate, dtype=np.int64),
         values=values,
+        strata=sources if rows and "source" in rows[0] else None,
     )
 
 
-def read_predictions(run_dir: str | Path, records: Sequence[dict[str, Any]]) -> ModelPredictions:
-    """Test predictions of every run in ``records``, pooled per model (task, database, init).
+def read_predictions(
+    run_dir: str | Path,
+    records: Sequence[dict[str, Any]],
+    *,
+    split: str = "test",
+    manifests: dict[str, list[dict[str, str]]] | None = None,
+) -> ModelPredictions:
+    """``split`` predictions of every run in ``records``, per run and pooled per model (task,
+    database, init).
 
     Folds of a seed are concatenated (each test image appears once per seed); seeds are kept
-    apart as replicates. A run without its prediction file is left out with a note.
+    apart as replicates. A run without its prediction file is left out with a note. Rows
+    without a saved source take the manifest's (``manifests``: database -> manifest rows).
     """
     run_dir = Path(run_dir)
     parts: dict[ModelKey, list[Predictions]] = {}
@@ -192,10 +260,10 @@ def read_predictions(run_dir: str | Path, records: Sequence[dict[str, Any]]) -> 
         folder = run_dir / "runs" / run_id
         replicate = run["seed"] if isinstance(run["seed"], int) else 0
         if run["task"] == "classification":
-            path = folder / "predictions_test.npz"
+            path = folder / f"predictions_{split}.npz"
             reader = read_classification_predictions
         elif run["task"] == "segmentation":
-            path = folder / "per_image_test.csv"
+            path = folder / f"per_image_{split}.csv"
             reader = read_segmentation_predictions
         else:
             out.notes.append(f"run {run_id}: unknown task {run['task']!r}; no per-image statistics")
@@ -205,15 +273,30 @@ def read_predictions(run_dir: str | Path, records: Sequence[dict[str, Any]]) -> 
                 f"run {run_id}: {path.name} not found; left out of the bootstrap statistics"
             )
             continue
-        parts.setdefault((run["task"], run["database"], run["init"]), []).append(
-            reader(path, replicate)
-        )
+        pred = reader(path, replicate)
+        if pred.strata is None and manifests and run["database"] in manifests:
+            pred = _with_manifest_sources(pred, manifests[run["database"]])
+        out.runs[run_id] = pred
+        parts.setdefault((run["task"], run["database"], run["init"]), []).append(pred)
     for key, ps in parts.items():
         try:
             out.models[key] = concat(ps)
         except DataError as e:
             out.notes.append(f"{'/'.join(key)}: {e}")
     return out
+
+
+def _with_manifest_sources(pred: Predictions, manifest: list[dict[str, str]]) -> Predictions:
+    """``pred`` with strata = the manifest's finetuning source of each id, where every id
+    names exactly one finetuning file (else unchanged)."""
+    by_file: dict[str, set[str]] = {}
+    for r in manifest:
+        if r.get("role") == "finetune":
+            by_file.setdefault(str(r.get("file")), set()).add(str(r.get("source")))
+    found = [by_file.get(i, set()) for i in pred.ids.tolist()]
+    if not found or any(len(f) != 1 for f in found):
+        return pred
+    return dataclasses.replace(pred, strata=np.array([next(iter(f)) for f in found], dtype=str))
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ Builders (pure functions of parsed artifacts):
 - :func:`source_counts_table` — thesis Table 5.2: per database, role, source x class counts.
 - :func:`split_counts_table` — thesis Table 5.3: per database, role, split x class counts.
 - :func:`run_metrics_table` — thesis Tables 6.1 / 6.2 / B.2: rows database x init, columns
-  split x metric, mean ± CI over seeds/folds.
-- :func:`model_ci_table` — per model: metric on pooled test predictions with a bootstrap CI.
-- :func:`comparison_table` — pretrained vs random init: difference, CI, p, Holm p, verdict.
+  split x metric, mean ± CI over seeds/folds (the corrected repeated k-fold interval with
+  folds), undefined runs counted in the cell.
+
+The statistics tables (per-model intervals, comparisons) live in
+:mod:`medssl.reporting.comparisons`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medssl.artifacts import write_text
 from medssl.stats.bootstrap import Interval
+from medssl.stats.method import corrected_cv_interval
 from medssl.stats.replicates import t_interval
 
 CLASS_NAMES = ("normal", "benign", "malignant")  # medssl.data.records.CLASSES
@@ -48,10 +53,22 @@ METRIC_LABELS = {
     "pixel_accuracy": "PA",
     "precision": "Prec",
     "recall": "Rec",
-    "hd": "HD",
-    "hd95": "HD95",
+    "hd": "HD [px@64]",
+    "hd95": "HD95 [px@64]",
+    "hd_orig_px": "HD [orig px]",
+    "hd95_orig_px": "HD95 [orig px]",
+    "hd_mm": "HD [mm]",
+    "hd95_mm": "HD95 [mm]",
+    "missed_lesions": "missed lesions",
+    "normal_fp_images": "normals with FP",
 }
-DECIMALS = {"hd": 2, "hd95": 2, "pooled_hd": 2, "pooled_hd95": 2}  # pixels; everything else 3
+"""Column labels; distances carry their unit: pixels of the 64-px finetuning grid, pixels of
+the original image, or millimetres (DICOM pixel spacing)."""
+DECIMALS = {
+    "hd": 2, "hd95": 2, "hd_orig_px": 1, "hd95_orig_px": 1, "hd_mm": 2, "hd95_mm": 2,
+    "missed_lesions": 1, "normal_fp_images": 1,
+}  # fmt: skip
+"""Decimals per metric; everything else 3."""
 
 
 def metric_label(metric: str) -> str:
@@ -273,156 +290,55 @@ def run_metrics_table(
     title: str,
     baseline: str = "random",
     confidence: float = 0.95,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> Table:
-    """Rows database x init; columns ``<split> <metric>``: mean ± t-CI over (seed, fold) runs.
+    """Rows database x init; columns ``<split> <metric>`` (then ``extra`` (split, metric)
+    columns): mean ± CI half-width over (seed, fold) runs.
 
-    records: parsed results records (task, database, init, seed, fold, split, metric, value
-    float). ``runs`` counts the distinct (seed, fold) runs of the row.
+    One split: the Student-t interval over seeds (run-to-run spread on one test set). Folds:
+    the corrected repeated k-fold interval (Nadeau & Bengio 2003), whose n_test / n_train term
+    accounts for the training images that folds share. A run whose value is undefined is left
+    out of the mean and counted in the cell ("k undef."). ``runs`` counts the row's runs.
     """
-    index: dict[tuple[str, str, str, str], list[float]] = {}
+    from medssl.reporting.inputs import split_sizes
+
+    index: dict[tuple[str, str, str, str], dict[tuple[Any, Any], float]] = {}
     runs: dict[tuple[str, str], set[tuple[Any, Any]]] = {}
+    folded: set[tuple[str, str]] = set()
     for r in records:
         if r["task"] != task:
             continue
-        index.setdefault((r["database"], r["init"], r["split"], r["metric"]), []).append(
-            float(r["value"])
+        run = (r["seed"], r["fold"])
+        index.setdefault((r["database"], r["init"], r["split"], r["metric"]), {})[run] = float(
+            r["value"]
         )
-        runs.setdefault((r["database"], r["init"]), set()).add((r["seed"], r["fold"]))
-    columns = ["database", "init", "runs"] + [
-        f"{s} {metric_label(m)}" for s in splits for m in metrics
-    ]
+        runs.setdefault((r["database"], r["init"]), set()).add(run)
+        if r["fold"] is not None:
+            folded.add((r["database"], r["init"]))
+    cols = [(s, m) for s in splits for m in metrics] + list(extra)
+    columns = ["database", "init", "runs"] + [f"{s} {metric_label(m)}" for s, m in cols]
     rows = []
     for db, init in model_order(records, task, baseline):
         cells = [db, init, str(len(runs.get((db, init), ())))]
-        for s in splits:
-            for m in metrics:
-                iv = t_interval(index.get((db, init, s, m), []), confidence=confidence)
-                cells.append(fmt_mean_ci(iv, decimals_for(m)))
+        n_train, n_test = split_sizes(records, (task, db, init))
+        for s, m in cols:
+            values = index.get((db, init, s, m), {})
+            if (db, init) in folded:
+                iv = corrected_cv_interval(
+                    {(k[0] or 0, k[1] or 0): v for k, v in values.items()},
+                    n_train=n_train, n_test=n_test, confidence=confidence,
+                ).interval  # fmt: skip
+            else:
+                iv = t_interval(list(values.values()), confidence=confidence)
+            undefined = sum(np.isnan(v) for v in values.values())
+            cell = fmt_mean_ci(iv, decimals_for(m))
+            cells.append(cell + (f" ({undefined} undef.)" if undefined and values else ""))
         rows.append(tuple(cells))
     notes = (
-        f"Mean over runs (seeds x folds) ± half-width of the {confidence:.0%} Student-t interval "
-        "across runs; a single run shows its value alone. n/a: undefined or not recorded."
+        f"Mean over runs ± half-width of its {confidence:.0%} interval: across seeds on one test "
+        "set (run-to-run spread, conditional on the test set) for a single split; the corrected "
+        "repeated k-fold interval (Nadeau & Bengio 2003) with folds. A single run shows its value "
+        "alone. n/a: undefined or not recorded; k undef.: runs whose value is undefined, left out "
+        "of the mean."
     )
     return Table(name=name, title=title, columns=tuple(columns), rows=tuple(rows), notes=notes)
-
-
-# --- statistics tables -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelCI:
-    """One model's metric on its pooled test predictions with a bootstrap CI."""
-
-    task: str
-    database: str
-    init: str
-    metric: str
-    interval: Interval
-    n_seeds: int
-    n_patients: int
-
-
-def model_ci_table(items: Sequence[ModelCI]) -> Table:
-    rows = tuple(
-        (
-            m.task,
-            m.database,
-            m.init,
-            metric_label(m.metric),
-            fmt_number(m.interval.estimate, decimals_for(m.metric)),
-            fmt_interval(m.interval, decimals_for(m.metric)),
-            str(m.n_seeds),
-            str(m.interval.n),
-            str(m.n_patients),
-        )
-        for m in items
-    )
-    return Table(
-        name="table_test_bootstrap",
-        title="Test metrics with 95% bootstrap confidence intervals over test images",
-        columns=(
-            "task",
-            "database",
-            "init",
-            "metric",
-            "estimate",
-            "95% CI",
-            "seeds",
-            "images",
-            "patients",
-        ),
-        rows=rows,
-        notes=(
-            "Estimate: mean over seeds of the metric on each seed's test predictions pooled over "
-            "folds. CI: percentile cluster bootstrap resampling patients (images when no patient "
-            "id), the same resample applied to every seed."
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    """A pretrained model against its baseline, with its Holm-adjusted p and verdict."""
-
-    task: str
-    database: str
-    init: str
-    baseline: str
-    metric: str
-    pretrained: float
-    reference: float
-    difference: Interval
-    p_value: float
-    holm_p: float
-    verdict: str
-    n_images: int
-    n_seeds: int
-
-
-def comparison_table(items: Sequence[ComparisonRow]) -> Table:
-    rows = []
-    for c in items:
-        d = decimals_for(c.metric)
-        rows.append(
-            (
-                c.task,
-                c.database,
-                f"{c.init} vs {c.baseline}",
-                metric_label(c.metric),
-                fmt_number(c.pretrained, d),
-                fmt_number(c.reference, d),
-                fmt_number(c.difference.estimate, d),
-                fmt_interval(c.difference, d),
-                fmt_p(c.p_value),
-                fmt_p(c.holm_p),
-                c.verdict,
-                str(c.n_images),
-                str(c.n_seeds),
-            )
-        )
-    return Table(
-        name="table_comparisons",
-        title="Pretrained vs random initialisation: paired differences on the same test images and seeds",
-        columns=(
-            "task",
-            "database",
-            "comparison",
-            "metric",
-            "pretrained",
-            "baseline",
-            "difference",
-            "95% CI",
-            "p",
-            "Holm p",
-            "verdict",
-            "images",
-            "seeds",
-        ),
-        rows=tuple(rows),
-        notes=(
-            "Difference = pretrained - baseline. 95% CI: paired percentile bootstrap over patients. "
-            "p: two-sided paired permutation test swapping the two models' predictions per patient. "
-            "Holm p: Holm-adjusted across every row of this table. A difference is supported only "
-            "when its CI excludes 0 and its Holm p < 0.05; otherwise it is within noise."
-        ),
-    )

@@ -4,7 +4,7 @@ A resample of test images is written as a weight per prediction row (how many ti
 drawn), so a metric of B resamples is one vectorised computation on a ``(B, N)`` weight matrix
 instead of B calls on copied arrays. With integer weights every metric here equals the same
 metric of :mod:`medssl.metrics.classification` on the explicitly repeated rows (same
-conventions: NaN when undefined, never 0; tested against it).
+conventions: NaN when undefined, never 0, except MCC's 0/0 which is 0; tested against it).
 
 Rows belong to a *replicate* (a seed, or a repeat of K-fold cross-validation): a metric is
 computed on each replicate's rows (its per-image test predictions pooled over folds) and the
@@ -38,6 +38,8 @@ class Predictions:
     y_true:    (N,) int class index, or None (segmentation)
     y_pred:    (N,) int predicted class (argmax of probabilities), or None
     values:    per-image metric name -> (N,) float (e.g. dice); NaN = undefined for that image
+    strata:    (N,) str stratum of each row (the source dataset), or None; carried along by
+               :meth:`take` and :func:`concat`, used for per-stratum breakdowns only
     """
 
     ids: np.ndarray
@@ -46,10 +48,13 @@ class Predictions:
     y_true: np.ndarray | None = None
     y_pred: np.ndarray | None = None
     values: Mapping[str, np.ndarray] = field(default_factory=dict)
+    strata: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
         arrays = {"clusters": self.clusters, "replicate": self.replicate, **dict(self.values)}
+        if self.strata is not None:
+            arrays["strata"] = self.strata
         if self.y_true is not None:
             arrays["y_true"] = self.y_true
         if self.y_pred is not None:
@@ -78,6 +83,7 @@ class Predictions:
             y_true=None if self.y_true is None else self.y_true[index],
             y_pred=None if self.y_pred is None else self.y_pred[index],
             values={k: v[index] for k, v in self.values.items()},
+            strata=None if self.strata is None else self.strata[index],
         )
 
 
@@ -98,6 +104,11 @@ def concat(parts: list[Predictions]) -> Predictions:
         values={
             k: np.concatenate([np.asarray(p.values[k], float) for p in parts]) for k in sorted(keys)
         },
+        strata=(
+            np.concatenate([p.strata for p in parts])
+            if all(p.strata is not None for p in parts)
+            else None
+        ),
     )
 
 
@@ -124,7 +135,8 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def mcc(c: np.ndarray) -> np.ndarray:
     """Multi-class Matthews correlation (Gorodkin's R_K) of confusion matrices (B, K, K) -> (B,).
 
-    NaN when undefined (a constant truth or prediction), as :func:`medssl.metrics.classification.mcc`.
+    0 when the denominator is 0 (a constant truth or prediction), nan for an empty set, as
+    :func:`medssl.metrics.classification.mcc` (scikit-learn's convention).
     """
     t = c.sum(axis=2)  # (B, K) true counts
     p = c.sum(axis=1)  # (B, K) predicted counts
@@ -133,7 +145,8 @@ def mcc(c: np.ndarray) -> np.ndarray:
     cov_ytyp = correct * s - (t * p).sum(axis=1)
     cov_ypyp = s**2 - (p * p).sum(axis=1)
     cov_ytyt = s**2 - (t * t).sum(axis=1)
-    return _div(cov_ytyp, np.sqrt(cov_ytyt * cov_ypyp))
+    out = np.nan_to_num(_div(cov_ytyp, np.sqrt(cov_ytyt * cov_ypyp)), nan=0.0)
+    return np.where(s > 0, out, np.nan)
 
 
 def balanced_accuracy(c: np.ndarray) -> np.ndarray:
@@ -187,13 +200,15 @@ def weighted_nanmean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return _div(w @ values[defined], w.sum(axis=1))
 
 
-def statistic(pred: Predictions, metric: str, weights: np.ndarray) -> np.ndarray:
-    """``metric`` of ``pred`` under row ``weights`` (B, N) -> (B,).
+def replicate_values(
+    pred: Predictions, metric: str, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``metric`` of each replicate's rows under row ``weights`` (B, N): ((B, R) values, (R,)
+    replicate labels in ascending order). NaN where the metric is undefined for a replicate.
 
-    Computed per replicate (seed) and averaged over replicates (a replicate whose value is
-    undefined under a resample is left out of that resample's average). Set metrics (MCC,
-    balanced accuracy, F1, accuracy) come from the weighted confusion matrix; per-image metrics
-    (``pred.values``, e.g. Dice) are weighted means over images where they are defined.
+    Set metrics (MCC, balanced accuracy, F1, accuracy) come from the weighted confusion matrix;
+    per-image metrics (``pred.values``, e.g. Dice) are weighted means over images where they
+    are defined.
     """
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     if metric in pred.values:
@@ -214,6 +229,23 @@ def statistic(pred: Predictions, metric: str, weights: np.ndarray) -> np.ndarray
         )
     reps = np.unique(pred.replicate)
     out = np.stack([per_replicate(pred.replicate == r) for r in reps], axis=1)  # (B, R)
+    return out, reps
+
+
+def statistic(pred: Predictions, metric: str, weights: np.ndarray) -> np.ndarray:
+    """``metric`` of ``pred`` under row ``weights`` (B, N) -> (B,): the mean over replicates
+    (seeds) of :func:`replicate_values`.
+
+    A replicate whose value is undefined under a resample is left out of that resample's mean;
+    callers that report an estimate count such replicates (:func:`undefined_replicates`).
+    """
+    out, _ = replicate_values(pred, metric, weights)
     with np.errstate(invalid="ignore"):
         counts = (~np.isnan(out)).sum(axis=1)
         return np.where(counts > 0, np.nansum(out, axis=1) / np.maximum(counts, 1), np.nan)
+
+
+def undefined_replicates(pred: Predictions, metric: str) -> int:
+    """How many replicates (seeds) have an undefined ``metric`` on all their rows."""
+    out, _ = replicate_values(pred, metric, np.ones((1, len(pred))))
+    return int(np.isnan(out[0]).sum())

@@ -1,7 +1,11 @@
-"""Paired comparison of two models on the same test images and seeds (pretrained vs baseline).
+"""Fixed-network comparison: two sets of trained models on the same test images and seeds.
 
 The difference is ``metric(a) - metric(b)`` (a = pretrained, b = its random-init baseline),
-each metric the mean over seeds of the metric on that seed's pooled test predictions.
+each metric the mean over seeds of the metric on that seed's pooled test predictions. The
+interval and p-value resample *test patients* of the networks at hand and condition on them:
+they answer "do these trained networks differ on patients like these?", never "does the
+method help?" (run-to-run variance does not enter; see :mod:`medssl.stats.method` for that).
+The report labels them "for these trained networks".
 
 - 95% CI: paired cluster bootstrap. One resample of patients weights the rows of *both* models,
   so the interval reflects only the images' effect on the difference.
@@ -127,20 +131,3 @@ def paired_comparison(
         n_replicates=len(np.unique(a.replicate)),
         n_unpaired=unpaired,
     )
-
-
-def verdict(
-    c: Comparison, adjusted_p: float, *, alpha: float = 0.05, lower_is_better: bool = False
-) -> str:
-    """Plain-language verdict: a difference is supported only when its CI excludes 0 *and* the
-    Holm-adjusted p-value is below ``alpha``; everything else is within noise."""
-    iv = c.difference
-    if np.isnan(iv.estimate) or np.isnan(iv.low) or np.isnan(adjusted_p):
-        return "undefined"
-    excludes = not iv.covers(0.0)
-    if excludes and adjusted_p < alpha:
-        better = (iv.estimate < 0) if lower_is_better else (iv.estimate > 0)
-        return "supported: pretrained better" if better else "supported: pretrained worse"
-    if excludes:
-        return "within noise (CI excludes 0, not significant after Holm)"
-    return "within noise"

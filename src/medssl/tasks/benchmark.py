@@ -32,6 +32,7 @@ RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split",
 
 @dataclass
 class BenchmarkConfig:
+    preset: str = ""  # the benchmark preset this config was resolved from (for the report)
     data: list[str] = field(default_factory=lambda: ["demo"])  # database presets (recipes)
     data_seed: int = 0  # seed of the database sampling and the single 60/20/20 split
     methods: list[str] = field(default_factory=lambda: ["simclr", "moco", "byol"])
@@ -223,25 +224,17 @@ def run_benchmark(
     if dry_run:
         return out
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=round(total_s),
-        unit="s",
-        desc="benchmark",
-        disable=not progress,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}",
-    )
+    bar = EstimateBar(total_s, enabled=progress)
 
     def finished(run: Run, seconds: float) -> None:
         run.seconds, run.status = round(seconds, 2), "done"
-        bar.update(round(run.estimate_s))
+        bar.advance(run.estimate_s)
         _write_plan(out, runs)
 
     workers = _workers(cfg)
     if workers == 1:
         for run in todo:
-            bar.set_postfix_str(run.label())
+            bar.describe(run.label())
             finished(
                 run, _execute(run, str(databases[run.database].path), cfg.folds, out, progress)
             )
@@ -257,7 +250,7 @@ def run_benchmark(
                     if r.kind == phase
                 }
                 for fut in as_completed(futures):
-                    bar.set_postfix_str(futures[fut].label())
+                    bar.describe(futures[fut].label())
                     finished(futures[fut], fut.result())
     bar.close()
     collect_results(out, runs)
@@ -266,6 +259,38 @@ def run_benchmark(
 
     build_report(out)
     return out
+
+
+class EstimateBar:
+    """The benchmark's progress bar, counted in estimated seconds of work.
+
+    A run adds its estimate when it finishes. Estimates are estimates: when they overrun the
+    planned total, the total grows to the work done so far, so the bar never passes 100% (and
+    tqdm never drops its total, which its ``{total}`` format field cannot then show).
+    """
+
+    def __init__(self, total_s: float, *, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=float(total_s),
+            unit="s",
+            desc="benchmark",
+            disable=not enabled,
+            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}",
+        )
+
+    def advance(self, seconds: float) -> None:
+        seconds = max(float(seconds), 0.0)
+        if self.bar.total is None or self.bar.n + seconds > self.bar.total:
+            self.bar.total = self.bar.n + seconds
+        self.bar.update(seconds)
+
+    def describe(self, text: str) -> None:
+        self.bar.set_postfix_str(text)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _ensure_databases(preset, folder: Path, roots, seed, build_preset) -> list[Path]:
@@ -392,7 +417,10 @@ def _provenance(
 ) -> None:
     from medssl.reporting.provenance import collect_provenance
 
-    prov = collect_provenance()
+    prov = collect_provenance(
+        seeds=sorted({r.seed for r in runs}), databases={n: db.path for n, db in databases.items()}
+    )
+    prov["folds"] = cfg.folds
     prov["benchmark"] = to_dict(cfg)
     prov["databases"] = {
         n: {"checksum": db.checksum, "path": str(db.path)} for n, db in databases.items()
@@ -453,7 +481,7 @@ def _plan_text(runs: list[Run], databases: dict[str, Any], total_s: float, worke
 def resolve_benchmark(
     preset: str, overrides: list[str], seeds: int | None, folds: int | None
 ) -> BenchmarkConfig:
-    cfg = load_benchmark_preset(preset)
+    cfg = merge(load_benchmark_preset(preset), {"preset": preset})
     if seeds is not None:
         cfg = merge(cfg, {"seeds": seeds})
     if folds is not None:

@@ -25,7 +25,6 @@ training augmentation is a random horizontal flip (applied to image and mask tog
 from __future__ import annotations
 
 import io
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,10 +48,13 @@ from medssl.metrics.classification import (
     confusion_matrix,
 )
 from medssl.metrics.segmentation import (
+    MISS_POLICIES,
     PER_IMAGE_METRICS,
+    SCALED_DISTANCES,
     aggregate,
     overlap_from_counts,
     per_image_metrics,
+    scale_distances,
 )
 from medssl.registry import Registry
 
@@ -94,6 +96,10 @@ class FinetuneConfig:
     bn_recalibration: bool = True
     eval_batch_size: int = 256
     threshold: float = 0.5  # segmentation: lesion where probability >= threshold
+    # segmentation: what a lesion image with an empty prediction scores on precision, HD and
+    # HD95 (metrics.segmentation.MISS_POLICIES): "worst" (precision 0, distances = the image
+    # diagonal) or "undefined" (NaN, counted as <metric>_undefined)
+    miss_policy: str = "worst"
     cost_matrix: list[list[float]] = field(
         default_factory=lambda: [list(r) for r in DEFAULT_COST_MATRIX]
     )
@@ -173,6 +179,10 @@ def resolve_config(
         raise ConfigError(
             f"epochs and batch_size must be >= 1; got epochs={cfg.epochs}, batch_size={cfg.batch_size}"
         )
+    if cfg.miss_policy not in MISS_POLICIES:
+        raise ConfigError(
+            f"miss_policy: {cfg.miss_policy!r} is not one of {', '.join(MISS_POLICIES)}"
+        )
     unknown = sorted(set(cfg.figure_splits) - {"train", "val", "test"})
     if unknown:
         raise ConfigError(f"figure_splits: unknown split(s) {unknown}; valid: train, val, test")
@@ -206,7 +216,11 @@ class SplitData:
     """One split of the finetuning set, in array-row order.
 
     images: uint8 (N, H, W); labels: int64 (N,); masks: uint8 (N, H, W) {0,1};
-    rows: finetune.npy row indices (N,); ids: manifest ``file``; patients: manifest ``patient``.
+    rows: finetune.npy row indices (N,); ids: manifest ``file``; patients: manifest ``patient``;
+    sources: manifest ``source``; orig_px: (N,) original-image pixels per stored pixel
+    (max(orig_h, orig_w) / stored size: the original was padded to a square and resized);
+    mm: (N,) millimetres per stored pixel (orig_px x the manifest's ``spacing_mm``). NaN where
+    the manifest does not know.
     """
 
     rows: np.ndarray
@@ -215,6 +229,9 @@ class SplitData:
     masks: np.ndarray
     ids: list[str]
     patients: list[str]
+    sources: list[str] = field(default_factory=list)
+    orig_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -296,15 +313,34 @@ def finetune_splits(
                 file=str(db.path) if db.path else None,
             )
         rows = np.sort(rows)
+        manifest_rows = [by_row[int(i)] for i in rows]
+        orig_px = np.array([_orig_px(r, images.shape[-1]) for r in manifest_rows], dtype=float)
+        spacing = np.array([_float_or_nan(r.get("spacing_mm")) for r in manifest_rows])
         out[s] = SplitData(
             rows=rows,
             images=np.asarray(images[rows]),
-            labels=np.array([CLASSES.index(by_row[int(i)]["label"]) for i in rows], dtype=np.int64),
+            labels=np.array([CLASSES.index(r["label"]) for r in manifest_rows], dtype=np.int64),
             masks=np.asarray(masks[rows]).astype(np.uint8),
-            ids=[str(by_row[int(i)]["file"]) for i in rows],
-            patients=[str(by_row[int(i)]["patient"]) for i in rows],
+            ids=[str(r["file"]) for r in manifest_rows],
+            patients=[str(r["patient"]) for r in manifest_rows],
+            sources=[str(r.get("source", "")) for r in manifest_rows],
+            orig_px=orig_px,
+            mm=orig_px * spacing,
         )
     return out, excluded
+
+
+def _orig_px(row: Mapping[str, Any], size: int) -> float:
+    """Original pixels per stored pixel of a finetuning image (NaN when its size is unknown)."""
+    side = max(int(row.get("orig_h") or 0), int(row.get("orig_w") or 0))
+    return side / size if side > 0 else float("nan")
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value) if value not in (None, "") else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def split_tensors(split: SplitData, task: str, device: torch.device) -> dict[str, torch.Tensor]:
@@ -319,7 +355,9 @@ class TrainBatches:
     """Shuffled mini-batches of device tensors for one epoch (a sized iterable).
 
     The order and flips are a pure function of (seed, epoch), so a resumed run sees the same
-    batches. Horizontal flips apply to every (N, C, H, W) tensor of the batch together.
+    batches. Horizontal flips apply to every (N, C, H, W) tensor of the batch together. A last
+    batch of a single image joins the one before it (batch norm cannot train on one image,
+    and dropping it would lose an image each epoch), so batches hold 2 to 2 x batch_size - 1.
     """
 
     def __init__(
@@ -330,13 +368,17 @@ class TrainBatches:
         self.perm = torch.randperm(n, generator=g)
         self.flip = torch.rand(n, generator=g) < 0.5 if hflip else torch.zeros(n, dtype=torch.bool)
         self.data, self.batch_size = data, batch_size
+        starts = list(range(0, n, batch_size))
+        if len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        self.bounds = list(zip(starts, [*starts[1:], n], strict=True))
 
     def __len__(self) -> int:
-        return math.ceil(len(self.perm) / self.batch_size)
+        return len(self.bounds)
 
     def __iter__(self):
-        for start in range(0, len(self.perm), self.batch_size):
-            idx = self.perm[start : start + self.batch_size]
+        for start, stop in self.bounds:
+            idx = self.perm[start:stop]
             device = next(iter(self.data.values())).device
             flip = self.flip[idx].to(device)
             batch = {}
@@ -388,7 +430,10 @@ def recalibrate_bn(
     ``data["x"]`` (N, 1, H, W) in train mode (``torch.optim.swa_utils.update_bn``)."""
     from torch.optim.swa_utils import update_bn
 
-    update_bn([b["x"] for b in _eval_batches(data, batch_size)], task_module)
+    chunks = [b["x"] for b in _eval_batches(data, batch_size)]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:  # batch norm cannot train on one image
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    update_bn(chunks, task_module)
 
 
 @torch.no_grad()
@@ -426,9 +471,21 @@ def split_metrics(
         m = classification_metrics(split.labels, probs, cost_matrix=cfg.cost_matrix)
         m["loss"] = loss  # the model's own (unweighted) cross-entropy, same value up to clipping
         return m
-    m = aggregate(per_image_metrics(split.masks, probs, cfg.threshold, distances=distances))
+    m = aggregate(segmentation_per_image(split, probs, cfg, distances=distances))
     m["loss"] = loss
     return m
+
+
+def segmentation_per_image(
+    split: SplitData, probs: np.ndarray, cfg: FinetuneConfig, *, distances: bool = True
+) -> dict[str, np.ndarray]:
+    """Per-image segmentation metrics of a split, distances also in original pixels and mm."""
+    pi = per_image_metrics(
+        split.masks, probs, cfg.threshold, distances=distances, miss=cfg.miss_policy
+    )
+    if distances and len(split.orig_px) == len(split):
+        pi.update(scale_distances(pi, split.orig_px, split.mm))
+    return pi
 
 
 # ----------------------------------------------------------------------------- the run
@@ -476,6 +533,12 @@ def run_finetune(
             f"{out} already holds a finished fine-tuning run (done.json); choose another --out"
         )
     splits, excluded = finetune_splits(db, task, split_override)
+    if len(splits["train"]) < 2:
+        raise DataError(
+            f"the train split of database {db.name!r} holds {len(splits['train'])} image(s) for "
+            f"{task}; batch norm needs at least 2 training images",
+            file=str(db.path) if db.path else None,
+        )
     if run_id is None:
         init_tag = init_name or (
             "random" if init == "random" else Path(init).parent.name or "encoder"
@@ -623,6 +686,7 @@ def _save_predictions(
     arrays: dict[str, np.ndarray] = {
         "ids": np.array(split.ids),
         "patients": np.array(split.patients),
+        "sources": np.array(split.sources),
     }
     if task == "classification":
         arrays.update(y_true=split.labels, probs=probs.astype(np.float32))
@@ -632,30 +696,23 @@ def _save_predictions(
             masks_true=split.masks.astype(np.uint8),
             probs=probs.astype(np.float16),
         )
-        pi = per_image_metrics(split.masks, probs, cfg.threshold)
+        pi = segmentation_per_image(split, probs, cfg)
+        distances = [k for k in SCALED_DISTANCES if k in pi]
         rows = [
             {
                 "id": split.ids[i],
                 "patient": split.patients[i],
+                "source": split.sources[i],
                 "label": CLASSES[int(split.labels[i])],
                 "lesion": int(pi["lesion"][i]),
-                **{k: float(pi[k][i]) for k in PER_IMAGE_METRICS},
+                "missed": int(pi["missed"][i]),
+                **{k: float(pi[k][i]) for k in (*PER_IMAGE_METRICS, *distances)},
                 **{k: int(pi[k][i]) for k in ("tp", "fp", "fn", "tn", "pred_area")},
             }
             for i in range(len(split))
         ]
-        cols = [
-            "id",
-            "patient",
-            "label",
-            "lesion",
-            *PER_IMAGE_METRICS,
-            "tp",
-            "fp",
-            "fn",
-            "tn",
-            "pred_area",
-        ]
+        cols = ["id", "patient", "source", "label", "lesion", "missed", *PER_IMAGE_METRICS]
+        cols += [*distances, "tp", "fp", "fn", "tn", "pred_area"]
         write_csv(out / f"per_image_{s}.csv", rows, cols)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)

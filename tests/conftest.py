@@ -1,0 +1,71 @@
+"""Shared fixtures: one smoke benchmark per test session for every test that reads its outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SMOKE_SEEDS = 3  # the fewest seeds that give method-level verdicts
+
+
+@dataclass(frozen=True)
+class SmokeBenchmark:
+    """A finished smoke benchmark: killed once mid-way, then finished by the same command."""
+
+    out: Path
+    rc: int  # exit status of the finishing command
+    done_before_kill: dict[str, int]  # run id -> mtime_ns of its done.json at the kill
+    stderr: str  # what the finishing command printed to stderr (its progress bars)
+
+
+def done_runs(out: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*/done.json")}
+
+
+def _overrunning_estimates(runs, databases, cfg) -> None:
+    """Every run estimated at 0.6 s: each rounds to 1 s while their sum rounds lower, the case
+    where the old bar (rounded total, rounded updates) overran its total and crashed."""
+    for r in runs:
+        r.estimate_s = 0.6
+
+
+@pytest.fixture(scope="session")
+def smoke_benchmark(tmp_path_factory) -> SmokeBenchmark:
+    """``medssl benchmark --preset smoke`` run as a user would: started in a subprocess and
+    killed with SIGKILL once four runs are done, then finished by the same command in this
+    process with progress bars on and per-run estimates that overrun their total."""
+    from medssl.cli.main import main
+    from medssl.tasks import benchmark
+
+    out = tmp_path_factory.mktemp("smoke") / "bench"
+    args = ["benchmark", "--preset", "smoke", "--seeds", str(SMOKE_SEEDS), "--out", str(out)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medssl.cli.main", *args, "--no-progress"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "runs").is_dir() and len(done_runs(out)) >= 4:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, f"benchmark ended early: {proc.stderr.read().decode()[-2000:]}"
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash, not a polite stop
+    finally:
+        proc.wait()
+    before = done_runs(out)
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setattr(benchmark, "_estimate", _overrunning_estimates)
+        rc = main(args)
+    return SmokeBenchmark(out=out, rc=rc, done_before_kill=before, stderr=err.getvalue())

@@ -1,0 +1,215 @@
+"""The report's verdicts from fake benchmark folders: method level, phantoms, the source-only
+shortcut, per-source metrics, cross-validation intervals."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from medssl.artifacts import read_csv, write_bytes, write_csv, write_json
+from medssl.metrics.classification import classification_metrics
+from medssl.reporting.report import ReportOptions, build_report
+
+OPTIONS = ReportOptions(n_resamples=400, n_permutations=400)
+CLASSES = ("normal", "benign", "malignant")
+
+
+def _probs(pred: np.ndarray) -> np.ndarray:
+    p = np.full((len(pred), 3), 0.1)
+    p[np.arange(len(pred)), pred] = 0.8
+    return p
+
+
+def write_classification_run(root, run_id, db, init, seed, fold, splits) -> list[dict]:
+    """splits: split -> (ids, y_true, y_pred, sources). Writes predictions; returns records."""
+    records = []
+    for split, (ids, y, pred, sources) in splits.items():
+        buf = io.BytesIO()
+        np.savez(buf, ids=ids, patients=ids, sources=sources, y_true=y, probs=_probs(pred))
+        write_bytes(root / "runs" / run_id / f"predictions_{split}.npz", buf.getvalue())
+        for m, v in classification_metrics(y, _probs(pred)).items():
+            records.append(
+                dict(run_id=run_id, task="classification", database=db, init=init, seed=seed,
+                     fold="" if fold is None else fold, split=split, metric=m, value=v)
+            )  # fmt: skip
+    return records
+
+
+def write_database(root, name, files, sources, labels, splits, *, phantoms=(), known=True):
+    cols = ["role", "index", "split", "source", "file", "label", "modality", "patient",
+            "patient_known"]  # fmt: skip
+    rows = [
+        dict(zip(cols, ["finetune", i, sp, src, f, CLASSES[y], "us", f, int(known)], strict=True))
+        for i, (f, src, y, sp) in enumerate(zip(files, sources, labels, splits, strict=True))
+    ]
+    write_csv(root / "databases" / name / "manifest.csv", rows, cols)
+    write_json(
+        root / "databases" / name / "database.json",
+        {"name": name, "checksum": f"sum-{name}", "phantoms": list(phantoms)},
+    )
+
+
+def noisy(y, accuracy, rng):
+    wrong = rng.random(len(y)) > accuracy
+    return np.where(wrong, (y + rng.integers(1, 3, len(y))) % 3, y)
+
+
+@pytest.fixture(scope="module")
+def seeds_dir(tmp_path_factory):
+    """US1 (phantoms): 5 seeds, simclr clearly better. MG2: 1 seed, sources mix and the class
+    follows the source exactly (A benign, B malignant). MIX: 1 seed, two sources with the same
+    class mix."""
+    root = tmp_path_factory.mktemp("verdicts")
+    rng = np.random.default_rng(0)
+    records = []
+    n = 60
+    ids = np.array([f"img{i}" for i in range(n)])
+    y = np.arange(n) % 3
+    tr_ids = np.array([f"tr{i}" for i in range(n)])
+    src_us = np.full(n, "busi")
+    for seed in range(5):
+        for init, acc in (("random", 0.55), ("simclr", 0.95)):
+            rid = f"cls-US1-{init}-s{seed}"
+            records += write_classification_run(
+                root, rid, "US1", init, seed, None,
+                {"test": (ids, y, noisy(y, acc, rng), src_us),
+                 "train": (tr_ids, y, y, src_us)},
+            )  # fmt: skip
+    write_database(root, "US1", ids, src_us, y, ["test"] * n, phantoms=["busi"], known=False)
+    # MG2: source follows the class exactly (A: benign, B: malignant)
+    y2 = np.where(np.arange(n) % 2 == 0, 1, 2)
+    src2 = np.where(y2 == 1, "A", "B")
+    for init in ("random", "simclr"):
+        records += write_classification_run(
+            root, f"cls-MG2-{init}-s0", "MG2", init, 0, None,
+            {"test": (ids, y2, rng.integers(0, 3, n), src2),
+             "train": (tr_ids, y2, y2, src2)},
+        )  # fmt: skip
+    write_database(root, "MG2", ids, src2, y2, ["test"] * n)
+    # MIX: two sources, classes independent of the source
+    src3 = np.where(np.arange(n) < n // 2, "A", "B")
+    for init in ("random", "simclr"):
+        records += write_classification_run(
+            root, f"cls-MIX-{init}-s0", "MIX", init, 0, None,
+            {"test": (ids, y, noisy(y, 0.9, rng), src3), "train": (tr_ids, y, y, src3)},
+        )  # fmt: skip
+    write_database(root, "MIX", ids, src3, y, ["test"] * n)
+    write_csv(root / "results.csv", records, list(records[0]))
+    build_report(root, OPTIONS)
+    return root
+
+
+def _csv(root, name):
+    return read_csv(root / "report" / f"{name}.csv")
+
+
+def test_five_seeds_give_a_method_level_verdict_one_seed_does_not(seeds_dir):
+    rows = {r["database"]: r for r in _csv(seeds_dir, "table_comparisons")}
+    assert rows["US1"]["verdict"] == "supported: pretrained better"
+    assert rows["US1"]["seeds"] == "5" and rows["US1"]["Holm p"] != "n/a"
+    assert rows["MG2"]["verdict"] == "not assessable" and rows["MG2"]["Holm p"] == "n/a"
+    md = (seeds_dir / "report" / "report.md").read_text()
+    assert "MG2 classification, MCC: simclr - random" in md
+    assert "not assessable with 1 run per arm: rerun with `medssl benchmark" in md
+
+
+def test_phantom_reports_say_so_at_the_top_and_in_their_verdicts(seeds_dir):
+    md = (seeds_dir / "report" / "report.md").read_text()
+    head = md.split("## Verdicts")[0]
+    assert "synthetic phantoms" in head and "US1: busi" in head
+    verdicts = md.split("## Verdicts")[1].split("##")[0]
+    us1 = [line for line in verdicts.splitlines() if "US1 classification" in line]
+    mg2 = [line for line in verdicts.splitlines() if "MG2 classification" in line]
+    assert us1[0].startswith("- On synthetic phantoms: US1")
+    assert not mg2[0].startswith("- On synthetic phantoms")
+    html = (seeds_dir / "report" / "report.html").read_text()
+    assert (
+        html.index("synthetic phantoms") < html.index("Table 5.2") if "Table 5.2" in html else True
+    )
+
+
+def test_resampling_unit_is_named_images_without_patient_ids(seeds_dir):
+    md = (seeds_dir / "report" / "report.md").read_text()
+    assert "over test images (no patient ids published by busi" in md
+    assert "over test patients" in md  # MG2 and MIX publish them
+
+
+def test_shortcut_scores_one_where_classes_follow_the_source(seeds_dir):
+    t61 = {(r["database"], r["init"]): r for r in _csv(seeds_dir, "table_6_1_classification")}
+    assert t61[("MG2", "source shortcut")]["test MCC"] == "1.000"
+    assert float(t61[("MIX", "source shortcut")]["test MCC"]) < 0.2
+    assert ("US1", "source shortcut") not in t61  # one source: no shortcut
+    md = (seeds_dir / "report" / "report.md").read_text()
+    warnings = md.split("## Shortcut warnings")[1].split("##")[0]
+    assert "- MG2 classification: random does not beat the source-only shortcut" in warnings
+    assert "MIX classification" not in warnings  # 90% accurate models beat a chance shortcut
+    short = {(r["database"], r["comparison"]) for r in _csv(seeds_dir, "table_shortcut")}
+    assert ("MG2", "simclr vs source shortcut") in short
+
+
+def test_per_source_table(seeds_dir):
+    rows = _csv(seeds_dir, "table_per_source_classification")
+    mg2 = [r for r in rows if r["database"] == "MG2" and r["init"] == "source shortcut"]
+    assert {(r["source"], r["classes"], r["Acc"]) for r in mg2} == {
+        ("A", "benign", "1.000"), ("B", "malignant", "1.000")
+    }  # fmt: skip
+    assert not [r for r in rows if r["database"] == "US1"]
+
+
+@pytest.fixture(scope="module")
+def cv_dir(tmp_path_factory):
+    """One database, 3 seeds x 5 folds, 60 training and 20 test images per fold: per-fold test
+    MCC of random 0.4 + e, of simclr 0.4 + e + d (fold- and seed-dependent)."""
+    root = tmp_path_factory.mktemp("cv")
+    records = []
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        for fold in range(5):
+            for init in ("random", "simclr"):
+                value = (
+                    0.4
+                    + 0.01 * fold
+                    + 0.02 * seed
+                    + (0.1 + 0.01 * (fold - seed) if init == "simclr" else 0)
+                )
+                rid = f"cv-{init}-s{seed}-f{fold}"
+                for split, nn in (("train", 60), ("val", 20), ("test", 20)):
+                    for m, v in (("mcc", value), ("n", nn)):
+                        records.append(dict(run_id=rid, task="classification", database="CV",
+                                            init=init, seed=seed, fold=fold, split=split,
+                                            metric=m, value=v))  # fmt: skip
+                ids = np.array([f"s{seed}f{fold}i{i}" for i in range(20)])
+                y = np.arange(20) % 3
+                buf = io.BytesIO()
+                np.savez(buf, ids=ids, patients=ids, y_true=y, probs=_probs(noisy(y, 0.7, rng)))
+                write_bytes(root / "runs" / rid / "predictions_test.npz", buf.getvalue())
+    write_csv(root / "results.csv", records, list(records[0]))
+    build_report(root, OPTIONS)
+    return root, records
+
+
+def test_cross_validation_uses_the_corrected_interval_in_tables_and_verdicts(cv_dir):
+    root, records = cv_dir
+
+    def per_fold(init):
+        return [r["value"] for r in records
+                if r["init"] == init and r["split"] == "test" and r["metric"] == "mcc"]  # fmt: skip
+
+    factor = 1 / 15 + 20 / 60
+    rnd = np.array(per_fold("random"))
+    half = sps.t.ppf(0.975, 14) * np.sqrt(factor * rnd.var(ddof=1))
+    row = next(r for r in _csv(root, "table_6_1_classification") if r["init"] == "random")
+    assert row["runs"] == "15"
+    assert row["test MCC"] == f"{rnd.mean():.3f} ± {half:.3f}"
+    d = np.array(per_fold("simclr")) - rnd
+    se = np.sqrt(factor * d.var(ddof=1))
+    cmp = _csv(root, "table_comparisons")[0]
+    assert cmp["difference"] == f"{d.mean():.3f}" and cmp["df"] == "14.0"
+    low, high = d.mean() - sps.t.ppf(0.975, 14) * se, d.mean() + sps.t.ppf(0.975, 14) * se
+    assert cmp["95% CI (method)"] == f"[{low:.3f}, {high:.3f}]"
+    assert cmp["verdict"] == "supported: pretrained better" and cmp["seeds"] == "3"
+    md = (root / "report" / "report.md").read_text()
+    assert "15 runs of 3 seeds x 5-fold CV, corrected t" in md
