@@ -20,6 +20,7 @@ reading (``random_init``) and ``engine.health.pretraining_health`` of the run (`
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -361,11 +362,12 @@ def run_pretraining(
     random_init: dict[str, Any] = {}
     if lead:
         # The weights built above are the run's initial weights, also when resuming (the
-        # same seed builds them): read once, before training, kept for the whole run.
+        # same seed builds them): read once, before training, kept for the whole run. A copy
+        # on the training device: the method itself is moved there by the trainer.
         if (out / RANDOM_INIT).is_file():
             random_init = read_json(out / RANDOM_INIT)
         else:
-            random_init = monitor(method_.encoder)
+            random_init = monitor(copy.deepcopy(method_.encoder).to(dev))
             write_json(out / RANDOM_INIT, random_init)
     fingerprint = {"config": _without(resolved, "trainer.progress_bar"), "database": db.checksum}
     title = f"{cfg.method} pretraining health ({db.name})"
