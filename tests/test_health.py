@@ -71,6 +71,7 @@ def test_healthy_run_is_not_flagged():
     rows = history(knn=[0.50, 0.58, 0.62], std=[0.7, 0.6, 0.55])
     health = pretraining_health(rows, random_knn=0.52)
     assert health.collapsed is False and health.never_beat_random is False
+    assert health.final_beat_random is True
     assert (health.best_knn, health.best_knn_epoch, health.final_knn) == (0.62, 2, 0.62)
     assert health.final_std == 0.55 and health.final_uniformity == -2.0
     assert health.message.startswith("healthy: ") and "random init 0.520" in health.message
@@ -93,12 +94,18 @@ def test_never_beat_random_on_synthetic_histories():
     assert pretraining_health(once, random_knn=0.45, margin=0.02).never_beat_random is True
     h = pretraining_health(below, random_knn=0.45)
     assert "NEVER BEAT random init" in h.message and h.message.startswith("WARNING")
+    # Beat random init at one epoch, ended at or below it: not flagged, not called healthy.
+    early = pretraining_health(once, random_knn=0.45)
+    assert early.final_beat_random is False
+    assert early.message.startswith("caution: ") and "(not above random init)" in early.message
 
 
 def test_undecidable_cases_are_none_and_said(tmp_path):
     rows = history(knn=[0.5, 0.6], std=[0.5, 0.5])
     no_random = pretraining_health(rows, random_knn=None)
-    assert no_random.never_beat_random is None and "no random-init reading" in no_random.message
+    assert no_random.never_beat_random is None and no_random.final_beat_random is None
+    assert "no random-init reading" in no_random.message
+    assert no_random.message.startswith("caution: ")
     bare = pretraining_health([{"epoch": 0, "train_loss": 1.0}], random_knn=0.5)
     assert bare.collapsed is None and bare.never_beat_random is None and bare.best_knn is None
     assert "no collapse_std" in bare.message and "no knn_acc" in bare.message

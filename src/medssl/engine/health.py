@@ -13,8 +13,13 @@ monitor before the first step. It answers two questions:
   most of its spread well before the training guard (``collapse_threshold``, 0.01) stops it.
 - never_beat_random: no epoch's ``knn_acc`` exceeds the random-init reading by more than
   ``margin`` (default 0: "did kNN ever beat random init"). One epoch above it is weak
-  evidence (the best of many noisy readings); ``best_knn`` and ``final_knn`` are kept so that
-  a reader can judge by how much.
+  evidence (the best of many noisy readings), so ``final_beat_random`` says the same of the
+  last epoch alone, and ``best_knn`` / ``final_knn`` are kept so that a reader can judge by
+  how much.
+
+The message starts with "WARNING: " when the run collapsed or never beat random init,
+"healthy: " when it did neither and its last epoch beat random init, "caution: " otherwise
+(a last epoch at or below random init, or a flag that cannot be decided).
 
 Undefined cases are ``None``, never a silent pass: no ``collapse_std`` in any row -> collapsed
 is None; no ``knn_acc`` or no random-init reading -> never_beat_random is None; the message
@@ -51,6 +56,7 @@ class Health:
     final_uniformity: float | None
     collapsed: bool | None
     never_beat_random: bool | None
+    final_beat_random: bool | None  # the last epoch's knn_acc > random_knn + margin
     message: str  # one line
 
 
@@ -84,6 +90,7 @@ def pretraining_health(
 
     collapsed = None if final_std is None else final_std < collapse_std
     never = None if (best is None or random_knn is None) else not best > random_knn + margin
+    final_beat = None if never is None else final_knn > random_knn + margin
 
     parts = []
     if collapsed is None:
@@ -100,14 +107,18 @@ def pretraining_health(
         )
     else:
         verdict = "NEVER BEAT random init" if never else "beat random init"
+        final = "" if final_beat else " (not above random init)"
         parts.append(
-            f"kNN {verdict}: best {best:.3f} (epoch {best_epoch}), final {final_knn:.3f}, "
-            f"random init {random_knn:.3f}"
+            f"kNN {verdict}: best {best:.3f} (epoch {best_epoch}), final {final_knn:.3f}"
+            f"{final}, random init {random_knn:.3f}"
         )
-    healthy = collapsed is False and never is False
-    message = ("healthy: " if healthy else "WARNING: " if collapsed or never else "") + "; ".join(
-        parts
-    )
+    if collapsed or never:
+        prefix = "WARNING: "
+    elif collapsed is False and never is False and final_beat:
+        prefix = "healthy: "
+    else:
+        prefix = "caution: "
+    message = prefix + "; ".join(parts)
     return Health(
         epochs=len(rows),
         random_knn=random_knn,
@@ -119,6 +130,7 @@ def pretraining_health(
         final_uniformity=_num(last.get("uniformity")),
         collapsed=collapsed,
         never_beat_random=never,
+        final_beat_random=final_beat,
         message=message,
     )
 
