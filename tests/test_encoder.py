@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from medssl.errors import ConfigError
-from medssl.models.encoder import build_encoder, encoder_state_dict, load_encoder
+from medssl.models.encoder import build_encoder, encoder_state_dict, feature_map, load_encoder
 
 
 def test_forward_shape_and_stem():
@@ -54,3 +54,14 @@ def test_load_encoder_names_bad_keys_and_channels(tmp_path):
     assert "conv1.weight: file (64, 3, 7, 7) vs model (64, 1, 7, 7)" in msg
     with pytest.raises(ConfigError, match="not found"):
         load_encoder(tmp_path / "nope.pt", build_encoder())
+
+
+def test_feature_map_is_the_map_forward_pools():
+    torch.manual_seed(0)
+    m = build_encoder().eval()
+    x = torch.randn(3, 1, 64, 64)
+    with torch.no_grad():
+        fmap = feature_map(m, x)
+        assert fmap.shape == (3, 512, 2, 2)
+        assert torch.allclose(fmap.mean(dim=(2, 3)), m(x), atol=1e-6)
+        assert feature_map(m, torch.randn(2, 1, 32, 32)).shape == (2, 512, 1, 1)

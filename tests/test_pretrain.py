@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torchvision
 import yaml
 
 from medssl.artifacts import read_csv, read_json, save_npy, write_csv, write_json
 from medssl.cli.main import main
 from medssl.data.database import MANIFEST_COLUMNS, Database
+from medssl.engine.monitor import KNNMonitor
 from medssl.models.encoder import build_encoder, load_encoder
+from medssl.ssl import method_names
 
 FAST = [
     "--device",
@@ -101,6 +104,8 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
         "encoder.pt",
         "loss_curve.png",
         "tsne.png",
+        "health.png",
+        "random_init.json",
         "done.json",
     ):
         assert (out / name).is_file(), name
@@ -108,6 +113,8 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
     assert [r["epoch"] for r in rows] == ["0", "1"]
     for key in ("train_loss", "val_loss", "lr", "knn_acc", "collapse_std"):
         assert np.isfinite(float(rows[-1][key])), key
+    for r in rows:  # 4 pretraining-val images: 4 fixed view pairs
+        assert 0 <= float(r["alignment"]) <= 4 and -4.5 < float(r["uniformity"]) <= 0
     assert float(rows[-1]["lr"]) == pytest.approx(0.014)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["method"] == "simclr" and cfg["method_options"]["temperature"] == 0.07
@@ -116,7 +123,14 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
     load_encoder(out / "encoder.pt", build_encoder())
     done = read_json(out / "done.json")
     assert done["epochs_run"] == 2 and done["method"] == "simclr"
-    assert "pretrained simclr for 2 epochs" in capsys.readouterr().out
+    assert done["random_init"] == read_json(out / "random_init.json")
+    assert set(done["random_init"]) == {"knn_acc", "collapse_std", "alignment", "uniformity"}
+    health = done["health"]
+    assert health["epochs"] == 2 and health["random_knn"] == done["random_init"]["knn_acc"]
+    assert health["collapsed"] is False and isinstance(health["never_beat_random"], bool)
+    assert health["best_knn"] == max(float(r["knn_acc"]) for r in rows)
+    printed = capsys.readouterr().out
+    assert "pretrained simclr for 2 epochs" in printed and health["message"] in printed
     # Finished: a second run into the same folder is refused, --resume is a no-op.
     assert (
         main(
@@ -234,7 +248,10 @@ def test_resume_with_other_config_names_the_field(db_path, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--method", "swav"], "unknown SSL method 'swav'; valid names: byol, moco, simclr"),
+        (
+            ["--method", "swav"],
+            f"unknown SSL method 'swav'; valid names: {', '.join(method_names())}",
+        ),
         (
             ["--method", "simclr", "--set", "batch_size=64"],
             "batch_size 64 is larger than the 16 pretraining train images",
@@ -306,3 +323,72 @@ def test_database_without_pretraining_images(tmp_path, capsys):
         == 2
     )
     assert "no pretraining" in capsys.readouterr().err
+
+
+def tv_resnet18_1ch() -> torch.nn.Module:
+    tv = torchvision.models.resnet18(weights=None)
+    tv.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    del tv.fc
+    return tv
+
+
+# SimCLR, MoCo and BYOL run end to end in the tests above; every other method gets a smoke run.
+SMOKE = [name for name in method_names() if name not in ("simclr", "moco", "byol")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SMOKE)
+def test_smoke_pretraining_exports_a_torchvision_and_smp_encoder(db_path, tmp_path, name):
+    import segmentation_models_pytorch as smp
+
+    out = tmp_path / name
+    argv = ["pretrain", "--method", name, "--database", db_path, "--out", str(out)]
+    assert main([*argv, "--set", "trainer.epochs=1", *FAST]) == 0
+    state = torch.load(out / "encoder.pt", weights_only=True)
+    tv_resnet18_1ch().load_state_dict(state, strict=True)
+    unet = smp.Unet("resnet18", encoder_weights=None, in_channels=1, classes=1)
+    unet.encoder.load_state_dict(state, strict=True)
+    row = read_csv(out / "metrics.csv")[-1]
+    for key in ("train_loss", "knn_acc", "collapse_std", "alignment", "uniformity"):
+        assert np.isfinite(float(row[key])), key
+    assert (out / "health.png").is_file() and "health" in read_json(out / "done.json")
+
+
+@pytest.mark.slow
+def test_random_init_reading_is_the_runs_initial_encoder(db_path, tmp_path, monkeypatch):
+    """The reading before training is the monitor's reading of the weights the run starts
+    from; a run stopped by a TrainingError still leaves its health readable."""
+    from medssl.errors import TrainingError
+    from medssl.tasks import pretrain
+
+    def stop(score, threshold, *, epoch):
+        raise TrainingError("stopped for the test")
+
+    monkeypatch.setattr(pretrain, "check_collapse", stop)
+    out = tmp_path / "r"
+    with pytest.raises(TrainingError, match="stopped for the test"):
+        pretrain.run_pretraining(
+            db_path,
+            out,
+            method="simclr",
+            epochs=2,
+            device="cpu",
+            overrides=[
+                "batch_size=8",
+                "augmentation_options.size=32",
+                "trainer.progress_bar=false",
+            ],
+        )
+    db = Database.load(db_path)
+    torch.manual_seed(0)  # the run's seed, taken just before it builds the encoder
+    expected = KNNMonitor(
+        torch.from_numpy(db.images("finetune", "train")),
+        torch.from_numpy(db.labels("finetune", "train")),
+        torch.from_numpy(db.images("finetune", "val")),
+        torch.from_numpy(db.labels("finetune", "val")),
+        size=32,
+    )(build_encoder())["knn_acc"]
+    assert read_json(out / "random_init.json")["knn_acc"] == pytest.approx(expected, abs=1e-6)
+    assert (out / "health.png").is_file() and not (out / "done.json").exists()
+    health = pretrain.run_health(out)
+    assert health.epochs == 1 and health.random_knn == pytest.approx(expected, abs=1e-6)

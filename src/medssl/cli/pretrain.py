@@ -10,16 +10,18 @@ from medssl.cli.options import add_device, add_overrides
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain",
-        help="pretrain an encoder with SimCLR, MoCo v2 or BYOL on a database",
+        help="pretrain an encoder with a self-supervised method (SimCLR, MoCo v2, BYOL, ...)",
         description=(
             "Pretrain a 1-channel ResNet-18 on a database's pretraining images and write "
-            "config.yaml, metrics.csv, checkpoint.pt, encoder.pt, loss_curve.png, tsne.png and "
-            "done.json to --out. Settings: the preset (default: thesis, §5.2), then --set "
+            "config.yaml, random_init.json, metrics.csv, checkpoint.pt, encoder.pt, "
+            "loss_curve.png, tsne.png, health.png and done.json to --out. Settings: the preset (default: thesis, §5.2), then --set "
             "key=value (e.g. --set optimizer.lr=0.01 --set method_options.temperature=0.1)."
         ),
     )
     p.add_argument(
-        "--method", required=True, help="SSL method: simclr, moco, byol (any registered name)"
+        "--method",
+        required=True,
+        help="SSL method, a name registered in medssl.ssl (an unknown name lists them)",
     )
     p.add_argument("--database", required=True, help="database folder (from `medssl data build`)")
     p.add_argument("--out", required=True, help="run folder to write")
@@ -57,4 +59,6 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"pretrained {done['method']} for {done['epochs_run']} epochs on {done['device']}: {shown}; wrote {out}"
     )
+    if "health" in done:
+        print(done["health"]["message"])
     return 0

@@ -1,4 +1,5 @@
-"""Per-epoch health checks of an encoder: a kNN monitor and a collapse guard.
+"""Per-epoch health checks of an encoder: a kNN monitor, a collapse guard, alignment and
+uniformity.
 
 kNN monitor (Wu et al. 2018, InstDisc §3.4; the usual SSL monitor): frozen features of
 labelled bank images, cosine similarity, the k nearest bank images vote for a query's class
@@ -13,6 +14,13 @@ Collapse guard (Siamese collapse, Chen & He 2021 §4.1): the per-dimension stand
 of L2-normalised embeddings is about 1/sqrt(D) for a spread-out representation and 0 when
 every image maps to the same point; reported multiplied by sqrt(D), so about 1 is healthy and
 0 is collapsed, whatever D is.
+
+Alignment and uniformity (Wang & Isola 2020, "Understanding Contrastive Representation
+Learning through Alignment and Uniformity on the Hypersphere", §4.1): on a fixed set of view
+pairs, how close the two views of an image land (alignment, 0 = identical) and how evenly all
+views spread over the sphere (uniformity, 0 = one point). The pairs are read like the kNN
+bank: eval mode, BN statistics re-estimated on the bank images (on the pairs' own images when
+there is no bank), in the same pass.
 """
 
 from __future__ import annotations
@@ -134,6 +142,28 @@ def collapse_score(z: torch.Tensor) -> float:
     return float(zn.std(dim=0).mean() * math.sqrt(z.shape[1]))
 
 
+def alignment(z0: torch.Tensor, z1: torch.Tensor, alpha: float = 2.0) -> float:
+    """E ||f(x) - f(x')||^alpha over positive pairs (Wang & Isola 2020 §4.1, alpha = 2).
+
+    z0, z1: (N, D) features of the two views of N images, any norm (L2-normalised here).
+    0 when both views of every image coincide; at most 2^alpha (antipodal views).
+    """
+    d = F.normalize(z0.float(), dim=1) - F.normalize(z1.float(), dim=1)  # (N, D)
+    return float(d.norm(dim=1).pow(alpha).mean())
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
+    """log E exp(-t ||f(x) - f(y)||^2) over the N(N-1)/2 distinct pairs of rows of z (Wang &
+    Isola 2020 §4.1, t = 2, in their reference code's ``pdist`` form).
+
+    z: (N, D), N >= 2, any norm (L2-normalised here). 0 when every row is the same point;
+    lower is more uniform (about -4 for t = 2 when the rows are spread over a
+    high-dimensional sphere, where squared distances concentrate at 2).
+    """
+    sq = torch.pdist(F.normalize(z.float(), dim=1), p=2).pow(2)  # (N(N-1)/2,)
+    return float(sq.mul(-t).exp().mean().log())
+
+
 def check_collapse(score: float, threshold: float, *, epoch: int) -> None:
     if not math.isfinite(score) or score < threshold:
         raise TrainingError(
@@ -151,6 +181,8 @@ class KNNMonitor:
 
     bank_images / query_images: uint8 (M, F, F) / (Q, F, F); labels int64 (M,) / (Q,).
     ``collapse_images`` (uint8, default: bank and queries) feed the collapse guard.
+    ``pairs``: two float views (P, 1, S, S) in [-1, 1] of the same P images (P >= 2), fixed
+    for the run, for alignment and uniformity; None leaves them out.
     """
 
     bank_images: torch.Tensor
@@ -161,25 +193,15 @@ class KNNMonitor:
     temperature: float = 0.07
     collapse_images: torch.Tensor | None = None
     size: int = 64  # images are embedded at the training view size
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def has_knn(self) -> bool:
         return len(self.bank_images) > 0 and len(self.query_images) > 0
 
     def __call__(self, encoder: nn.Module) -> dict[str, float]:
+        """knn_acc, collapse_std, alignment, uniformity (each only where its inputs exist)."""
         logs: dict[str, float] = {}
-        if self.has_knn:
-            with precise_bn(encoder, self.bank_images, size=self.size):
-                bank = embed_images(encoder, self.bank_images, size=self.size)
-                queries = embed_images(encoder, self.query_images, size=self.size)
-            logs["knn_acc"] = knn_accuracy(
-                bank,
-                self.bank_labels,
-                queries,
-                self.query_labels,
-                k=self.k,
-                temperature=self.temperature,
-            )
         # The guard judges the representation the loss sees (batch statistics): early in a
         # run, stale BN running statistics can make eval-mode features look collapsed.
         guard = (
@@ -187,8 +209,31 @@ class KNNMonitor:
             if self.collapse_images is not None
             else torch.cat([self.bank_images, self.query_images])
         )
+        if self.has_knn or self.pairs is not None:
+            with precise_bn(encoder, self.bank_images if self.has_knn else guard, size=self.size):
+                if self.has_knn:
+                    bank = embed_images(encoder, self.bank_images, size=self.size)
+                    queries = embed_images(encoder, self.query_images, size=self.size)
+                    logs["knn_acc"] = knn_accuracy(
+                        bank,
+                        self.bank_labels,
+                        queries,
+                        self.query_labels,
+                        k=self.k,
+                        temperature=self.temperature,
+                    )
+                if self.pairs is not None:
+                    z0, z1 = (_embed_views(encoder, v) for v in self.pairs)
+                    logs["alignment"] = alignment(z0, z1)
+                    logs["uniformity"] = 0.5 * (uniformity(z0) + uniformity(z1))
         if len(guard) > 1:
             logs["collapse_std"] = collapse_score(
                 embed_images(encoder, guard, size=self.size, batch_stats=True)
             )
         return logs
+
+
+@torch.no_grad()
+def _embed_views(encoder: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Float views (N, 1, S, S) -> float32 features (N, D), in the encoder's current mode."""
+    return torch.cat([encoder(chunk).float() for chunk in x.split(batch_size)])

@@ -1,7 +1,8 @@
 """The encoder: torchvision ResNet-18 with a 1-channel 7x7 stride-2 stem and no ``fc``.
 
 The thesis design keeps the ImageNet stem (7x7 stride-2 conv + max-pool) on 64 px grey images;
-a CIFAR-style stem would be about 16x slower here. ``forward`` gives (N, 512) features.
+a CIFAR-style stem would be about 16x slower here. ``forward`` gives (N, 512) features;
+``feature_map`` gives the last stage's (N, 512, h, w) map before pooling (for dense methods).
 
 The exported artifact (``encoder.pt``) is ``encoder_state_dict(model)``: a plain torchvision
 ResNet-18 state dict without ``fc.*`` keys, with ``conv1.weight`` of shape (64, 1, 7, 7). It
@@ -33,6 +34,16 @@ def build_encoder(in_channels: int = 1) -> torchvision.models.ResNet:
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
     model.fc = nn.Identity()
     return model
+
+
+def feature_map(encoder: torchvision.models.ResNet, x: torch.Tensor) -> torch.Tensor:
+    """x (N, C, H, W) -> ``layer4``'s map (N, 512, h, w), h = ceil(H / 32): 2 x 2 at 64 px.
+
+    The layers of torchvision's ``ResNet.forward`` up to the average pool, so ``encoder(x)``
+    is this map's mean over its h * w positions (``fc`` is the identity).
+    """
+    x = encoder.maxpool(encoder.relu(encoder.bn1(encoder.conv1(x))))
+    return encoder.layer4(encoder.layer3(encoder.layer2(encoder.layer1(x))))
 
 
 def encoder_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -5,15 +5,22 @@
 uint8 tensor on the training device, and lets ``engine.Trainer`` run the method on two
 augmented views per image (augmented on the device, ``data.augment``). Per epoch it logs
 train/val loss, learning rate, the kNN monitor (bank: finetuning-train images, queries:
-finetuning-val images) and the collapse guard.
+finetuning-val images), the collapse guard, and alignment and uniformity on a fixed set of
+view pairs of up to ``HEALTH_PAIRS`` pretraining-val images (train images when val has fewer
+than 2). Before the first step the same monitor reads the run's own random-init encoder.
 
-A run folder holds ``config.yaml`` (resolved), ``metrics.csv``, ``checkpoint.pt``,
-``encoder.pt`` (torchvision ResNet-18 state dict without ``fc``), ``loss_curve.png``
-(thesis fig. A.1), ``tsne.png`` (fig. A.2) and ``done.json``, written last.
+A run folder holds ``config.yaml`` (resolved), ``random_init.json`` (that first reading,
+written before training), ``metrics.csv``, ``checkpoint.pt``, ``encoder.pt`` (torchvision
+ResNet-18 state dict without ``fc``), ``loss_curve.png`` (thesis fig. A.1), ``tsne.png``
+(fig. A.2), ``health.png`` (kNN against random init, std, alignment, uniformity; also drawn
+when a run stops on a TrainingError) and ``done.json``, written last, with the random-init
+reading (``random_init``) and ``engine.health.pretraining_health`` of the run (``health``).
+``run_health(run)`` gives that health for any run folder, finished or stopped.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,17 +32,21 @@ from typing import Any
 import torch
 import yaml
 
-from medssl.artifacts import save_torch, write_json, write_text
+from medssl.artifacts import read_csv, read_json, save_torch, write_json, write_text
 from medssl.config import apply_overrides, from_dict, load_yaml, merge, to_dict
 from medssl.data.augment import AUGMENTATIONS, AugmentConfig, views
 from medssl.data.database import Database
+from medssl.engine.health import Health, plot_health, pretraining_health
 from medssl.engine.monitor import KNNMonitor, check_collapse, embed_images, precise_bn
-from medssl.engine.trainer import Trainer, TrainerConfig
+from medssl.engine.trainer import METRICS, Trainer, TrainerConfig
 from medssl.errors import ConfigError, DataError, TrainingError
 from medssl.models.encoder import build_encoder, encoder_state_dict
 from medssl.ssl import SSLMethod, build_method, get_method, method_config
 
 DONE = "done.json"
+RANDOM_INIT = "random_init.json"
+HEALTH = "health.png"
+HEALTH_PAIRS = 256  # view pairs for alignment / uniformity: a few hundred images per epoch
 
 
 @dataclass
@@ -298,14 +309,18 @@ def run_pretraining(
         s: torch.from_numpy(db.images("finetune", s)).to(dev) for s in ("train", "val")
     }  # uint8 (M, 64, 64)
     ft_y = {s: torch.from_numpy(db.labels("finetune", s)).to(dev) for s in ("train", "val")}
+    held_out = pre_val if len(pre_val) > 1 else pre_train
+    # Fixed for the run, from a generator stream no training epoch uses (epoch -1).
+    g_pairs = torch.Generator(device=dev).manual_seed(_seed(cfg.seed, -1, 0))
     monitor = KNNMonitor(
         ft["train"],
         ft_y["train"],
         ft["val"],
         ft_y["val"],
         k=cfg.knn_k,
-        collapse_images=pre_val if len(pre_val) > 1 else pre_train,
+        collapse_images=held_out,
         size=aug.size,
+        pairs=views(held_out[:HEALTH_PAIRS], aug, g_pairs) if len(held_out) > 1 else None,
     )
 
     trainer.seed_everything()
@@ -344,17 +359,33 @@ def run_pretraining(
                 f"{out / 'checkpoint.pt'} exists: pass --resume to continue that run, or choose another --out"
             )
         write_text(out / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
+    random_init: dict[str, Any] = {}
+    if lead:
+        # The weights built above are the run's initial weights, also when resuming (the
+        # same seed builds them): read once, before training, kept for the whole run. A copy
+        # on the training device: the method itself is moved there by the trainer.
+        if (out / RANDOM_INIT).is_file():
+            random_init = read_json(out / RANDOM_INIT)
+        else:
+            random_init = monitor(copy.deepcopy(method_.encoder).to(dev))
+            write_json(out / RANDOM_INIT, random_init)
     fingerprint = {"config": _without(resolved, "trainer.progress_bar"), "database": db.checksum}
-    history = trainer.fit(
-        method_,
-        optimizer,
-        train_batches,
-        val_batches,
-        out_dir=out,
-        epoch_end=epoch_end,
-        resume=resume,
-        fingerprint=fingerprint,
-    )
+    title = f"{cfg.method} pretraining health ({db.name})"
+    try:
+        history = trainer.fit(
+            method_,
+            optimizer,
+            train_batches,
+            val_batches,
+            out_dir=out,
+            epoch_end=epoch_end,
+            resume=resume,
+            fingerprint=fingerprint,
+        )
+    except TrainingError:
+        if lead and (out / METRICS).is_file():  # a stopped run: its health, up to the stop
+            plot_health(read_csv(out / METRICS), random_init, out / HEALTH, title)
+        raise
     if not lead:
         return out
 
@@ -381,6 +412,8 @@ def run_pretraining(
             f"{cfg.method} encoder: t-SNE of finetuning images",
             seed=cfg.seed,
         )
+    health = pretraining_health(history, random_init.get("knn_acc"))
+    plot_health(history, random_init, out / HEALTH, title)
     last = history[-1] if history else {}
     write_json(
         out / DONE,
@@ -394,9 +427,30 @@ def run_pretraining(
             "precision": trainer.precision,
             "seconds": round(time.perf_counter() - t_start, 2),
             "encoder": "encoder.pt",
+            "random_init": random_init,
+            "health": dataclasses.asdict(health),
         },
     )
     return out
+
+
+def run_health(run: str | Path) -> Health:
+    """The health of the pretraining run in folder ``run``, finished or stopped: its
+    ``metrics.csv`` and its random-init reading (``done.json``, else ``random_init.json``;
+    a run without either reading gets never_beat_random None)."""
+    out = Path(run)
+    if not (out / METRICS).is_file():
+        raise DataError(
+            "no metrics.csv: not a pretraining run folder, or one stopped before its first "
+            "epoch; pass the --out folder of `medssl pretrain`",
+            file=str(out),
+        )
+    random_init: dict[str, Any] = {}
+    if (out / DONE).is_file():
+        random_init = read_json(out / DONE).get("random_init") or {}
+    elif (out / RANDOM_INIT).is_file():
+        random_init = read_json(out / RANDOM_INIT)
+    return pretraining_health(read_csv(out / METRICS), random_init.get("knn_acc"))
 
 
 def _seed(seed: int, epoch: int, stream: int) -> int:
