@@ -98,8 +98,27 @@ def seeds_dir(tmp_path_factory):
         )  # fmt: skip
     write_database(root, "MIX", ids, src3, y, ["test"] * n)
     write_csv(root / "results.csv", records, list(records[0]))
+    # two pretraining runs: one learns, one never beats its random-init encoder's kNN reading
+    plan = []
+    for rid, knn in (("pt-good", [0.5, 0.7]), ("pt-flat", [0.4, 0.45])):
+        plan.append({"run_id": rid, "kind": "pretrain", "database": "US1", "method": "simclr",
+                     "seed": 0, "status": "done"})  # fmt: skip
+        rows = [{"epoch": e, "knn_acc": k, "collapse_std": 0.8} for e, k in enumerate(knn)]
+        write_csv(root / "runs" / rid / "metrics.csv", rows, list(rows[0]))
+        write_json(root / "runs" / rid / "random_init.json", {"knn_acc": 0.55})
+    write_json(root / "plan.json", plan)
     build_report(root, OPTIONS)
     return root
+
+
+def test_pretraining_health_is_tabled_and_a_run_that_never_learned_is_warned(seeds_dir):
+    rows = {r["kNN best"]: r for r in _csv(seeds_dir, "table_pretraining_health")}
+    assert (
+        rows["0.700"]["never beat random"] == "no" and rows["0.450"]["never beat random"] == "yes"
+    )
+    warnings = (seeds_dir / "report" / "report.md").read_text().split("## Warnings")[1]
+    flat = [w for w in warnings.splitlines() if "pretraining seed 0" in w]
+    assert len(flat) == 1 and "did not learn" in flat[0]
 
 
 def _csv(root, name):
@@ -143,7 +162,7 @@ def test_shortcut_scores_one_where_classes_follow_the_source(seeds_dir):
     assert float(t61[("MIX", "source shortcut")]["test MCC"]) < 0.2
     assert ("US1", "source shortcut") not in t61  # one source: no shortcut
     md = (seeds_dir / "report" / "report.md").read_text()
-    warnings = md.split("## Shortcut warnings")[1].split("##")[0]
+    warnings = md.split("## Warnings")[1].split("##")[0]
     assert "- MG2 classification: random does not beat the source-only shortcut" in warnings
     assert "MIX classification" not in warnings  # 90% accurate models beat a chance shortcut
     short = {(r["database"], r["comparison"]) for r in _csv(seeds_dir, "table_shortcut")}

@@ -55,6 +55,7 @@ from medssl.reporting.inputs import (
     read_predictions,
     read_results,
 )
+from medssl.reporting.pretraining import health_of_runs, health_table, health_warnings
 from medssl.reporting.tables import (
     CLASS_NAMES,
     Table,
@@ -345,7 +346,10 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         )
         for r in stats.comparisons
     ]
-    warnings = shortcut_warnings(stats.shortcut, phantoms)
+    health = health_of_runs(run_dir, plan)
+    warnings = shortcut_warnings(stats.shortcut, phantoms) + health_warnings(health, phantoms)
+    if health:
+        stats.tables.append(health_table(health))
     idents = run_identities(plan, records)
     sections = [
         H.Section("answer", "The answer", _answer_html(records, provenance, phantoms, sentences,
@@ -430,7 +434,7 @@ def _answer_html(records, provenance, phantoms, sentences, warnings, rows, optio
         + "</ul>"
     )
     if warnings:
-        out += "<h3>Shortcut warnings</h3>" + H.bullet_list(warnings, "warning")
+        out += "<h3>Warnings</h3>" + H.bullet_list(warnings, "warning")
     return out
 
 
@@ -456,7 +460,7 @@ def _markdown(
     parts += [QUESTION, "", "## Verdicts", ""]
     parts += [f"- {s}" for s in sentences] or ["- none"]
     if warnings:
-        parts += ["", "## Shortcut warnings", ""] + [f"- {w}" for w in warnings]
+        parts += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
     parts += ["", "## Tables", ""]
     for t in tables:
         parts += [to_markdown(t)]
