@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from medssl.artifacts import save_npy, write_csv, write_json
 from medssl.data.database import MANIFEST_COLUMNS, Database
@@ -131,9 +132,14 @@ def test_presets_and_overrides(tmp_path):
         load_preset("nope")
     with pytest.raises(ConfigError, match="unknown key"):
         resolve_config(overrides=["learning_rate=1"])
-    with pytest.raises(ConfigError, match="unknown optimizer"):
+    with pytest.raises(ConfigError, match="optimizer.name: .lbfgs. is not one of adam"):
         resolve_config(overrides=["optimizer.name=lbfgs"])
     assert resolve_config(overrides=["figure_splits=[test]"]).figure_splits == ["test"]
+    assert thesis.augmentation == "none"  # thesis §5.3: supervised images unaltered
+    with pytest.raises(ConfigError, match="fine-tuning augmentation preset 'wild'"):
+        resolve_config(overrides=["augmentation=wild"])
+    with pytest.raises(ConfigError, match="augmentation_options.*unknown key"):
+        resolve_config(overrides=["augmentation_options.shear=3"])
     with pytest.raises(ConfigError, match=r"figure_splits: unknown split\(s\) \['tset'\]"):
         resolve_config(overrides=["figure_splits=[tset]"])
     with pytest.raises(ConfigError, match="no encoder file"):
@@ -142,13 +148,14 @@ def test_presets_and_overrides(tmp_path):
 
 def test_train_batches_never_end_with_a_single_image():
     """BatchNorm cannot train on one image: a last batch of one joins the batch before it."""
-    import torch
-
-    from medssl.tasks.finetune import TrainBatches
+    from medssl.data.augment import SUPERVISED_AUGMENTATIONS
+    from medssl.data.batches import TrainBatches
 
     def sizes(n, batch):
         data = {"x": torch.zeros(n, 1, 4, 4), "y": torch.zeros(n, dtype=torch.long)}
-        batches = TrainBatches(data, batch, seed=0, epoch=0, hflip=True)
+        batches = TrainBatches(
+            data, batch, seed=0, epoch=0, augment=SUPERVISED_AUGMENTATIONS.get("flip")
+        )
         got = [len(b["y"]) for b in batches]
         assert len(got) == len(batches)
         return got
@@ -157,3 +164,30 @@ def test_train_batches_never_end_with_a_single_image():
     assert sizes(16, 8) == [8, 8]
     assert sizes(18, 8) == [8, 8, 2]
     assert sizes(9, 16) == [9]
+
+
+def test_supervised_augmentation_moves_image_and_mask_together():
+    """One geometry for an image and its mask: a bright square and its mask stay aligned and
+    the mask stays binary; 'none' is the identity; the stream is a function of (seed, epoch)."""
+    from medssl.data.augment import SUPERVISED_AUGMENTATIONS, augment_supervised
+    from medssl.data.batches import TrainBatches
+
+    x = torch.full((8, 1, 32, 32), -1.0)
+    x[:, :, 8:20, 10:22] = 1.0
+    mask = ((x + 1) / 2).round()
+    light = SUPERVISED_AUGMENTATIONS.get("light")
+    g = torch.Generator().manual_seed(0)
+    xa, ma = augment_supervised(x, mask, light, g)
+    assert set(ma.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(xa, x)
+    inside = xa[ma.bool()]
+    outside = xa[~ma.bool()]
+    assert inside.mean() > 0.5 > outside.mean()  # the mask still covers the bright square
+    same = augment_supervised(x, mask, SUPERVISED_AUGMENTATIONS.get("none"), g)
+    assert torch.equal(same[0], x) and torch.equal(same[1], mask)
+    data = {"x": x, "mask": mask}
+    a = [b["x"] for b in TrainBatches(data, 4, seed=1, epoch=2, augment=light)]
+    b = [b["x"] for b in TrainBatches(data, 4, seed=1, epoch=2, augment=light)]
+    c = [b["x"] for b in TrainBatches(data, 4, seed=1, epoch=3, augment=light)]
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(a, c, strict=True))

@@ -13,16 +13,17 @@ from typing import Any
 
 from medssl.bench.measure import bench_trainer, train_timed
 from medssl.bench.timing import TimedStream, count_images
+from medssl.data.batches import TrainBatches
 from medssl.data.database import Database
+from medssl.engine.optim import build_optimizer
 from medssl.engine.trainer import TrainerConfig
 from medssl.tasks.finetune import (
-    OPTIMIZERS,
     TASKS,
-    TrainBatches,
     build_task,
     finetune_splits,
     resolve_config,
     split_tensors,
+    supervised_augment_config,
 )
 
 
@@ -47,11 +48,15 @@ def finetune_rates(
         trainer.seed_everything(cfg.seed)
         module = build_task(task, "random", cfg, splits["train"])
         params = [p for p in module.parameters() if p.requires_grad]
-        optimizer = OPTIMIZERS.get(cfg.optimizer.name)(params, cfg.optimizer)
+        optimizer = build_optimizer(params, cfg.optimizer, batch_size=cfg.batch_size)
         stream = TimedStream(
             lambda epoch, cfg=cfg, data=data: TrainBatches(
-                data, cfg.batch_size, seed=cfg.seed, epoch=epoch, hflip=cfg.hflip
-            ),
+                data,
+                cfg.batch_size,
+                seed=cfg.seed,
+                epoch=epoch,
+                augment=supervised_augment_config(cfg),
+            ),  # fmt: skip
             warmup=warmup,
             steps=steps,
             device=trainer.device,

@@ -151,3 +151,89 @@ def views(
     return tuple(
         augment(images, cfg, generator, channels_last=channels_last) for _ in range(n_views)
     )
+
+
+@dataclass(frozen=True)
+class SupervisedAugmentConfig:
+    """Light augmentation of labelled images (and their masks) for fine-tuning.
+
+    The transform family of nnU-Net's default training (Isensee et al. 2021, Nature Methods:
+    mirroring, rotation, scaling, brightness, contrast) at milder ranges, since a 64-px image
+    holds lesions of a few pixels and the breast or probe border must stay in view: every
+    value is a field, zero switches a transform off.
+    """
+
+    hflip_p: float = 0.5  # left-right mirror (breast laterality and probe side are arbitrary)
+    rotate_deg: float = 10.0  # uniform in ±rotate_deg
+    scale: tuple[float, float] = (0.9, 1.1)  # isotropic zoom factor range
+    translate: float = 0.05  # shift up to this fraction of the side, each axis
+    brightness: float = 0.1  # multiplicative, uniform in 1 ± brightness
+    contrast: float = 0.1  # around each image's mean, uniform in 1 ± contrast
+
+
+SUPERVISED_AUGMENTATIONS: Registry[SupervisedAugmentConfig] = Registry(
+    "fine-tuning augmentation preset"
+)
+# thesis §5.3: supervised images are used unaltered
+SUPERVISED_AUGMENTATIONS.add(
+    "none",
+    SupervisedAugmentConfig(
+        hflip_p=0.0, rotate_deg=0.0, scale=(1.0, 1.0), translate=0.0, brightness=0.0, contrast=0.0
+    ),
+)
+SUPERVISED_AUGMENTATIONS.add(
+    "flip",
+    SupervisedAugmentConfig(
+        rotate_deg=0.0, scale=(1.0, 1.0), translate=0.0, brightness=0.0, contrast=0.0
+    ),
+)
+SUPERVISED_AUGMENTATIONS.add("light", SupervisedAugmentConfig())
+
+
+def is_identity(cfg: SupervisedAugmentConfig) -> bool:
+    return (
+        cfg.hflip_p == 0 and cfg.rotate_deg == 0 and tuple(cfg.scale) == (1.0, 1.0)
+        and cfg.translate == 0 and cfg.brightness == 0 and cfg.contrast == 0
+    )  # fmt: skip
+
+
+def augment_supervised(
+    x: torch.Tensor,
+    masks: torch.Tensor | None,
+    cfg: SupervisedAugmentConfig,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One random geometric + intensity transform per image, the same geometry for its mask.
+
+    x: float (N, 1, H, W) in [-1, 1]; masks: float (N, 1, H, W) {0, 1} or None; ``generator``
+    on the CPU (parameters are drawn there, then moved to x's device). Geometry: one affine
+    ``grid_sample`` (bilinear for images, nearest for masks, so masks stay binary; outside the
+    image is black / background). Returns the transformed (x, masks).
+    """
+    if is_identity(cfg) or len(x) == 0:
+        return x, masks
+    n, dev = x.shape[0], x.device
+    u = torch.rand(n, 7, generator=generator).to(dev)
+    angle = math.radians(cfg.rotate_deg) * (2 * u[:, 0] - 1)
+    zoom = cfg.scale[0] + (cfg.scale[1] - cfg.scale[0]) * u[:, 1]
+    flip = torch.where(u[:, 2] < cfg.hflip_p, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * flip, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos
+    theta[:, 0, 2] = 2 * cfg.translate * (2 * u[:, 3] - 1)
+    theta[:, 1, 2] = 2 * cfg.translate * (2 * u[:, 4] - 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    img = F.grid_sample(
+        (x + 1) / 2, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    b = 1 + cfg.brightness * (2 * u[:, 5] - 1)
+    c = 1 + cfg.contrast * (2 * u[:, 6] - 1)
+    img = img * b.view(n, 1, 1, 1)
+    mean = img.mean(dim=(2, 3), keepdim=True)
+    img = ((img - mean) * c.view(n, 1, 1, 1) + mean).clamp(0.0, 1.0) * 2 - 1
+    if masks is not None:
+        masks = F.grid_sample(
+            masks, grid, mode="nearest", padding_mode="zeros", align_corners=False
+        )
+    return img, masks

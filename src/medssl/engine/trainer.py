@@ -160,7 +160,8 @@ class Trainer:
     ) -> list[dict[str, Any]]:
         """Train ``task`` for ``config.epochs`` epochs; return the per-epoch history.
 
-        ``scheduler`` (optional) is stepped once per epoch. ``epoch_end(epoch, logs)`` may
+        ``scheduler`` (optional, e.g. :func:`medssl.engine.optim.build_schedule`) is stepped
+        after every optimizer step. ``epoch_end(epoch, logs)`` may
         return extra logs (they join the epoch's row and may be the monitored value) or raise
         TrainingError to stop the run (after the row is written). With ``resume=True`` the run
         continues from ``out_dir/checkpoint.pt`` (if present) and ends at the same weights as an
@@ -220,6 +221,8 @@ class Trainer:
                     opt.zero_grad(set_to_none=True)
                     fabric.backward(loss)
                     opt.step()
+                    if scheduler is not None:
+                        scheduler.step()
                     global_step += 1
                     n_steps += 1
                     task.after_optimizer_step(global_step, total_steps)
@@ -257,8 +260,6 @@ class Trainer:
                             for k, v in self._validate(model, task, val_batches(epoch)).items()
                         }
                     )
-                if scheduler is not None:
-                    scheduler.step()
                 stop_error: TrainingError | None = None
                 if epoch_end is not None:
                     try:

@@ -71,66 +71,73 @@ def _div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
     return out
 
 
-def sensitivity_specificity(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class one-vs-rest sensitivity (recall) and specificity, each float (K,).
+def _value(x: np.ndarray, cm: np.ndarray):
+    """A float for one (K, K) matrix, the array for a stack (..., K, K)."""
+    return float(x) if np.ndim(cm) == 2 else x
 
-    cm: (K, K) confusion matrix (rows true). Sensitivity of class k is nan when k is absent
-    from the true labels; specificity is nan when every image is of class k.
+
+# Every set metric below takes one confusion matrix (K, K) or a stack of them (..., K, K)
+# (rows true, columns predicted; the bootstrap of medssl.stats computes B resamples as a
+# (B, K, K) stack of weighted counts) and returns a float or a (...,) array: one definition
+# for a split and for its resamples.
+
+
+def sensitivity_specificity(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class one-vs-rest sensitivity (recall) and specificity, each float (..., K).
+
+    cm: (..., K, K) confusion matrices (rows true). Sensitivity of class k is nan when k is
+    absent from the true labels; specificity is nan when every image is of class k.
     """
     cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    fn = cm.sum(axis=1) - tp
-    fp = cm.sum(axis=0) - tp
-    tn = cm.sum() - tp - fn - fp
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    fn = cm.sum(axis=-1) - tp
+    fp = cm.sum(axis=-2) - tp
+    tn = cm.sum(axis=(-2, -1))[..., None] - tp - fn - fp
     return _div(tp, tp + fn), _div(tn, tn + fp)
 
 
 def f1_per_class(cm: np.ndarray) -> np.ndarray:
-    """Per-class F1 = 2TP / (2TP + FP + FN), float (K,); nan when the class is neither true nor
-    predicted anywhere (0/0). A class that is present but never predicted has F1 = 0."""
+    """Per-class F1 = 2TP / (2TP + FP + FN), float (..., K); nan when the class is neither true
+    nor predicted anywhere (0/0). A class that is present but never predicted has F1 = 0."""
     cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    fn = cm.sum(axis=1) - tp
-    fp = cm.sum(axis=0) - tp
-    return _div(2 * tp, 2 * tp + fp + fn)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    return _div(2 * tp, cm.sum(axis=-1) + cm.sum(axis=-2))
 
 
-def f1_macro(cm: np.ndarray) -> float:
+def f1_macro(cm: np.ndarray):
     """Unweighted mean of :func:`f1_per_class`; nan if any class's F1 is undefined."""
-    return float(np.mean(f1_per_class(cm)))
+    return _value(f1_per_class(cm).mean(axis=-1), cm)
 
 
-def f1_weighted(cm: np.ndarray) -> float:
+def f1_weighted(cm: np.ndarray):
     """Support-weighted mean of per-class F1 (scikit-learn ``average='weighted'``).
 
     Classes absent from ``y_true`` carry weight 0 and so never make it undefined; nan only for
     an empty split.
     """
     cm = np.asarray(cm, dtype=np.float64)
-    support = cm.sum(axis=1)
-    if support.sum() == 0:
-        return float("nan")
+    support = cm.sum(axis=-1)
     f1 = np.nan_to_num(f1_per_class(cm), nan=0.0)  # nan only where support == 0 (weight 0)
-    return float((f1 * support).sum() / support.sum())
+    return _value(_div((f1 * support).sum(axis=-1), support.sum(axis=-1)), cm)
 
 
-def accuracy(cm: np.ndarray) -> float:
+def accuracy(cm: np.ndarray):
     """Fraction of correct predictions; nan for an empty split."""
     cm = np.asarray(cm, dtype=np.float64)
-    return float(_div(np.trace(cm), cm.sum()))
+    return _value(_div(np.trace(cm, axis1=-2, axis2=-1), cm.sum(axis=(-2, -1))), cm)
 
 
-def balanced_accuracy(cm: np.ndarray) -> float:
+def balanced_accuracy(cm: np.ndarray):
     """Mean per-class sensitivity over all K classes; nan if a class is absent from y_true.
 
     (scikit-learn instead averages over the classes present and warns; we report undefined so
     that splits with and without a class are never compared as if alike.)
     """
     sens, _ = sensitivity_specificity(cm)
-    return float(np.mean(sens))
+    return _value(sens.mean(axis=-1), cm)
 
 
-def mcc(cm: np.ndarray) -> float:
+def mcc(cm: np.ndarray):
     """Multi-class Matthews correlation coefficient (Gorodkin 2004; scikit-learn's formula).
 
     0 when the denominator is 0 (a constant prediction, or a single true class): a predictor
@@ -139,17 +146,15 @@ def mcc(cm: np.ndarray) -> float:
     instead of silently leaving it (a NaN would be dropped). nan only for an empty split.
     """
     cm = np.asarray(cm, dtype=np.float64)
-    t = cm.sum(axis=1)  # true counts per class
-    p = cm.sum(axis=0)  # predicted counts per class
-    c = np.trace(cm)
-    s = cm.sum()
-    if s == 0:
-        return float("nan")
-    cov_ytyp = c * s - t @ p
-    cov_ypyp = s * s - p @ p
-    cov_ytyt = s * s - t @ t
-    den = np.sqrt(cov_ytyt * cov_ypyp)
-    return float(cov_ytyp / den) if den > 0 else 0.0
+    t = cm.sum(axis=-1)  # true counts per class
+    p = cm.sum(axis=-2)  # predicted counts per class
+    c = np.trace(cm, axis1=-2, axis2=-1)
+    s = cm.sum(axis=(-2, -1))
+    cov_ytyp = c * s - (t * p).sum(axis=-1)
+    cov_ypyp = s * s - (p * p).sum(axis=-1)
+    cov_ytyt = s * s - (t * t).sum(axis=-1)
+    r = np.nan_to_num(_div(cov_ytyp, np.sqrt(cov_ytyt * cov_ypyp)), nan=0.0)
+    return _value(np.where(s > 0, r, np.nan), cm)
 
 
 def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:

@@ -2,9 +2,10 @@
 
 A resample of test images is written as a weight per prediction row (how many times the row is
 drawn), so a metric of B resamples is one vectorised computation on a ``(B, N)`` weight matrix
-instead of B calls on copied arrays. With integer weights every metric here equals the same
-metric of :mod:`medssl.metrics.classification` on the explicitly repeated rows (same
-conventions: NaN when undefined, never 0, except MCC's 0/0 which is 0; tested against it).
+instead of B calls on copied arrays: the weighted confusion matrices (B, K, K) go through the
+set metrics of :mod:`medssl.metrics.classification`, which take stacks, so one definition
+serves a split and its resamples (with integer weights, the metric of the explicitly
+repeated rows; tested).
 
 Rows belong to a *replicate* (a seed, or a repeat of K-fold cross-validation): a metric is
 computed on each replicate's rows (its per-image test predictions pooled over folds) and the
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medssl.errors import DataError
+from medssl.metrics.classification import accuracy, balanced_accuracy, f1_macro, f1_weighted, mcc
 from medssl.registry import Registry
 
 N_CLASSES = 3  # medssl.data.records.CLASSES: normal, benign, malignant
@@ -132,57 +134,9 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def mcc(c: np.ndarray) -> np.ndarray:
-    """Multi-class Matthews correlation (Gorodkin's R_K) of confusion matrices (B, K, K) -> (B,).
-
-    0 when the denominator is 0 (a constant truth or prediction), nan for an empty set, as
-    :func:`medssl.metrics.classification.mcc` (scikit-learn's convention).
-    """
-    t = c.sum(axis=2)  # (B, K) true counts
-    p = c.sum(axis=1)  # (B, K) predicted counts
-    s = c.sum(axis=(1, 2))
-    correct = np.trace(c, axis1=1, axis2=2)
-    cov_ytyp = correct * s - (t * p).sum(axis=1)
-    cov_ypyp = s**2 - (p * p).sum(axis=1)
-    cov_ytyt = s**2 - (t * t).sum(axis=1)
-    out = np.nan_to_num(_div(cov_ytyp, np.sqrt(cov_ytyt * cov_ypyp)), nan=0.0)
-    return np.where(s > 0, out, np.nan)
-
-
-def balanced_accuracy(c: np.ndarray) -> np.ndarray:
-    """Mean recall over all K classes, (B, K, K) -> (B,); NaN when a class is absent from the
-    truth (as :func:`medssl.metrics.classification.balanced_accuracy`)."""
-    recall = _div(np.diagonal(c, axis1=1, axis2=2), c.sum(axis=2))  # (B, K)
-    return recall.mean(axis=1)
-
-
-def _f1_per_class(c: np.ndarray) -> np.ndarray:
-    """(B, K, K) -> (B, K); NaN when the class is neither true nor predicted (0/0)."""
-    diag = np.diagonal(c, axis1=1, axis2=2)
-    return _div(2 * diag, c.sum(axis=2) + c.sum(axis=1))
-
-
-def f1_weighted(c: np.ndarray) -> np.ndarray:
-    """F1 per class averaged with weights = true class counts, (B, K, K) -> (B,) (scikit-learn
-    ``average='weighted'``); NaN only for an empty set."""
-    t = c.sum(axis=2)
-    f1 = np.nan_to_num(_f1_per_class(c), nan=0.0)  # NaN only where the weight is 0
-    return _div((f1 * t).sum(axis=1), t.sum(axis=1))
-
-
-def f1_macro(c: np.ndarray) -> np.ndarray:
-    """Unweighted mean F1 over all K classes, (B, K, K) -> (B,); NaN if any class's F1 is
-    undefined (as :func:`medssl.metrics.classification.f1_macro`)."""
-    return _f1_per_class(c).mean(axis=1)
-
-
-def accuracy(c: np.ndarray) -> np.ndarray:
-    """Fraction of correct predictions, (B, K, K) -> (B,); NaN for an empty set."""
-    return _div(np.trace(c, axis1=1, axis2=2), c.sum(axis=(1, 2)))
-
-
 SET_METRICS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("set metric")
-"""Classification metrics of a whole set of predictions, as functions of a confusion matrix."""
+"""Classification metrics of a whole set of predictions, as functions of a stack of confusion
+matrices (B, K, K) -> (B,): the very functions of :mod:`medssl.metrics.classification`."""
 for _name, _fn in [
     ("mcc", mcc),
     ("balanced_accuracy", balanced_accuracy),
