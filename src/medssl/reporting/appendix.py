@@ -6,6 +6,7 @@ Pure functions of the run folders, ``plan.json`` and ``provenance.json``; no sta
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,48 +88,76 @@ def appendix_of(info: dict[str, Any]) -> str:
 
 
 def run_label(run_id: str, info: dict[str, Any]) -> str:
-    keys = (
-        ("database", "method") if info.get("kind") == "pretrain" else ("database", "task", "init")
-    )
-    parts = [str(info[k]) for k in keys if info.get(k) not in (None, "")]
+    """``simclr pretraining, seed 0 (pt-…)`` / ``random init, seed 1, fold 2 (ft-…)``."""
+    if info.get("kind") == "pretrain":
+        head = f"{info.get('method', '?')} pretraining"
+    elif info.get("init") not in (None, ""):
+        head = f"from {info['init']}" if info["init"] != "random" else "random init"
+    else:
+        head = "run"
     for k in ("seed", "fold"):
         if info.get(k) not in (None, ""):
-            parts.append(f"{k} {info[k]}")
-    return f"{run_id} ({', '.join(parts)})" if parts else run_id
+            head += f", {k} {info[k]}"
+    return f"{head} ({run_id})"
+
+
+CAPTIONS: tuple[tuple[str, str], ...] = (
+    (r"loss_curve\.png", "loss per epoch (train, validation)"),
+    (r"health\.png", "health: kNN against random init, spread, alignment, uniformity"),
+    (r"tsne\.png", "t-SNE of the encoder's features of the finetuning images, by class"),
+    (r"classification_curves\.png", "accuracy, MCC, balanced accuracy and AUROC per epoch"),
+    (r"segmentation_curves\.png", "Dice, IoU and pixel accuracy per epoch"),
+    (r"roc_pr_(\w+)\.png", "ROC and precision-recall curves, {0} split"),
+    (r"confusion_(\w+)\.png", "confusion matrix, {0} split"),
+    (
+        r"examples_(\w+)_(dice|iou)\.png",
+        "best, middle and worst {0} images by {1} (TP green, FP red, FN blue)",
+    ),
+)
+"""What each saved figure shows, in the order a run's figures are shown."""
+
+
+def caption_of(name: str) -> tuple[int, str]:
+    """(order, caption) of a figure file name; unknown names come last, captioned by name."""
+    for i, (pattern, text) in enumerate(CAPTIONS):
+        m = re.fullmatch(pattern, name)
+        if m:
+            return i, text.format(*(g.upper() if g in ("dice", "iou") else g for g in m.groups()))
+    return len(CAPTIONS), name
 
 
 def figures_sections(run_dir: Path, idents: dict[str, dict]) -> list[H.Section]:
-    """Appendices A-C (and 'other'): every PNG under every run folder, grouped by run.
+    """Appendices A-C (and 'other'): every PNG of every run, grouped by database, then by run,
+    each figure a captioned thumbnail that enlarges on click.
 
     Runs appear in the order of ``idents`` (plan.json, then results.csv), others by name.
     """
     runs_root = run_dir / "runs"
     found = {p.name: p for p in runs_root.iterdir() if p.is_dir()} if runs_root.is_dir() else {}
     order = [r for r in idents if r in found] + sorted(set(found) - set(idents))
-    folders = [found[r] for r in order]
-    groups: dict[str, list[str]] = {}
-    for folder in folders:
-        info = idents.get(folder.name, {})
-        pngs = sorted(folder.rglob("*.png"))
-        label = run_label(folder.name, info)
+    groups: dict[str, dict[str, list[str]]] = {}
+    for run_id in order:
+        folder, info = found[run_id], idents.get(run_id, {})
+        pngs = sorted(folder.rglob("*.png"), key=lambda p: (caption_of(p.name)[0], p.name))
+        label = run_label(run_id, info)
         if pngs:
-            figs = "".join(
-                H.figure_html(p, f"{folder.name}/{p.relative_to(folder).as_posix()}") for p in pngs
-            )
-            body = f"<h3>{H.esc(label)}</h3><div>{figs}</div>"
+            figs = "".join(H.figure_html(p, caption_of(p.name)[1]) for p in pngs)
+            body = f"<h4>{H.esc(label)}</h4><div>{figs}</div>"
         else:
-            body = f"<h3>{H.esc(label)}</h3>" + H.paragraph(
+            body = f"<h4>{H.esc(label)}</h4>" + H.paragraph(
                 "No figures were saved for this run.", "note"
             )
-        groups.setdefault(appendix_of(info), []).append(body)
+        by_db = groups.setdefault(appendix_of(info), {})
+        by_db.setdefault(str(info.get("database") or "other"), []).append(body)
     sections = []
     for letter, key, title in APPENDICES:
-        body = "".join(groups.get(key, [])) or H.paragraph(
-            f"No {key} runs found under {runs_root}.", "note"
-        )
+        dbs = groups.get(key, {})
+        body = "".join(f"<h3>{H.esc(db)}</h3>" + "".join(parts) for db, parts in dbs.items())
+        body = body or H.paragraph(f"No {key} runs found under {runs_root}.", "note")
         sections.append(H.Section(f"appendix-{letter.lower()}", title, body))
     if groups.get("other"):
-        sections.append(H.Section("appendix-other", "Other runs", "".join(groups["other"])))
+        body = "".join("".join(parts) for parts in groups["other"].values())
+        sections.append(H.Section("appendix-other", "Other runs", body))
     return sections
 
 

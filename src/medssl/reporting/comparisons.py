@@ -297,6 +297,45 @@ def verdict_sentence(row: ComparisonRow, *, phantoms: bool = False, unit: str = 
     return text + "."
 
 
+def summary_sentences(
+    rows: Sequence[ComparisonRow], *, phantoms: Mapping[str, Any], units: Mapping[str, str]
+) -> list[str]:
+    """One sentence per (database, task): every method's difference, then the verdicts."""
+    out = []
+    for db, task in dict.fromkeys((r.database, r.task) for r in rows):
+        group = [r for r in rows if (r.database, r.task) == (db, task)]
+        d = decimals_for(group[0].metric)
+        head = f"{db} {task} ({metric_label(group[0].metric)}, pretrained - random)"
+        assessable = [r for r in group if r.verdict != Verdict.NOT_ASSESSABLE]
+        if assessable:
+            parts = [
+                f"{r.init} {_signed(r.method.estimate, d)} {fmt_interval(r.method.interval, d)} "
+                f"{r.verdict}"
+                for r in group
+            ]
+            r0 = assessable[0]
+            design = (
+                f"{r0.method.replicates} seeds x {r0.folds} folds" if r0.folds
+                else f"{r0.method.replicates} seeds"
+            )  # fmt: skip
+            text = f"{head}, method-level 95% CIs over {design}: " + "; ".join(parts)
+        else:
+            parts = [
+                f"{r.init} {_signed(r.fixed.difference.estimate, d)} "
+                f"{fmt_interval(r.fixed.difference, d)}"
+                for r in group
+                if r.fixed is not None
+            ]
+            text = (
+                f"{head}: {group[0].reason}. For these trained networks only (95% CIs over test "
+                f"{units.get(db, 'patients')}): " + "; ".join(parts)
+            )
+        if db in phantoms:
+            text = "On synthetic phantoms: " + text
+        out.append(text + ".")
+    return out
+
+
 # --- tables ------------------------------------------------------------------------------------
 
 

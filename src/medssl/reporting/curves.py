@@ -15,6 +15,19 @@ from typing import Any
 from medssl.artifacts import write_bytes
 
 
+def epoch_axis(ax, epochs) -> None:
+    """Integer epoch ticks: one per epoch when there are few (the range padded by half an
+    epoch, so a single epoch is a point in the middle), else integer steps."""
+    from matplotlib.ticker import MaxNLocator
+
+    seen = sorted({int(e) for e in epochs})
+    if 0 < len(seen) <= 12:
+        ax.set_xticks(seen)
+        ax.set_xlim(seen[0] - 0.5, seen[-1] + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_curves(
     rows: Sequence[Mapping[str, Any]],
     columns: Sequence[str],
@@ -36,10 +49,12 @@ def plot_curves(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    xs: list[float] = []
     try:
         for col in columns:
             pts = [(_num(r.get(x)), _num(r.get(col))) for r in rows]
             pts = [(a, b) for a, b in pts if a is not None and b is not None]
+            xs += [a for a, _ in pts]
             if pts:
                 ax.plot(
                     [a for a, _ in pts],
@@ -50,6 +65,8 @@ def plot_curves(
                 )
         ax.set_title(title)
         ax.set_xlabel(xlabel or x)
+        if x == "epoch":
+            epoch_axis(ax, xs)
         if ylabel:
             ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)

@@ -7,6 +7,7 @@ building: every function returns HTML text and escapes what it is given.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 from collections.abc import Mapping, Sequence
@@ -31,9 +32,18 @@ tr:nth-child(even) td { background: #fafafa; }
 .noise { color: #555; }
 .warning { background: #fff3cd; border-left: 4px solid #c77c00; padding: .5em .8em; }
 .question { font-size: 1.1em; font-style: italic; }
-figure { display: inline-block; margin: .5em; vertical-align: top; text-align: center; }
-figure img { max-width: 360px; border: 1px solid #ddd; }
+figure { display: inline-block; margin: .5em; vertical-align: top; text-align: center;
+         max-width: 260px; }
+figure img { border: 1px solid #ddd; }
+figure.wide { display: block; max-width: 100%; }
+figure.wide img { max-width: 100%; }
 figcaption { font-size: 0.8em; color: #444; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.lightbox { display: none; position: fixed; inset: 0; background: rgba(0, 0, 0, .85);
+            z-index: 10; align-items: center; justify-content: center; }
+.lightbox:target { display: flex; }
+.lightbox img { max-width: 95vw; max-height: 90vh; background: white; }
+.lightbox span { color: white; position: absolute; bottom: 1em; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: 0.8em; }
 nav ul { columns: 2; }
 """
@@ -59,8 +69,8 @@ def table_html(table: Table) -> str:
         "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table.rows
     )
     out = (
-        f'<table id="{esc(table.name)}"><caption>{esc(table.title)}</caption>'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f'<div class="scroll"><table id="{esc(table.name)}"><caption>{esc(table.title)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )
     if not table.rows:
         out += '<p class="note">(no rows)</p>'
@@ -73,10 +83,48 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def figure_html(path: str | Path, caption: str) -> str:
-    """An ``<img>`` holding the PNG file's bytes, with a caption."""
-    uri = data_uri(Path(path).read_bytes())
-    return f'<figure><img src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
+def shrink_png(png: bytes, max_width: int) -> bytes:
+    """The PNG at most ``max_width`` wide (Lanczos), in a 256-colour palette: plots and
+    example panels lose nothing a reader sees and weigh 3-5x less."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        im = im.convert("RGB")
+        if im.width > max_width:
+            im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+        im = im.quantize(256, method=Image.Quantize.MEDIANCUT)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+THUMB_WIDTH = 240  # px: a thumbnail in the appendices
+FULL_WIDTH = 1100  # px: the enlarged view
+
+
+def figure_html(path: str | Path, caption: str, *, wide: bool = False) -> str:
+    """A figure: a thumbnail that enlarges on click (``wide``: shown at the page's width).
+
+    The enlarged view is a CSS ``:target`` overlay, no script; both images are embedded.
+    """
+    png = Path(path).read_bytes()
+    if wide:
+        uri = data_uri(shrink_png(png, FULL_WIDTH))
+        return (
+            f'<figure class="wide"><img src="{uri}" alt="{esc(caption)}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>"
+        )
+    key = "fig-" + hashlib.sha1(str(path).encode() + png[:64]).hexdigest()[:10]
+    thumb = data_uri(shrink_png(png, THUMB_WIDTH))
+    full = data_uri(shrink_png(png, FULL_WIDTH))
+    return (
+        f'<figure><a href="#{key}"><img src="{thumb}" alt="{esc(caption)}"></a>'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+        f'<div class="lightbox" id="{key}"><a href="#_"><img src="{full}" alt="{esc(caption)}"></a>'
+        f"<span>{esc(caption)} (click to close)</span></div>"
+    )
 
 
 def mapping_html(data: Mapping[str, Any], caption: str = "") -> str:

@@ -45,9 +45,11 @@ from medssl.reporting.comparisons import (
     fixed_comparison_table,
     model_ci_table,
     model_intervals,
+    summary_sentences,
     verdict_sentence,
 )
 from medssl.reporting.confounds import SHORTCUT, per_source_table, shortcut_runs
+from medssl.reporting.forest import forest_plot
 from medssl.reporting.inputs import (
     DatabaseInfo,
     read_databases,
@@ -55,6 +57,7 @@ from medssl.reporting.inputs import (
     read_predictions,
     read_results,
 )
+from medssl.reporting.overview import finetuning_overviews, pretraining_overviews
 from medssl.reporting.pretraining import health_of_runs, health_table, health_warnings
 from medssl.reporting.tables import (
     CLASS_NAMES,
@@ -346,32 +349,45 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         )
         for r in stats.comparisons
     ]
+    units = {d.name: resampling_unit(d) for d in databases}
+    summary = summary_sentences(stats.comparisons, phantoms=phantoms, units=units)
     health = health_of_runs(run_dir, plan)
     warnings = shortcut_warnings(stats.shortcut, phantoms) + health_warnings(health, phantoms)
     if health:
         stats.tables.append(health_table(health))
     idents = run_identities(plan, records)
-    sections = [
-        H.Section("answer", "The answer", _answer_html(records, provenance, phantoms, sentences,
-                                                       warnings, stats.comparisons, options)),
-        H.Section("statistics", "Statistical comparison", "".join(H.table_html(t) for t in stats.tables)
-                  + _units_html(databases)),
-        H.Section("data", "Data (thesis Tables 5.2, 5.3)",
-                  "".join(H.table_html(t) for t in data_tables)
-                  or H.paragraph("No database manifests found.", "note")),
-        H.Section("results", "Results (thesis Tables 6.1, 6.2, B.2)",
-                  "".join(H.table_html(t) for t in result_tables)),
-        *figures_sections(run_dir, idents),
-        H.Section("provenance", "Provenance",
-                  provenance_body(run_dir, provenance, databases, runs, list(idents))),
-    ]  # fmt: skip
-    if notes:
-        sections.append(H.Section("notes", "Notes on missing pieces", H.bullet_list(notes, "note")))
-    title = "medssl benchmark report" + (" (synthetic phantoms)" if phantoms else "")
-    page = H.page(title, sections, subtitle=f"Built from {run_dir.name}/ saved results")
-
     all_tables = stats.tables + data_tables + result_tables + ([runs] if runs.rows else [])
     with atomic_dir(run_dir / "report", overwrite=True) as tmp:
+        forest = tmp / "forest_plot.png"
+        drawn = forest_plot(stats.comparisons, forest)
+        curves = pretraining_overviews(run_dir, plan, tmp) + finetuning_overviews(
+            run_dir, records, tmp
+        )
+        sections = [
+            H.Section("answer", "The answer", _answer_html(
+                records, provenance, phantoms, summary, sentences, warnings, stats.comparisons,
+                options, forest if drawn else None,
+            )),
+            H.Section("statistics", "Statistical comparison",
+                      "".join(H.table_html(t) for t in stats.tables) + _units_html(databases)),
+            H.Section("data", "Data (thesis Tables 5.2, 5.3)",
+                      "".join(H.table_html(t) for t in data_tables)
+                      or H.paragraph("No database manifests found.", "note")),
+            H.Section("results", "Results (thesis Tables 6.1, 6.2, B.2)",
+                      "".join(H.table_html(t) for t in result_tables)),
+            H.Section("curves", "Training curves, every run of a database in one figure",
+                      "".join(H.figure_html(p, c, wide=True) for c, p in curves)
+                      or H.paragraph("No per-epoch records (metrics.csv) found.", "note")),
+            *figures_sections(run_dir, idents),
+            H.Section("provenance", "Provenance",
+                      provenance_body(run_dir, provenance, databases, runs, list(idents))),
+        ]  # fmt: skip
+        if notes:
+            sections.append(
+                H.Section("notes", "Notes on missing pieces", H.bullet_list(notes, "note"))
+            )
+        title = "medssl benchmark report" + (" (synthetic phantoms)" if phantoms else "")
+        page = H.page(title, sections, subtitle=f"Built from {run_dir.name}/ saved results")
         for t in all_tables:
             write_table(t, tmp)
         write_csv(
@@ -390,7 +406,9 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 "notes": notes,
             },
         )
-        write_text(tmp / "report.md", _markdown(all_tables, sentences, warnings, phantoms, notes))
+        write_text(
+            tmp / "report.md", _markdown(all_tables, summary, sentences, warnings, phantoms, notes)
+        )
         write_text(tmp / "report.html", page)
     return run_dir / "report" / "report.html"
 
@@ -403,7 +421,9 @@ def _phantom_banner(phantoms: Mapping[str, list[str]]) -> str:
     )
 
 
-def _answer_html(records, provenance, phantoms, sentences, warnings, rows, options) -> str:
+def _answer_html(
+    records, provenance, phantoms, summary, sentences, warnings, rows, options, forest
+) -> str:
     out = ""
     if phantoms:
         out += H.paragraph(_phantom_banner(phantoms), "warning")
@@ -420,12 +440,13 @@ def _answer_html(records, provenance, phantoms, sentences, warnings, rows, optio
         "difference is supported only when its method-level 95% CI excludes 0 and its Holm p < "
         f"{options.alpha}. The result for the trained networks at hand follows each verdict."
     )
+    out += H.bullet_list(summary, "verdicts")
     classes = {
         Verdict.BETTER: "supported",
         Verdict.WORSE: "supported",
         Verdict.NOISE: "noise",
     }
-    out += (
+    detail = (
         "<ul>"
         + "".join(
             f'<li class="{classes.get(r.verdict, "note")}">{H.esc(s)}</li>'
@@ -433,6 +454,11 @@ def _answer_html(records, provenance, phantoms, sentences, warnings, rows, optio
         )
         + "</ul>"
     )
+    out += f"<details><summary>Each comparison in full</summary>{detail}</details>"
+    if forest is not None:
+        out += H.figure_html(
+            forest, "Every pretrained - random difference with its 95% CI", wide=True
+        )
     if warnings:
         out += "<h3>Warnings</h3>" + H.bullet_list(warnings, "warning")
     return out
@@ -449,6 +475,7 @@ def _units_html(databases: Sequence[DatabaseInfo]) -> str:
 
 def _markdown(
     tables: Sequence[Table],
+    summary: list[str],
     sentences: list[str],
     warnings: list[str],
     phantoms: Mapping[str, list[str]],
@@ -457,7 +484,9 @@ def _markdown(
     parts = ["# medssl benchmark report", ""]
     if phantoms:
         parts += [f"**{_phantom_banner(phantoms)}**", ""]
-    parts += [QUESTION, "", "## Verdicts", ""]
+    parts += [QUESTION, "", "## Summary", ""]
+    parts += [f"- {s}" for s in summary] or ["- none"]
+    parts += ["", "## Verdicts", ""]
     parts += [f"- {s}" for s in sentences] or ["- none"]
     if warnings:
         parts += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]

@@ -10,6 +10,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from medssl.reporting.curves import epoch_axis
 from medssl.reporting.savefig import save_figure
 
 PANELS = (
@@ -48,12 +49,18 @@ def plot_segmentation_curves(
             ys = [_num(r.get(col)) for r in history]
             if any(not math.isnan(y) for y in ys):
                 ax.plot(epochs, ys, marker=".", ls="--" if "per image" in name else "-", label=name)
-        ax.set(title=label, xlabel="epoch")
+        ax.set(
+            title=label,
+            xlabel="epoch (1-based)",
+            ylabel=label if key == "loss" else f"{label} (0-1)",
+        )
+        epoch_axis(ax, epochs)
         if key != "loss":
             ax.set_ylim(0, 1.02)
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 

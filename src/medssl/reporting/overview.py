@@ -1,0 +1,154 @@
+"""Overview figures: per database, the curves of every run drawn over each other.
+
+- pretraining: the kNN monitor of every method (its random-init reading dashed) and the
+  training loss relative to its first epoch (losses of different methods have different
+  scales, their relative fall does not);
+- fine-tuning, per task: the validation monitor (MCC / Dice, the value best.pt is chosen on)
+  and the training loss of every initialisation.
+
+Seeds of one method are drawn as its mean with a band from the lowest to the highest seed.
+Read from the runs' ``metrics.csv`` (and ``random_init.json``) alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medssl.artifacts import read_csv, read_json
+
+MONITOR = {
+    "classification": ("val_mcc", "validation MCC"),
+    "segmentation": ("val_dice", "validation Dice"),
+}
+
+
+def _series(rows: Sequence[Mapping[str, str]], column: str) -> dict[int, float]:
+    out = {}
+    for r in rows:
+        try:
+            e, v = int(float(r["epoch"])), float(r.get(column, "nan"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(v):
+            out[e] = v
+    return out
+
+
+def _draw(ax, curves: Mapping[str, list[dict[int, float]]], ylabel: str) -> dict[str, str]:
+    """Mean over seeds of each label's curves, with a min-max band; label -> colour."""
+    from medssl.reporting.curves import epoch_axis
+
+    colours = {}
+    for label, seeds in curves.items():
+        epochs = sorted(set().union(*seeds)) if seeds else []
+        if not epochs:
+            continue
+        values = np.array([[s.get(e, np.nan) for e in epochs] for s in seeds], dtype=float)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(values, axis=0)
+        (line,) = ax.plot(epochs, mean, marker="o" if len(epochs) < 30 else None, ms=3, label=label)
+        colours[label] = line.get_color()
+        if len(seeds) > 1:
+            ax.fill_between(
+                epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
+                color=line.get_color(), alpha=0.15,
+            )  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    epoch_axis(ax, [e for seeds in curves.values() for s in seeds for e in s])
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return colours
+
+
+def _figure(panels: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2 * panels, 3.8))
+    return fig, fig.subplots(1, panels, squeeze=False)[0]
+
+
+def pretraining_overviews(
+    run_dir: Path, plan: Sequence[Mapping[str, Any]], out: Path
+) -> list[tuple[str, Path]]:
+    """One figure per database: (caption, PNG path) written under ``out``."""
+    from medssl.reporting.savefig import save_figure
+
+    by_db: dict[str, dict[str, list]] = {}
+    for e in plan:
+        if e.get("kind") != "pretrain":
+            continue
+        folder = run_dir / "runs" / str(e.get("run_id"))
+        if not (folder / "metrics.csv").is_file():
+            continue
+        rows = read_csv(folder / "metrics.csv")
+        db = by_db.setdefault(str(e.get("database")), {"knn": {}, "loss": {}, "random": {}})
+        method = str(e.get("method"))
+        db["knn"].setdefault(method, []).append(_series(rows, "knn_acc"))
+        loss = _series(rows, "train_loss")
+        first = loss.get(min(loss), math.nan) if loss else math.nan
+        db["loss"].setdefault(method, []).append(
+            {k: v / first for k, v in loss.items()} if first else {}
+        )
+        if (folder / "random_init.json").is_file():
+            knn = read_json(folder / "random_init.json").get("knn_acc")
+            if knn is not None:
+                db["random"].setdefault(method, []).append(float(knn))
+    figures = []
+    for name, curves in by_db.items():
+        fig, (ax_knn, ax_loss) = _figure(2)
+        colours = _draw(ax_knn, curves["knn"], "kNN accuracy (finetuning val)")
+        for method, values in curves["random"].items():
+            ax_knn.axhline(float(np.mean(values)), ls="--", lw=1, color=colours.get(method, "grey"))
+        ax_knn.set_title(f"{name}: kNN monitor (dashed: random init)")
+        _draw(ax_loss, curves["loss"], "training loss / first epoch")
+        ax_loss.set_title(f"{name}: relative training loss")
+        fig.tight_layout()
+        path = save_figure(fig, out / f"overview_pretraining_{name}.png")
+        figures.append(
+            (f"{name}: pretraining of every method (mean over seeds, band: range)", path)
+        )
+    return figures
+
+
+def finetuning_overviews(
+    run_dir: Path, records: Sequence[Mapping[str, Any]], out: Path
+) -> list[tuple[str, Path]]:
+    """One figure per (database, task): validation monitor and training loss of every init."""
+    from medssl.reporting.inputs import runs_of
+    from medssl.reporting.savefig import save_figure
+
+    groups: dict[tuple[str, str], dict[str, dict[str, list]]] = {}
+    for run_id, run in runs_of(records).items():
+        folder = run_dir / "runs" / run_id
+        if run["task"] not in MONITOR or not (folder / "metrics.csv").is_file():
+            continue
+        rows = read_csv(folder / "metrics.csv")
+        g = groups.setdefault((run["database"], run["task"]), {"val": {}, "loss": {}})
+        g["val"].setdefault(run["init"], []).append(_series(rows, MONITOR[run["task"]][0]))
+        g["loss"].setdefault(run["init"], []).append(_series(rows, "train_loss"))
+    figures = []
+    for (db, task), curves in groups.items():
+        fig, (ax_val, ax_loss) = _figure(2)
+        _draw(ax_val, curves["val"], MONITOR[task][1])
+        ax_val.set_title(f"{db} {task}: {MONITOR[task][1]}")
+        _draw(ax_loss, curves["loss"], "training loss")
+        ax_loss.set_title(f"{db} {task}: training loss")
+        fig.tight_layout()
+        path = save_figure(fig, out / f"overview_{task}_{db}.png")
+        figures.append(
+            (
+                f"{db} {task}: fine-tuning of every initialisation (mean over runs, band: range)",
+                path,
+            )
+        )
+    return figures
