@@ -109,6 +109,10 @@ def test_smoke_report_tables_figures_and_rebuild(smoke_benchmark):
     for name in ("loss_curve.png", "tsne.png", "roc_pr_test.png", "confusion_test.png"):
         assert any(p.name == name for p in pngs), name
     assert not any(p.name.endswith(("_train.png", "_val.png")) for p in pngs)  # figure_splits
+    assert (
+        out / "report" / "table_thesis_departures.csv"
+    ).is_file()  # smoke pretrains as the thesis
+    assert "Departures of the thesis presets" in html
 
     # the report is rebuilt from saved results alone, identically
     tables = {p.name: p.read_bytes() for p in (out / "report").glob("*.md")}

@@ -49,6 +49,7 @@ from medssl.reporting.comparisons import (
     verdict_sentence,
 )
 from medssl.reporting.confounds import SHORTCUT, per_source_table, shortcut_runs
+from medssl.reporting.departures import departures_table
 from medssl.reporting.forest import forest_plot
 from medssl.reporting.inputs import (
     DatabaseInfo,
@@ -357,6 +358,8 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         stats.tables.append(health_table(health))
     idents = run_identities(plan, records)
     all_tables = stats.tables + data_tables + result_tables + ([runs] if runs.rows else [])
+    if uses_thesis_presets(provenance):
+        all_tables.append(departures_table())
     with atomic_dir(run_dir / "report", overwrite=True) as tmp:
         forest = tmp / "forest_plot.png"
         drawn = forest_plot(stats.comparisons, forest)
@@ -379,6 +382,7 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                       "".join(H.figure_html(p, c, wide=True) for c, p in curves)
                       or H.paragraph("No per-epoch records (metrics.csv) found.", "note")),
             *figures_sections(run_dir, idents),
+            *_departures_section(provenance),
             H.Section("provenance", "Provenance",
                       provenance_body(run_dir, provenance, databases, runs, list(idents))),
         ]  # fmt: skip
@@ -411,6 +415,22 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         )
         write_text(tmp / "report.html", page)
     return run_dir / "report" / "report.html"
+
+
+def uses_thesis_presets(provenance: Mapping[str, Any]) -> bool:
+    bench = provenance.get("benchmark") or {}
+    return "thesis" in (bench.get("pretrain_preset"), bench.get("finetune_preset"))
+
+
+def _departures_section(provenance: Mapping[str, Any]) -> list[H.Section]:
+    if not uses_thesis_presets(provenance):
+        return []
+    table = departures_table()
+    return [
+        H.Section(
+            "departures", "Departures of the thesis presets from the thesis", H.table_html(table)
+        )
+    ]
 
 
 def _phantom_banner(phantoms: Mapping[str, list[str]]) -> str:

@@ -54,6 +54,10 @@ HEALTH_PAIRS = 256  # view pairs for alignment / uniformity: a few hundred image
 class PretrainConfig:
     method: str = "simclr"  # a name in medssl.ssl.METHODS
     method_options: dict[str, Any] = field(default_factory=dict)  # fields of the method's Config
+    # A preset's options per method ({moco: {momentum_end: 1.0}, ...}), laid under
+    # method_options when that method runs; the resolved config keeps only the run's own
+    # (so a change for one method leaves the other methods' runs, and their ids, alone).
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     augmentation: str = "thesis"  # a name in medssl.data.augment.AUGMENTATIONS
     augmentation_options: dict[str, Any] = field(default_factory=dict)  # fields of AugmentConfig
     # thesis §5.2: Adam, lr 0.014, weight decay 1e-6, no schedule
@@ -118,6 +122,8 @@ def resolve_config(
         trainer = dataclasses.replace(trainer, accelerator=device)
     trainer = dataclasses.replace(trainer, seed=cfg.seed)
     get_method(cfg.method)  # unknown method: lists the valid ones
+    for name, opts in cfg.method_overrides.items():
+        method_config(name, opts)  # an unknown method or option of a preset fails here
     aug = merge(
         AUGMENTATIONS.get(cfg.augmentation), cfg.augmentation_options, where="augmentation_options"
     )
@@ -129,7 +135,12 @@ def resolve_config(
     return dataclasses.replace(
         cfg,
         trainer=trainer,
-        method_options=to_dict(method_config(cfg.method, cfg.method_options)),
+        method_options=to_dict(
+            method_config(
+                cfg.method, {**cfg.method_overrides.get(cfg.method, {}), **cfg.method_options}
+            )
+        ),
+        method_overrides={},
         augmentation_options=_plain(to_dict(aug)),
     )
 
