@@ -163,3 +163,26 @@ def test_bad_config():
         Trainer(TrainerConfig(patience=2, accelerator="cpu"))
     with pytest.raises(ConfigError, match="accelerator"):
         Trainer(TrainerConfig(accelerator="tpu"))
+
+
+def test_written_files_and_folders_follow_the_umask(tmp_path):
+    """Atomic writers go through mkstemp/mkdtemp (0600/0700): the artifacts they leave must get
+    the permissions a plain open/mkdir would, so a colleague can read a report."""
+    import os
+    import stat
+
+    from medssl.artifacts import atomic_dir, write_text
+
+    old = os.umask(0o022)
+    try:
+        f = write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "folder") as tmp:
+            write_text(tmp / "b.txt", "y")
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644
+        assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+        assert stat.S_IMODE((tmp_path / "folder" / "b.txt").stat().st_mode) == 0o644
+        os.umask(0o077)
+        g = write_text(tmp_path / "c.txt", "z")
+        assert stat.S_IMODE(g.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

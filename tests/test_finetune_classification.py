@@ -40,7 +40,11 @@ def encoder_file(tmp_path_factory):
 
 
 def _cli(db_path, out, init, *extra):
-    argv = [
+    return main(_cli_argv(db_path, out, init, *extra))
+
+
+def _cli_argv(db_path, out, init, *extra):
+    return [
         "finetune",
         "--task",
         "classification",
@@ -63,7 +67,6 @@ def _cli(db_path, out, init, *extra):
         "0",
         *extra,
     ]
-    return main(argv)
 
 
 @pytest.mark.slow
@@ -137,3 +140,66 @@ def test_encoder_of_wrong_channels_is_a_clear_error(tmp_path, db_path, capsys):
 def test_unknown_preset_lists_valid_ones(tmp_path, db_path, capsys):
     assert _cli(db_path, tmp_path / "run", "random", "--preset", "nope") == 2
     assert "demo" in capsys.readouterr().err
+
+
+def test_finetune_prints_its_result_and_drops_its_resume_state(tmp_path, db_path, capsys):
+    out = tmp_path / "run"
+    assert _cli(db_path, out, "random") == 0
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and "train_loss" in lines[0] and "val_mcc" in lines[0]  # --no-progress
+    final = printed.strip().splitlines()[-1]
+    assert final.startswith("classification") and "test mcc" in final and str(out) in final
+    assert not (out / "checkpoint.pt").exists() and (out / "best.pt").is_file()
+
+
+def test_resume_ignores_display_flags(tmp_path, db_path, monkeypatch, capsys):
+    """An interrupted run resumes although the second command shows a progress bar and the
+    first did not: display flags are not part of a run's identity."""
+    from medssl.tasks import finetune
+
+    calls = {"n": 0}
+    real = finetune.predict
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # epoch 1's validation: epoch 0's checkpoint is on disk
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "predict", interrupted)
+    out = tmp_path / "run"
+    assert _cli(db_path, out, "random") == 130
+    assert (out / "checkpoint.pt").is_file() and not (out / "done.json").exists()
+    monkeypatch.setattr(finetune, "predict", real)
+    argv = [a for a in _cli_argv(db_path, out, "random") if a != "--no-progress"]
+    assert main([*argv, "--resume"]) == 0, capsys.readouterr().err
+    assert (out / "done.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("database", "expected"),
+    [
+        ("missing", "--database: no such folder"),
+        ("parent", "holds the databases"),
+        ("empty", "not a medssl database (no database.json)"),
+    ],
+)
+def test_database_flag_errors_say_what_the_folder_is(tmp_path, db_path, capsys, database, expected):
+    import shutil
+
+    parent = tmp_path / "parent"
+    shutil.copytree(db_path, parent / "US1")
+    (tmp_path / "empty").mkdir()
+    assert _cli(str(tmp_path / database), tmp_path / "run", "random") == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # checked before anything is written
+
+
+def test_init_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, db_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    assert _cli(db_path, tmp_path / "run", str(junk)) == 2
+    err = capsys.readouterr().err
+    assert "junk.pt" in err and "Traceback" not in err

@@ -23,9 +23,19 @@ import numpy as np
 from medssl.errors import OutputExistsError
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: os has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _tmp_sibling(path: Path) -> Path:
+    """A temporary file beside ``path``, with the permissions a plain ``open`` would give it
+    (mkstemp makes it 0600, which would leave every artifact unreadable to colleagues)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(tmp)
 
@@ -131,6 +141,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
         raise OutputExistsError(f"{path} already exists; choose another --out or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the folder is the artifact
     try:
         yield tmp
     except BaseException:

@@ -4,8 +4,10 @@ segmentation and evaluate it on train, validation and test (see medssl.tasks.fin
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from medssl.cli.options import add_device, add_overrides
+from medssl.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Train on the database's finetuning train split, select the checkpoint by validation "
             "(MCC / Dice), evaluate on train, val and test; writes config.yaml, metrics.csv, "
-            "best.pt, predictions_<split>.npz, results.csv, figures and done.json to --out."
+            "best.pt, predictions_<split>.npz, results.csv, figures and done.json to --out and "
+            "prints the final metrics."
         ),
     )
     p.add_argument("--task", required=True, choices=("classification", "segmentation"))
@@ -32,19 +35,47 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--freeze-encoder", action="store_true", help="linear probe: train only the head/decoder"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fold", type=int, default=None, help="fold number recorded in results.csv")
+    p.add_argument(
+        "--fold-label",
+        dest="fold",
+        type=int,
+        default=None,
+        help="a fold number to record in results.csv (it selects nothing: the split is the "
+        "database's; `medssl benchmark --folds K` runs cross-validation)",
+    )
     p.add_argument(
         "--run-id", default=None, help="run id in results.csv (default: task-database-init-seed)"
     )
     add_overrides(p, "optimizer.lr=1e-3")
     add_device(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar: one log line per epoch"
+    )
     p.set_defaults(func=_run)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Errors that need no torch, before the training stack is imported (seconds saved)."""
+    from medssl import presets
+    from medssl.data.database import check_database_folder
+
+    check_database_folder(Path(args.database), flag="--database")
+    presets.preset_path("finetune", args.preset)
+    if args.init != "random":
+        init = Path(args.init)
+        if not (init.is_file() or (init / "encoder.pt").is_file()):
+            raise ConfigError(
+                f"--init {args.init}: no such file, and no encoder.pt in such a folder; pass "
+                "`random` or the encoder.pt of a `medssl pretrain` run"
+            )
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: expected >= 1")
+
+
 def _run(args: argparse.Namespace) -> int:
-    from medssl.tasks.finetune import run_finetune
+    check_args(args)
+    from medssl.tasks.finetune import final_summary, run_finetune
 
     overrides = list(args.overrides)
     if args.epochs is not None:
@@ -54,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.device is not None:
         overrides.append(f"accelerator={args.device}")
     if args.no_progress:
-        overrides.append("progress_bar=false")
+        overrides += ["progress_bar=false", "epoch_log=true"]
     out = run_finetune(
         args.database,
         args.out,
@@ -67,5 +98,5 @@ def _run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         resume=args.resume,
     )
-    print(f"fine-tuning run written to {out}")
+    print(final_summary(out))
     return 0

@@ -192,3 +192,29 @@ def _parse_row(raw: dict[str, str]) -> dict[str, Any]:
     for key in ("index", "orig_h", "orig_w", "has_mask", "multi_mask"):
         row[key] = int(raw[key]) if raw.get(key, "") != "" else 0
     return row
+
+
+def check_database_folder(path: Path, *, flag: str = "database") -> Path:
+    """``path`` if it is a database folder, else a DataError that says what it is instead: a
+    missing folder, a folder that holds databases (``data build --out`` writes one per
+    recipe), or a folder without ``database.json``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{flag}: no such folder", file=str(path))
+    if (path / "database.json").is_file():
+        return path
+    inside = (
+        sorted(p.name for p in path.iterdir() if (p / "database.json").is_file())
+        if path.is_dir()
+        else []
+    )
+    if inside:
+        raise DataError(
+            f"{flag}: this folder holds the databases {', '.join(inside)}; pass one of them "
+            f"(e.g. {flag} {path / inside[0]})",
+            file=str(path),
+        )
+    raise DataError(
+        f"{flag}: not a medssl database (no database.json); build one with `medssl data build`",
+        file=str(path),
+    )

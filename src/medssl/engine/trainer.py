@@ -65,6 +65,7 @@ class TrainerConfig:
     monitor_mode: str = "min"  # min | max
     patience: int | None = None  # epochs without improvement of `monitor` before stopping
     progress_bar: bool = True
+    epoch_log: bool = False  # print one line per epoch (for runs without a progress bar)
     channels_last: bool = False  # convert the model's 4-D weights to channels_last (GPUs like it)
     check_every: int = 1  # steps between host reads of the loss (NaN guard, progress postfix)
 
@@ -270,6 +271,8 @@ class Trainer:
                 row["epoch_time_s"] = round(elapsed, 3)
                 row["img_per_s"] = round(n_seen / max(elapsed, 1e-9), 1)
                 history.append(row)
+                if cfg.epoch_log and fabric.is_global_zero:
+                    print(_epoch_line(row, epoch, cfg), flush=True)
 
                 improved = False
                 if cfg.monitor is not None and stop_error is None:
@@ -356,6 +359,13 @@ def _check_finite(
             )
         last = {k: _to_float(v) for k, v in logs.items()}
     return last
+
+
+def _epoch_line(row: Mapping[str, Any], epoch: int, cfg: TrainerConfig) -> str:
+    """``epoch 3/20: train_loss 0.9120, val_loss 0.8800, val_mcc 0.3100 (4.2 s)``."""
+    keys = [k for k in ("train_loss", "val_loss", cfg.monitor) if k and k in row]
+    shown = ", ".join(f"{k} {float(row[k]):.4f}" for k in dict.fromkeys(keys))
+    return f"epoch {epoch + 1}/{cfg.epochs}: {shown} ({row.get('epoch_time_s', 0):.1f} s)"
 
 
 def _to_float(v: torch.Tensor | float) -> float:

@@ -72,7 +72,13 @@ def load_encoder(
             raise ConfigError(
                 f"{path}: encoder file not found; expected the encoder.pt of a pretraining run"
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a truncated, foreign or non-torch file
+            raise ConfigError(
+                f"{path}: cannot be read as a PyTorch state dict ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:120]}); expected the encoder.pt of a pretraining run"
+            ) from None
     else:
         state = dict(path_or_state)
     if not isinstance(state, Mapping):

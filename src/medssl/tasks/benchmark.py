@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medssl import presets
 from medssl.artifacts import read_csv, read_json, write_csv, write_json
 from medssl.config import apply_overrides, from_dict, load_yaml, merge, to_dict
 from medssl.errors import ConfigError, MedsslError
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
 
 
@@ -78,12 +78,7 @@ class Run:
 
 
 def load_benchmark_preset(name: str) -> BenchmarkConfig:
-    path = PRESET_DIR / f"benchmark_{name}.yaml"
-    if not path.is_file():
-        valid = sorted(
-            p.stem.removeprefix("benchmark_") for p in PRESET_DIR.glob("benchmark_*.yaml")
-        )
-        raise ConfigError(f"unknown benchmark preset {name!r}; valid: {valid}")
+    path = presets.preset_path("benchmark", name)
     return from_dict(BenchmarkConfig, load_yaml(path), where=str(path))
 
 

@@ -36,7 +36,16 @@ import numpy as np
 import torch
 import yaml
 
-from medssl.artifacts import read_csv, save_torch, write_bytes, write_csv, write_json, write_text
+from medssl import presets
+from medssl.artifacts import (
+    read_csv,
+    read_json,
+    save_torch,
+    write_bytes,
+    write_csv,
+    write_json,
+    write_text,
+)
 from medssl.config import apply_overrides, load_yaml, merge, to_dict
 from medssl.data.augment import SUPERVISED_AUGMENTATIONS, SupervisedAugmentConfig, to_float
 from medssl.data.batches import TrainBatches, eval_batches
@@ -62,7 +71,6 @@ from medssl.metrics.segmentation import (
 
 TASKS = ("classification", "segmentation")
 FINETUNE_SPLITS: tuple[str, ...] = SPLITS["finetune"]  # train, val, test
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
 MONITOR = {"classification": "val_mcc", "segmentation": "val_dice"}
 """Validation value that selects best.pt (higher is better), computed on the whole split."""
@@ -110,22 +118,19 @@ class FinetuneConfig:
     accelerator: str = "auto"  # auto | cpu | cuda
     precision: str | None = None  # None: trainer default (bf16-mixed on bf16 GPUs, else 32-true)
     progress_bar: bool = True
+    epoch_log: bool = False  # one line per epoch on stdout (the CLI sets it with --no-progress)
 
 
 # ----------------------------------------------------------------------------- configuration
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem.removeprefix("finetune_") for p in PRESET_DIR.glob("finetune_*.yaml"))
+    return presets.preset_names("finetune")
 
 
 def load_preset(name: str) -> FinetuneConfig:
-    """The named preset (``presets/finetune_<name>.yaml``) laid over the typed defaults."""
-    path = PRESET_DIR / f"finetune_{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(
-            f"unknown fine-tuning preset {name!r}; valid names: {', '.join(preset_names())}"
-        )
+    """The named preset (``presets/finetune_<name>.yaml``, or a YAML path) over the defaults."""
+    path = presets.preset_path("finetune", name)
     return merge(FinetuneConfig(), load_yaml(path), where=str(path))
 
 
@@ -521,6 +526,7 @@ def run_finetune(
             monitor_mode="max",
             patience=cfg.patience,
             progress_bar=cfg.progress_bar,
+            epoch_log=cfg.epoch_log,
         )
     )
     trainer.seed_everything(seed)  # model initialisation is part of the seeded run
@@ -560,7 +566,11 @@ def run_finetune(
         scheduler=schedule,
         epoch_end=epoch_end,
         resume=resume,
-        fingerprint=resolved,
+        # display settings are not part of a run's identity: a resume may change them
+        fingerprint={
+            "run": run_facts,
+            "finetune": {**resolved["finetune"], "progress_bar": None, "epoch_log": None},
+        },
     )
 
     best = _load_best(module, out)
@@ -597,7 +607,32 @@ def run_finetune(
             "excluded_no_mask": excluded,
         },
     )
+    # resume state (weights + optimizer moments, ~3x the model) is dead weight once done
+    (out / CHECKPOINT).unlink(missing_ok=True)
     return out
+
+
+SUMMARY_METRICS = {
+    "classification": ("mcc", "balanced_accuracy", "auroc_macro"),
+    "segmentation": ("dice", "hd95", "missed_lesions"),
+}
+
+
+def final_summary(out: str | os.PathLike) -> str:
+    """One line: the run, its best epoch and validation value, and its test metrics."""
+    out = Path(out)
+    done = read_json(out / "done.json")
+    rows = read_csv(out / "results.csv")
+    task = done["task"]
+    test = {r["metric"]: float(r["value"]) for r in rows if r["split"] == "test"}
+    first = rows[0] if rows else {}
+    shown = ", ".join(f"{m} {test[m]:.3f}" for m in SUMMARY_METRICS.get(task, ()) if m in test)
+    return (
+        f"{task} {first.get('database', '')} from {first.get('init', '')} seed "
+        f"{first.get('seed', '')}: best epoch {done.get('best_epoch')} of {done.get('epochs_run')} "
+        f"({done.get('monitor')} {float(done.get('monitor_value') or float('nan')):.3f}); "
+        f"test {shown or 'n/a'}; written to {out}"
+    )
 
 
 _EPOCH_METRICS = {

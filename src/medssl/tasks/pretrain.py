@@ -25,15 +25,15 @@ import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from medssl import presets
 from medssl.artifacts import read_csv, read_json, save_torch, write_json, write_text
-from medssl.config import apply_overrides, from_dict, load_yaml, merge, to_dict
+from medssl.config import apply_overrides, from_dict, merge, to_dict
 from medssl.data.augment import AUGMENTATIONS, AugmentConfig, views
 from medssl.data.database import Database
 from medssl.engine.health import Health, plot_health, pretraining_health
@@ -76,25 +76,12 @@ class PretrainConfig:
 
 
 def preset_names() -> list[str]:
-    folder = resources.files("medssl") / "presets"
-    return sorted(
-        p.name[len("pretrain_") : -len(".yaml")]
-        for p in folder.iterdir()
-        if p.name.startswith("pretrain_") and p.name.endswith(".yaml")
-    )
+    return presets.preset_names("pretrain")
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    """The YAML preset ``name`` (from ``medssl/presets/pretrain_<name>.yaml``) or a YAML file path."""
-    if name.endswith((".yaml", ".yml")):
-        return load_yaml(name)
-    res = resources.files("medssl") / "presets" / f"pretrain_{name}.yaml"
-    if not res.is_file():
-        raise ConfigError(
-            f"unknown pretraining preset {name!r}; valid names: {', '.join(preset_names())} (or a path to a .yaml file)"
-        )
-    with resources.as_file(res) as path:
-        return load_yaml(path)
+    """The YAML preset ``name`` (``medssl/presets/pretrain_<name>.yaml``) or a YAML file path."""
+    return presets.load_preset("pretrain", name)
 
 
 def resolve_config(
