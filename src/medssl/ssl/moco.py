@@ -11,10 +11,18 @@ lightly's ``NTXentLoss(memory_bank_size=...)`` would update its bank inside ``fo
 (also in validation), so the queue and its InfoNCE loss are written here, in a few lines.
 
 Shuffled batch norm (He et al. 2020 §3.3) stops the model from finding the positive key by
-batch statistics shared with its query. On one device the batch is split into
-``shuffle_bn_groups`` groups with their own BN statistics: queries in order, keys after a
-random permutation, so a query and its key are normalised with statistics of different
-subsets, as with per-GPU BN over a shuffled batch.
+batch statistics shared with its query. The global batch is split into
+``shuffle_bn_groups`` contiguous groups, each normalised with its own BN statistics:
+queries in order, keys after a random permutation of the global batch, so a query and its
+key are normalised with statistics of different subsets. On one device the groups are
+chunks of the batch. Under DDP on W devices each rank holds W-th of the batch and
+normalises ``shuffle_bn_groups / W`` of the groups with plain (per-device) BN, and the keys
+are shuffled across ranks as in MoCo's multi-GPU code (``_batch_shuffle_ddp``): so
+``shuffle_bn_groups = G`` on one device and on W devices (G a multiple of W, the global
+batch a multiple of G) compute the same losses, gradients and queue. MoCo's paper (one BN
+group per GPU) is G = W. The BN running statistics differ: on one device the G groups
+update them in turn, under DDP rank 0's groups alone (DDP broadcasts its buffers); they are
+read only in eval mode (the validation loss), and the kNN monitor re-estimates them.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils import dist
 from torch import nn
 
+from medssl.errors import ConfigError
 from medssl.models.encoder import FEATURE_DIM
 from medssl.ssl import METHODS, SSLMethod
 
@@ -43,7 +52,7 @@ class MoCoConfig:
     )
     output_dim: int = 128  # MoCo §3.3: 128-d keys
     shuffle_bn_groups: int = (
-        2  # BN groups standing in for shuffled BN on one device (see module doc)
+        2  # BN groups of the global batch (see module doc); a multiple of the devices
     )
     symmetric: bool = False  # MoCo v2 uses one direction (q from view 0, k from view 1)
 
@@ -70,9 +79,22 @@ def forward_in_groups(module: nn.Module, x: torch.Tensor, groups: int) -> torch.
     return torch.cat([module(chunk) for chunk in x.chunk(groups)], dim=0)
 
 
+def groups_per_rank(groups: int, world_size: int) -> int:
+    """The BN groups each of ``world_size`` ranks normalises (``groups`` of the global batch)."""
+    if groups % world_size:
+        raise ConfigError(
+            f"method_options.shuffle_bn_groups: {groups} BN groups cannot be shared by "
+            f"{world_size} devices; set it to a multiple of {world_size} "
+            f"(--set method_options.shuffle_bn_groups={world_size}: one group per device, "
+            "as in MoCo's multi-GPU training)"
+        )
+    return groups // world_size
+
+
 @METHODS.register("moco")
 class MoCo(SSLMethod):
     Config = MoCoConfig
+    sync_batchnorm = False  # per-device BN groups are the point of shuffled BN (module doc)
 
     def __init__(self, encoder: nn.Module, config: MoCoConfig) -> None:
         super().__init__(encoder, config)
@@ -89,18 +111,27 @@ class MoCo(SSLMethod):
         self._pending_keys: torch.Tensor | None = None
 
     def _query(self, x: torch.Tensor) -> torch.Tensor:
-        z = forward_in_groups(
-            lambda v: self.projection_head(self.encoder(v)), x, self.config.shuffle_bn_groups
-        )
+        groups = groups_per_rank(self.config.shuffle_bn_groups, dist.world_size())
+        z = forward_in_groups(lambda v: self.projection_head(self.encoder(v)), x, groups)
         return F.normalize(z, dim=1)
 
     @torch.no_grad()
     def _key(self, x: torch.Tensor) -> torch.Tensor:
-        perm = torch.randperm(x.shape[0], device=x.device)
+        """Keys of this rank's images x (n, 1, H, W), normalised in shuffled BN groups."""
+        if not self.training:  # eval-mode BN is per image: nothing to shuffle, nothing to gather
+            return F.normalize(self.key_head(self.key_encoder(x)), dim=1)
+        world, n = dist.world_size(), x.shape[0]
+        groups = groups_per_rank(self.config.shuffle_bn_groups, world)
+        x_all = torch.cat(dist.gather(x)) if world > 1 else x  # (W n, ...) the global batch
+        perm = torch.randperm(x_all.shape[0], device=x.device)
+        if world > 1:
+            torch.distributed.broadcast(perm, src=0)  # one shuffle for all ranks
+        mine = slice(dist.rank() * n, (dist.rank() + 1) * n)
         k = forward_in_groups(
-            lambda v: self.key_head(self.key_encoder(v)), x[perm], self.config.shuffle_bn_groups
+            lambda v: self.key_head(self.key_encoder(v)), x_all[perm[mine]], groups
         )
-        return F.normalize(k, dim=1)[torch.argsort(perm)]  # back to the query order
+        k_all = torch.cat(dist.gather(k)) if world > 1 else k  # (W n, D), shuffled order
+        return F.normalize(k_all, dim=1)[torch.argsort(perm)][mine]  # back to the query order
 
     def _loss_and_keys(self, views):
         x0, x1 = views  # (N, 1, 64, 64) each
