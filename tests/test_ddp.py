@@ -39,8 +39,8 @@ from medssl.engine.checkpoint import load_checkpoint
 from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError
 from medssl.models.encoder import build_encoder
-from medssl.ssl import build_method, get_method, method_names
-from medssl.ssl.moco import groups_per_rank
+from medssl.ssl import build_method, method_names
+from medssl.ssl.moco import forward_in_groups, groups_per_rank
 from medssl.tasks import pretrain
 from medssl.tasks.pretrain import run_pretraining
 from test_pretrain import phantom_db, save_db
@@ -104,6 +104,21 @@ def test_moco_bn_groups_are_shared_by_the_devices():
         groups_per_rank(2, 4)
 
 
+def test_moco_groups_update_running_stats_once_from_their_mean():
+    bn = torch.nn.BatchNorm1d(3)
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    y = forward_in_groups((bn,), x, 2)
+    chunks = x.chunk(2)
+    for out, chunk in zip(y.chunk(2), chunks, strict=True):  # each group its own statistics
+        expected = (chunk - chunk.mean(0)) / torch.sqrt(chunk.var(0, unbiased=False) + bn.eps)
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    mean = torch.stack([c.mean(0) for c in chunks]).mean(0)
+    var = torch.stack([c.var(0) for c in chunks]).mean(0)  # unbiased, as BN's running var
+    torch.testing.assert_close(bn.running_mean, 0.1 * mean)
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * var)
+    assert int(bn.num_batches_tracked) == 1
+
+
 # Two ranks: one training step of every registered method, then the curve runs.
 
 HEADS = {  # narrow heads: the runs are about equality, not quality
@@ -147,14 +162,6 @@ def _method(name: str):
 def _global_views() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return tuple(torch.rand(GLOBAL_BATCH, 1, 32, 32, generator=g) * 2 - 1 for _ in range(2))
-
-
-def _is_bn_buffer(name: str) -> bool:
-    return name.endswith(("running_mean", "running_var", "num_batches_tracked"))
-
-
-def _per_device_bn(method: str) -> bool:
-    return not getattr(get_method(method), "sync_batchnorm", True)
 
 
 class GradientRecorder(torch.optim.Optimizer):
@@ -264,9 +271,8 @@ def test_two_process_step_is_the_one_device_step(name, two_ranks, tmp_path):
     assert one["grads"].keys() == two["grads"].keys()
     for k, g in one["grads"].items():
         torch.testing.assert_close(two["grads"][k], g, rtol=1e-4, atol=1e-4 * scale, msg=k)
-    for k, b in one["buffers"].items():  # per-device BN: running statistics are per rank
-        if not (_per_device_bn(name) and _is_bn_buffer(k)):
-            torch.testing.assert_close(two["buffers"][k], b, rtol=1e-4, atol=1e-6, msg=k)
+    for k, b in one["buffers"].items():  # MoCo's queue, BN running statistics
+        torch.testing.assert_close(two["buffers"][k], b, rtol=1e-4, atol=1e-6, msg=k)
 
 
 def _assert_same_run(one: Path, two: Path, method: str) -> None:
@@ -276,16 +282,13 @@ def _assert_same_run(one: Path, two: Path, method: str) -> None:
     loss_b = torch.tensor([float(r["train_loss"]) for r in b])
     torch.testing.assert_close(loss_b[0], loss_a[0], rtol=1e-5, atol=0)  # same weights, views
     torch.testing.assert_close(loss_b[1], loss_a[1], rtol=1e-3, atol=0)  # one Adam step on
-    per_device_bn = _per_device_bn(method)
-    if not per_device_bn:  # eval mode reads the BN running statistics (see ssl/moco.py)
-        val_a = torch.tensor([float(r["val_loss"]) for r in a])
-        val_b = torch.tensor([float(r["val_loss"]) for r in b])
-        torch.testing.assert_close(val_b, val_a, rtol=1e-2, atol=0)
+    val_a = torch.tensor([float(r["val_loss"]) for r in a])  # eval mode: BN running stats
+    val_b = torch.tensor([float(r["val_loss"]) for r in b])
+    torch.testing.assert_close(val_b, val_a, rtol=1e-2, atol=0)
     enc_a = torch.load(one / "encoder.pt", weights_only=True)
     enc_b = torch.load(two / "encoder.pt", weights_only=True)
-    keys = [k for k in enc_a if not (per_device_bn and _is_bn_buffer(k))]
-    diff = sum(float((enc_a[k].float() - enc_b[k].float()).norm() ** 2) for k in keys)
-    norm = sum(float(enc_a[k].float().norm() ** 2) for k in keys)
+    diff = sum(float((enc_a[k].float() - enc_b[k].float()).norm() ** 2) for k in enc_a)
+    norm = sum(float(enc_a[k].float().norm() ** 2) for k in enc_a)
     assert (diff / norm) ** 0.5 < 1e-2
     state_a = load_checkpoint(one / "checkpoint.pt")["model"]
     state_b = load_checkpoint(two / "checkpoint.pt")["model"]

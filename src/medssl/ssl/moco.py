@@ -19,15 +19,15 @@ chunks of the batch. Under DDP on W devices each rank holds W-th of the batch an
 normalises ``shuffle_bn_groups / W`` of the groups with plain (per-device) BN, and the keys
 are shuffled across ranks as in MoCo's multi-GPU code (``_batch_shuffle_ddp``): so
 ``shuffle_bn_groups = G`` on one device and on W devices (G a multiple of W, the global
-batch a multiple of G) compute the same losses, gradients and queue. MoCo's paper (one BN
-group per GPU) is G = W. The BN running statistics differ: on one device the G groups
-update them in turn, under DDP rank 0's groups alone (DDP broadcasts its buffers); they are
-read only in eval mode (the validation loss), and the kNN monitor re-estimates them.
+batch a multiple of G) compute the same losses, gradients, queue and BN running statistics
+(each step updates them once, from the mean of the groups' statistics, and under DDP the
+ranks average theirs). MoCo's paper (one BN group per GPU) is G = W.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -72,11 +72,70 @@ def info_nce(
     return F.cross_entropy(logits, target)
 
 
-def forward_in_groups(module: nn.Module, x: torch.Tensor, groups: int) -> torch.Tensor:
-    """module(x) with batch-norm statistics computed per contiguous group of the batch."""
+def forward_in_groups(nets: Sequence[nn.Module], x: torch.Tensor, groups: int) -> torch.Tensor:
+    """``nets`` applied in turn to x, batch norm normalising each contiguous group of the
+    batch with its own statistics.
+
+    In training, the BN running statistics take one update per call, from the mean of the
+    groups' statistics (every group starts from the same running values), as batch norm
+    over the whole batch takes one: the update is affine in the statistics, so G groups on
+    one device and G/W groups on each of W ranks whose running statistics are then averaged
+    (``average_running_stats``) hold the same values.
+    """
+
+    def run(v: torch.Tensor) -> torch.Tensor:
+        for net in nets:
+            v = net(v)
+        return v
+
     if groups <= 1:
-        return module(x)
-    return torch.cat([module(chunk) for chunk in x.chunk(groups)], dim=0)
+        return run(x)
+    bns = [b for net in nets for b in net.modules() if _tracks_running_stats(b)]
+    # Each group updates its own copy of the running values: batch norm's backward checks
+    # that the tensors it saw were not changed in place afterwards.
+    start = [(b.running_mean, b.running_var, b.num_batches_tracked.clone()) for b in bns]
+    updated: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in bns]
+    out = []
+    for chunk in x.chunk(groups):
+        for b, (mean, var, _) in zip(bns, start, strict=True):
+            b.running_mean, b.running_var = mean.clone(), var.clone()
+        out.append(run(chunk))
+        for b, u in zip(bns, updated, strict=True):
+            u.append((b.running_mean, b.running_var))
+    with torch.no_grad():
+        for b, (mean, var, count), u in zip(bns, start, updated, strict=True):
+            mean.copy_(torch.stack([m for m, _ in u]).mean(0))
+            var.copy_(torch.stack([v for _, v in u]).mean(0))
+            b.running_mean, b.running_var = mean, var
+            b.num_batches_tracked.copy_(count + 1)
+    return torch.cat(out, dim=0)
+
+
+@torch.no_grad()
+def average_running_stats(module: nn.Module) -> None:
+    """Under DDP, set every BN running mean and variance in ``module`` to its mean over the
+    ranks (one all-reduce); each rank updated them from its own groups."""
+    stats = [
+        t
+        for b in module.modules()
+        if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.track_running_stats
+        for t in (b.running_mean, b.running_var)
+    ]
+    if not stats:
+        return
+    flat = torch.cat([t.flatten() for t in stats])
+    torch.distributed.all_reduce(flat)
+    flat /= dist.world_size()
+    for t, value in zip(stats, flat.split([t.numel() for t in stats]), strict=True):
+        t.copy_(value.view_as(t))
+
+
+def _tracks_running_stats(module: nn.Module) -> bool:
+    return (
+        isinstance(module, nn.modules.batchnorm._BatchNorm)
+        and module.training
+        and module.track_running_stats
+    )
 
 
 def groups_per_rank(groups: int, world_size: int) -> int:
@@ -112,7 +171,7 @@ class MoCo(SSLMethod):
 
     def _query(self, x: torch.Tensor) -> torch.Tensor:
         groups = groups_per_rank(self.config.shuffle_bn_groups, dist.world_size())
-        z = forward_in_groups(lambda v: self.projection_head(self.encoder(v)), x, groups)
+        z = forward_in_groups((self.encoder, self.projection_head), x, groups)
         return F.normalize(z, dim=1)
 
     @torch.no_grad()
@@ -127,9 +186,7 @@ class MoCo(SSLMethod):
         if world > 1:
             torch.distributed.broadcast(perm, src=0)  # one shuffle for all ranks
         mine = slice(dist.rank() * n, (dist.rank() + 1) * n)
-        k = forward_in_groups(
-            lambda v: self.key_head(self.key_encoder(v)), x_all[perm[mine]], groups
-        )
+        k = forward_in_groups((self.key_encoder, self.key_head), x_all[perm[mine]], groups)
         k_all = torch.cat(dist.gather(k)) if world > 1 else k  # (W n, D), shuffled order
         return F.normalize(k_all, dim=1)[torch.argsort(perm)][mine]  # back to the query order
 
@@ -163,6 +220,8 @@ class MoCo(SSLMethod):
                 keys = torch.cat(dist.gather(keys))
             self.enqueue(keys)
             self._pending_keys = None
+        if dist.world_size() > 1:
+            average_running_stats(self)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
