@@ -9,15 +9,16 @@ torchrun or Slurm), so one pair of processes serves every method; one run goes t
 CLI, where Fabric starts the second process itself.
 
 Tolerances (fp32, ``precision=32-true``): one step differs only by summation order (the
-gradient all-reduce, batch-norm sums over two ranks), measured <= 3e-7 relative on losses;
-the checks allow 1e-5 on losses and 1e-4 of the largest gradient element on gradients.
-Adam's first update is about lr * sign(g), so gradient elements at rounding level (biases
-ahead of batch norm, whose true gradient is 0) flip sign between runs and move by 2 lr, and
-later steps drift (measured at lr 1e-3: step 2 loss <= 6e-5 relative, step 3 <= 1e-3,
-encoder <= 2e-3 relative after 3 steps); the curve test therefore runs 2 steps at lr 1e-3
-and allows 1e-3 on the second loss and 1e-2 on the encoder. Adam also cancels a uniform
-gradient scale: a gradient off by the world size (lightly issues #1920, #1977) leaves the
-curve as it was, and the step test, whose optimizer records the gradients, catches it.
+gradient all-reduce, batch-norm sums over two ranks); measured <= 4e-7 relative on losses
+and 6e-6 of the largest gradient element on gradients (MoCo, whose ranks share no batch
+norm, bitwise equal), against allowed 1e-5 and 1e-4. Adam's first update is about
+lr * sign(g), so gradient elements at rounding level (biases ahead of batch norm, whose true
+gradient is 0) flip sign between runs and move by 2 lr, and later steps drift: at lr 1e-3
+the second step's loss differs by <= 6e-5 relative (allowed 1e-3), the validation loss by
+<= 1.1e-3 (1e-2), the encoder by <= 3e-4 (1e-2); at lr 1e-3 a third step already reaches
+1e-3, hence 2 steps. Adam also cancels a uniform gradient scale: a gradient off by the world
+size (lightly issues #1920, #1977) leaves the curve as it was, and the step test, whose
+optimizer records the gradients, catches it.
 """
 
 from __future__ import annotations
@@ -121,18 +122,10 @@ def test_moco_groups_update_running_stats_once_from_their_mean():
 
 # Two ranks: one training step of every registered method, then the curve runs.
 
-HEADS = {  # narrow heads: the runs are about equality, not quality
-    "simclr": ["method_options.hidden_dim=64", "method_options.output_dim=32"],
-    "moco": [
-        "method_options.hidden_dim=64",
-        "method_options.output_dim=32",
-        "method_options.queue_size=64",
-    ],
-    "byol": [
-        "method_options.projection_hidden_dim=64",
-        "method_options.prediction_hidden_dim=64",
-        "method_options.output_dim=32",
-    ],
+HEADS = {  # narrow heads: these runs are about equality, not quality (others: defaults)
+    "simclr": {"hidden_dim": 64, "output_dim": 32},
+    "moco": {"hidden_dim": 64, "output_dim": 32, "queue_size": 64},
+    "byol": {"projection_hidden_dim": 64, "prediction_hidden_dim": 64, "output_dim": 32},
 }
 
 
@@ -144,7 +137,7 @@ def _overrides(method: str, devices: int) -> list[str]:
         "augmentation_options.size=32",
         "optimizer.lr=0.001",
         "trainer.progress_bar=false",
-        *HEADS[method],
+        *(f"method_options.{k}={v}" for k, v in HEADS[method].items()),
     ]
 
 
@@ -156,7 +149,7 @@ def _pretrain(db: str, out: Path, method: str, devices: int) -> Path:
 
 def _method(name: str):
     torch.manual_seed(0)
-    return build_method(name, build_encoder())
+    return build_method(name, build_encoder(), HEADS.get(name))
 
 
 def _global_views() -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,7 +268,7 @@ def test_two_process_step_is_the_one_device_step(name, two_ranks, tmp_path):
         torch.testing.assert_close(two["buffers"][k], b, rtol=1e-4, atol=1e-6, msg=k)
 
 
-def _assert_same_run(one: Path, two: Path, method: str) -> None:
+def _assert_same_run(one: Path, two: Path) -> None:
     a, b = read_csv(one / "metrics.csv"), read_csv(two / "metrics.csv")
     assert [r["step"] for r in a] == [r["step"] for r in b] == ["1", "2"]
     loss_a = torch.tensor([float(r["train_loss"]) for r in a])
@@ -300,7 +293,7 @@ def _assert_same_run(one: Path, two: Path, method: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(HEADS))
 def test_two_processes_give_the_one_process_curve(method, two_ranks, one_process):
-    _assert_same_run(one_process(method), two_ranks / method, method)
+    _assert_same_run(one_process(method), two_ranks / method)
 
 
 @pytest.mark.slow
@@ -315,4 +308,4 @@ def test_cli_launches_the_second_process(curve_db, one_process, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("encoder.pt", "metrics.csv", "done.json", "loss_curve.png", "config.yaml"):
         assert (out / name).is_file(), name
-    _assert_same_run(one_process("moco"), out, "moco")
+    _assert_same_run(one_process("moco"), out)
