@@ -9,11 +9,21 @@ A *task* is an ``nn.Module`` with
 - ``after_optimizer_step(step, total_steps) -> None``: the explicit hook where momentum
   encoders and queues are updated (``step`` counts from 1).
 
+and optionally ``sync_batchnorm = False`` (see DDP below).
+
 ``Trainer.fit`` owns devices, precision and DDP (Lightning Fabric), the epoch loop, the
 per-epoch ``metrics.csv`` and ``checkpoint.pt`` (both atomic), ``best.pt`` on a monitored
 value, early stopping, ``resume`` and the NaN/inf guard. Batches come from callables
 ``train_batches(epoch)`` / ``val_batches(epoch)`` returning sized iterables, so data can be
 tensors already on the device, indexed and augmented there.
+
+DDP (``devices`` x ``num_nodes`` > 1) computes what one device computes on the global batch:
+``train_batches`` yields this rank's equal share of each global batch; batch norm uses the
+global batch's statistics (``engine.sync_batchnorm``) unless the task sets
+``sync_batchnorm = False``; Fabric averages the gradients over ranks, so a loss that is
+this rank's mean over its share gives the one-device gradient; the logged epoch means are
+averaged over ranks. ``val_batches`` yields whole batches on every rank (validation is not
+split), so a validation step must not gather across ranks. Rank 0 alone writes files.
 
 Typical use::
 
@@ -25,6 +35,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -45,6 +56,7 @@ from medssl.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from medssl.engine.sync_batchnorm import synchronised_batchnorm
 from medssl.errors import ConfigError, TrainingError
 
 CHECKPOINT = "checkpoint.pt"
@@ -56,7 +68,8 @@ METRICS = "metrics.csv"
 class TrainerConfig:
     epochs: int = 100  # thesis §5.2 (pretraining and fine-tuning)
     accelerator: str = "auto"  # auto | cpu | cuda
-    devices: int = 1
+    devices: int = 1  # devices (processes) per machine; > 1 runs DDP
+    num_nodes: int = 1  # machines (Fabric's num_nodes); > 1 under Slurm srun, see README
     precision: str | None = (
         None  # 32-true | bf16-mixed; None: bf16-mixed on GPUs and CPUs with bf16 units, else 32-true
     )
@@ -121,6 +134,9 @@ class Trainer:
             )
         if cfg.epochs < 1:
             raise ConfigError(f"trainer.epochs: expected >= 1, got {cfg.epochs}")
+        for name in ("devices", "num_nodes"):
+            if getattr(cfg, name) < 1:
+                raise ConfigError(f"trainer.{name}: expected >= 1, got {getattr(cfg, name)}")
         self.accelerator = resolve_accelerator(cfg.accelerator)
         self.precision = cfg.precision or default_precision(self.accelerator)
         if self.precision not in ("32-true", "bf16-mixed"):
@@ -131,9 +147,12 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.fabric = Fabric(
-            accelerator=self.accelerator, devices=cfg.devices, precision=self.precision
+            accelerator=self.accelerator,
+            devices=cfg.devices,
+            num_nodes=cfg.num_nodes,
+            precision=self.precision,
         )
-        if cfg.devices > 1:
+        if cfg.devices * cfg.num_nodes > 1:
             self.fabric.launch()
 
     @property
@@ -167,7 +186,39 @@ class Trainer:
         TrainingError to stop the run (after the row is written). With ``resume=True`` the run
         continues from ``out_dir/checkpoint.pt`` (if present) and ends at the same weights as an
         uninterrupted run; a checkpoint with another ``fingerprint`` is refused.
+
+        Under DDP every ``nn.BatchNorm*d`` of ``task`` normalises with the statistics of the
+        global batch during ``fit`` (``engine.sync_batchnorm``), as on one device, unless the
+        task sets ``sync_batchnorm = False`` because it normalises per device on purpose.
         """
+        sync_bn = self.fabric.world_size > 1 and getattr(task, "sync_batchnorm", True)
+        bn = synchronised_batchnorm(task, self.device) if sync_bn else contextlib.nullcontext()
+        with bn:
+            return self._fit(
+                task,
+                optimizer,
+                train_batches,
+                val_batches,
+                out_dir=out_dir,
+                scheduler=scheduler,
+                epoch_end=epoch_end,
+                resume=resume,
+                fingerprint=fingerprint,
+            )
+
+    def _fit(
+        self,
+        task: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_batches: Callable[[int], Iterable[Any]],
+        val_batches: Callable[[int], Iterable[Any]] | None,
+        *,
+        out_dir: str | Path,
+        scheduler: Any | None,
+        epoch_end: Callable[[int, dict[str, Any]], Mapping[str, Any] | None] | None,
+        resume: bool,
+        fingerprint: Mapping[str, Any],
+    ) -> list[dict[str, Any]]:
         cfg, fabric = self.config, self.fabric
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,8 +284,7 @@ class Trainer:
                             v.detach().float() if torch.is_tensor(v) else float(v)
                         )
                     pending.append((global_step, loss.detach(), logs))
-                    n = _batch_len(batch)
-                    n_seen += n
+                    n_seen += _batch_len(batch) * fabric.world_size  # images of the global batch
                     if len(pending) >= cfg.check_every:
                         last_finite = _check_finite(pending, last_finite, epoch)
                         pending = []
@@ -252,7 +302,7 @@ class Trainer:
                     )
 
                 row: dict[str, Any] = {"epoch": epoch, "step": global_step}
-                row.update({f"train_{k}": _to_float(v) / n_steps for k, v in sums.items()})
+                row.update({f"train_{k}": v / n_steps for k, v in self._global_mean(sums).items()})
                 row["lr"] = float(opt.param_groups[0]["lr"])
                 if val_batches is not None:
                     row.update(
@@ -322,6 +372,21 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return history
+
+    def _global_mean(self, sums: dict[str, torch.Tensor | float]) -> dict[str, float]:
+        """The mean over ranks of each rank's epoch sums (the sums themselves on one device).
+
+        Every rank averages over the same number of equal shares of the global batch, so the
+        mean of the ranks' means is the global batch's mean: the curve in metrics.csv does
+        not change with the number of devices.
+        """
+        if self.fabric.world_size == 1 or not sums:
+            return {k: _to_float(v) for k, v in sums.items()}
+        local = torch.stack(
+            [torch.as_tensor(v, dtype=torch.float32, device=self.device) for v in sums.values()]
+        )
+        mean = self.fabric.all_reduce(local, reduce_op="mean")
+        return dict(zip(sums, mean.cpu().tolist(), strict=True))
 
     @torch.no_grad()
     def _validate(

@@ -3,7 +3,9 @@
 Online network = encoder + projector + predictor; target network = EMA of encoder +
 projector (lightly's ``update_momentum``, momentum on lightly's ``cosine_schedule``), changed
 only in ``after_optimizer_step``. Loss: symmetric 2 - 2·cos(p, sg(z')) (BYOL eq. 2 and the
-symmetrised loss of §3.2).
+symmetrised loss of §3.2). The loss is per image, so under DDP it needs no gather: with
+batch norm over the global batch (the trainer's ``engine.sync_batchnorm``) N devices
+compute the one-device loss and gradient.
 """
 
 from __future__ import annotations

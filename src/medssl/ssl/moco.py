@@ -11,15 +11,23 @@ lightly's ``NTXentLoss(memory_bank_size=...)`` would update its bank inside ``fo
 (also in validation), so the queue and its InfoNCE loss are written here, in a few lines.
 
 Shuffled batch norm (He et al. 2020 §3.3) stops the model from finding the positive key by
-batch statistics shared with its query. On one device the batch is split into
-``shuffle_bn_groups`` groups with their own BN statistics: queries in order, keys after a
-random permutation, so a query and its key are normalised with statistics of different
-subsets, as with per-GPU BN over a shuffled batch.
+batch statistics shared with its query. The global batch is split into
+``shuffle_bn_groups`` contiguous groups, each normalised with its own BN statistics:
+queries in order, keys after a random permutation of the global batch, so a query and its
+key are normalised with statistics of different subsets. On one device the groups are
+chunks of the batch. Under DDP on W devices each rank holds W-th of the batch and
+normalises ``shuffle_bn_groups / W`` of the groups with plain (per-device) BN, and the keys
+are shuffled across ranks as in MoCo's multi-GPU code (``_batch_shuffle_ddp``): so
+``shuffle_bn_groups = G`` on one device and on W devices (G a multiple of W, the global
+batch a multiple of G) compute the same losses, gradients, queue and BN running statistics
+(each step updates them once, from the mean of the groups' statistics, and under DDP the
+ranks average theirs). MoCo's paper (one BN group per GPU) is G = W.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +37,7 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils import dist
 from torch import nn
 
+from medssl.errors import ConfigError
 from medssl.models.encoder import FEATURE_DIM
 from medssl.ssl import METHODS, SSLMethod
 
@@ -43,7 +52,7 @@ class MoCoConfig:
     )
     output_dim: int = 128  # MoCo §3.3: 128-d keys
     shuffle_bn_groups: int = (
-        2  # BN groups standing in for shuffled BN on one device (see module doc)
+        2  # BN groups of the global batch (see module doc); a multiple of the devices
     )
     symmetric: bool = False  # MoCo v2 uses one direction (q from view 0, k from view 1)
 
@@ -63,16 +72,88 @@ def info_nce(
     return F.cross_entropy(logits, target)
 
 
-def forward_in_groups(module: nn.Module, x: torch.Tensor, groups: int) -> torch.Tensor:
-    """module(x) with batch-norm statistics computed per contiguous group of the batch."""
+def forward_in_groups(nets: Sequence[nn.Module], x: torch.Tensor, groups: int) -> torch.Tensor:
+    """``nets`` applied in turn to x, batch norm normalising each contiguous group of the
+    batch with its own statistics.
+
+    In training, the BN running statistics take one update per call, from the mean of the
+    groups' statistics (every group starts from the same running values), as batch norm
+    over the whole batch takes one: the update is affine in the statistics, so G groups on
+    one device and G/W groups on each of W ranks whose running statistics are then averaged
+    (``average_running_stats``) hold the same values.
+    """
+
+    def run(v: torch.Tensor) -> torch.Tensor:
+        for net in nets:
+            v = net(v)
+        return v
+
     if groups <= 1:
-        return module(x)
-    return torch.cat([module(chunk) for chunk in x.chunk(groups)], dim=0)
+        return run(x)
+    bns = [b for net in nets for b in net.modules() if _tracks_running_stats(b)]
+    # Each group updates its own copy of the running values: batch norm's backward checks
+    # that the tensors it saw were not changed in place afterwards.
+    start = [(b.running_mean, b.running_var, b.num_batches_tracked.clone()) for b in bns]
+    updated: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in bns]
+    out = []
+    for chunk in x.chunk(groups):
+        for b, (mean, var, _) in zip(bns, start, strict=True):
+            b.running_mean, b.running_var = mean.clone(), var.clone()
+        out.append(run(chunk))
+        for b, u in zip(bns, updated, strict=True):
+            u.append((b.running_mean, b.running_var))
+    with torch.no_grad():
+        for b, (mean, var, count), u in zip(bns, start, updated, strict=True):
+            mean.copy_(torch.stack([m for m, _ in u]).mean(0))
+            var.copy_(torch.stack([v for _, v in u]).mean(0))
+            b.running_mean, b.running_var = mean, var
+            b.num_batches_tracked.copy_(count + 1)
+    return torch.cat(out, dim=0)
+
+
+@torch.no_grad()
+def average_running_stats(module: nn.Module) -> None:
+    """Under DDP, set every BN running mean and variance in ``module`` to its mean over the
+    ranks (one all-reduce); each rank updated them from its own groups."""
+    stats = [
+        t
+        for b in module.modules()
+        if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.track_running_stats
+        for t in (b.running_mean, b.running_var)
+    ]
+    if not stats:
+        return
+    flat = torch.cat([t.flatten() for t in stats])
+    torch.distributed.all_reduce(flat)
+    flat /= dist.world_size()
+    for t, value in zip(stats, flat.split([t.numel() for t in stats]), strict=True):
+        t.copy_(value.view_as(t))
+
+
+def _tracks_running_stats(module: nn.Module) -> bool:
+    return (
+        isinstance(module, nn.modules.batchnorm._BatchNorm)
+        and module.training
+        and module.track_running_stats
+    )
+
+
+def groups_per_rank(groups: int, world_size: int) -> int:
+    """The BN groups each of ``world_size`` ranks normalises (``groups`` of the global batch)."""
+    if groups % world_size:
+        raise ConfigError(
+            f"method_options.shuffle_bn_groups: {groups} BN groups cannot be shared by "
+            f"{world_size} devices; set it to a multiple of {world_size} "
+            f"(--set method_options.shuffle_bn_groups={world_size}: one group per device, "
+            "as in MoCo's multi-GPU training)"
+        )
+    return groups // world_size
 
 
 @METHODS.register("moco")
 class MoCo(SSLMethod):
     Config = MoCoConfig
+    sync_batchnorm = False  # per-device BN groups are the point of shuffled BN (module doc)
 
     def __init__(self, encoder: nn.Module, config: MoCoConfig) -> None:
         super().__init__(encoder, config)
@@ -89,18 +170,25 @@ class MoCo(SSLMethod):
         self._pending_keys: torch.Tensor | None = None
 
     def _query(self, x: torch.Tensor) -> torch.Tensor:
-        z = forward_in_groups(
-            lambda v: self.projection_head(self.encoder(v)), x, self.config.shuffle_bn_groups
-        )
+        groups = groups_per_rank(self.config.shuffle_bn_groups, dist.world_size())
+        z = forward_in_groups((self.encoder, self.projection_head), x, groups)
         return F.normalize(z, dim=1)
 
     @torch.no_grad()
     def _key(self, x: torch.Tensor) -> torch.Tensor:
-        perm = torch.randperm(x.shape[0], device=x.device)
-        k = forward_in_groups(
-            lambda v: self.key_head(self.key_encoder(v)), x[perm], self.config.shuffle_bn_groups
-        )
-        return F.normalize(k, dim=1)[torch.argsort(perm)]  # back to the query order
+        """Keys of this rank's images x (n, 1, H, W), normalised in shuffled BN groups."""
+        if not self.training:  # eval-mode BN is per image: nothing to shuffle, nothing to gather
+            return F.normalize(self.key_head(self.key_encoder(x)), dim=1)
+        world, n = dist.world_size(), x.shape[0]
+        groups = groups_per_rank(self.config.shuffle_bn_groups, world)
+        x_all = torch.cat(dist.gather(x)) if world > 1 else x  # (W n, ...) the global batch
+        perm = torch.randperm(x_all.shape[0], device=x.device)
+        if world > 1:
+            torch.distributed.broadcast(perm, src=0)  # one shuffle for all ranks
+        mine = slice(dist.rank() * n, (dist.rank() + 1) * n)
+        k = forward_in_groups((self.key_encoder, self.key_head), x_all[perm[mine]], groups)
+        k_all = torch.cat(dist.gather(k)) if world > 1 else k  # (W n, D), shuffled order
+        return F.normalize(k_all, dim=1)[torch.argsort(perm)][mine]  # back to the query order
 
     def _loss_and_keys(self, views):
         x0, x1 = views  # (N, 1, 64, 64) each
@@ -132,6 +220,8 @@ class MoCo(SSLMethod):
                 keys = torch.cat(dist.gather(keys))
             self.enqueue(keys)
             self._pending_keys = None
+        if dist.world_size() > 1:
+            average_running_stats(self)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:

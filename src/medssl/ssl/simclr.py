@@ -3,6 +3,11 @@
 Both views go through the encoder and a 2-layer MLP projection head with batch norm (thesis
 §5.2); NT-Xent over the 2N - 2 in-batch negatives (lightly's ``NTXentLoss``, which
 L2-normalises the projections).
+
+Under DDP the negatives of all ranks are gathered in training (``gather_distributed``, so
+the loss sees the global batch's 2N - 2 negatives) and batch norm is global (the trainer's
+``engine.sync_batchnorm``; SimCLR §2.2 "Global BN"). Validation batches are whole on every
+rank, so validation does not gather.
 """
 
 from __future__ import annotations
@@ -34,11 +39,13 @@ class SimCLR(SSLMethod):
             FEATURE_DIM, config.hidden_dim, config.output_dim, num_layers=2, batch_norm=True
         )
         self.criterion = NTXentLoss(temperature=config.temperature, gather_distributed=True)
+        self.local_criterion = NTXentLoss(temperature=config.temperature)
 
     def compute_loss(self, views):
         x0, x1 = views  # (N, 1, 64, 64) each
         n = x0.shape[0]
         # One pass over both views: batch-norm statistics over all 2N images, as in SimCLR's global BN.
         z = self.projection_head(self.encoder(torch.cat([x0, x1])))  # (2N, D)
-        loss = self.criterion(z[:n], z[n:])
+        criterion = self.criterion if self.training else self.local_criterion
+        loss = criterion(z[:n], z[n:])
         return loss, {}
