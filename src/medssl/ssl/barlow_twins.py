@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from lightly.loss import BarlowTwinsLoss
 from lightly.models.modules import BarlowTwinsProjectionHead
+from lightly.utils import dist
 from torch import nn
 
 from medssl.models.encoder import FEATURE_DIM
@@ -41,15 +42,21 @@ class BarlowTwins(SSLMethod):
         self.projection_head = BarlowTwinsProjectionHead(
             FEATURE_DIM, config.projection_hidden_dim, config.output_dim
         )
-        # Under DDP the cross-correlation is averaged over ranks (the paper's global matrix).
-        self.criterion = BarlowTwinsLoss(lambda_param=config.lambda_param, gather_distributed=True)
+        # The paper normalises and correlates over the global batch (its BN is synchronised);
+        # lightly's gather_distributed averages per-rank matrices of per-rank normalised
+        # projections, which is another loss: under DDP compute_loss gathers the projections
+        # (lightly's autograd-aware dist.gather) and every rank evaluates the global loss.
+        self.criterion = BarlowTwinsLoss(lambda_param=config.lambda_param)
 
     def compute_loss(self, views):
         x0, x1 = views  # (N, 1, 64, 64) each
         n = x0.shape[0]
         # One pass over both views: the projector's BN sees all 2N images.
         z = self.projection_head(self.encoder(torch.cat([x0, x1])))  # (2N, D)
+        z0, z1 = z[:n], z[n:]
+        if self.training and dist.world_size() > 1:  # validation batches are whole per rank
+            z0, z1 = torch.cat(dist.gather(z0)), torch.cat(dist.gather(z1))
         # Batch statistics and a D x D correlation near 1 on its diagonal: fp32 under autocast.
         with torch.autocast(z.device.type, enabled=False):
-            loss = self.criterion(z[:n].float(), z[n:].float())
+            loss = self.criterion(z0.float(), z1.float())
         return loss, {}

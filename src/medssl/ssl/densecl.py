@@ -37,7 +37,13 @@ from torch import nn
 
 from medssl.models.encoder import FEATURE_DIM, feature_map
 from medssl.ssl import METHODS, SSLMethod
-from medssl.ssl.moco import forward_in_groups, info_nce
+from medssl.ssl.moco import (
+    average_running_stats,
+    forward_in_groups,
+    groups_per_rank,
+    info_nce,
+    shuffled_forward,
+)
 
 
 @dataclass
@@ -77,9 +83,21 @@ def dense_loss(
     return info_nce(q_dense.flatten(0, 1), positives.flatten(0, 1), queue, temperature)
 
 
+class FeatureMap(nn.Module):
+    """``encoder``'s spatial feature map (N, 512, h, w) as a module (for the BN groups)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return feature_map(self.encoder, x)
+
+
 @METHODS.register("densecl")
 class DenseCL(SSLMethod):
     Config = DenseCLConfig
+    sync_batchnorm = False  # per-device BN groups are the point of shuffled BN (moco.py)
 
     def __init__(self, encoder: nn.Module, config: DenseCLConfig) -> None:
         super().__init__(encoder, config)
@@ -105,17 +123,14 @@ class DenseCL(SSLMethod):
         return g, F.normalize(dense_head(positions), dim=2), positions
 
     def _query(self, x: torch.Tensor):
-        fmap = forward_in_groups(
-            lambda v: feature_map(self.encoder, v), x, self.config.shuffle_bn_groups
-        )
+        groups = groups_per_rank(self.config.shuffle_bn_groups, dist.world_size())
+        fmap = forward_in_groups((FeatureMap(self.encoder),), x, groups)
         return self._heads(fmap, self.global_head, self.dense_head)
 
     @torch.no_grad()
     def _key(self, x: torch.Tensor):
-        perm = torch.randperm(x.shape[0], device=x.device)
-        fmap = forward_in_groups(
-            lambda v: feature_map(self.key_encoder, v), x[perm], self.config.shuffle_bn_groups
-        )[torch.argsort(perm)]  # back to the query order
+        nets = (FeatureMap(self.key_encoder),)
+        fmap = shuffled_forward(nets, x, self.config.shuffle_bn_groups)
         return self._heads(fmap, self.key_global_head, self.key_dense_head)
 
     def _loss_and_keys(self, views):
@@ -153,6 +168,8 @@ class DenseCL(SSLMethod):
                 keys, dense_keys = torch.cat(dist.gather(keys)), torch.cat(dist.gather(dense_keys))
             self.enqueue(keys, dense_keys)
             self._pending_keys = None
+        if dist.world_size() > 1:  # the ranks' BN groups updated their own running statistics
+            average_running_stats(self)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor, dense_keys: torch.Tensor) -> None:

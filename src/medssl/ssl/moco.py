@@ -150,6 +150,28 @@ def groups_per_rank(groups: int, world_size: int) -> int:
     return groups // world_size
 
 
+@torch.no_grad()
+def shuffled_forward(
+    nets: Sequence[nn.Module], x: torch.Tensor, shuffle_bn_groups: int
+) -> torch.Tensor:
+    """The key networks ``nets`` applied in turn to this rank's images x (n, ...), the global
+    batch shuffled across ranks and split into ``shuffle_bn_groups`` BN groups (MoCo's
+    ``_batch_shuffle_ddp``, see the module docstring); outputs in x's order. In eval mode batch
+    norm is per image: nothing is shuffled or gathered."""
+    if not any(net.training for net in nets):
+        return forward_in_groups(nets, x, 1)
+    world, n = dist.world_size(), x.shape[0]
+    groups = groups_per_rank(shuffle_bn_groups, world)
+    x_all = torch.cat(dist.gather(x)) if world > 1 else x  # (W n, ...) the global batch
+    perm = torch.randperm(x_all.shape[0], device=x.device)
+    if world > 1:
+        torch.distributed.broadcast(perm, src=0)  # one shuffle for all ranks
+    mine = slice(dist.rank() * n, (dist.rank() + 1) * n)
+    k = forward_in_groups(nets, x_all[perm[mine]], groups)
+    k_all = torch.cat(dist.gather(k)) if world > 1 else k  # (W n, ...), shuffled order
+    return k_all[torch.argsort(perm)][mine]  # back to x's order
+
+
 @METHODS.register("moco")
 class MoCo(SSLMethod):
     Config = MoCoConfig
@@ -177,18 +199,8 @@ class MoCo(SSLMethod):
     @torch.no_grad()
     def _key(self, x: torch.Tensor) -> torch.Tensor:
         """Keys of this rank's images x (n, 1, H, W), normalised in shuffled BN groups."""
-        if not self.training:  # eval-mode BN is per image: nothing to shuffle, nothing to gather
-            return F.normalize(self.key_head(self.key_encoder(x)), dim=1)
-        world, n = dist.world_size(), x.shape[0]
-        groups = groups_per_rank(self.config.shuffle_bn_groups, world)
-        x_all = torch.cat(dist.gather(x)) if world > 1 else x  # (W n, ...) the global batch
-        perm = torch.randperm(x_all.shape[0], device=x.device)
-        if world > 1:
-            torch.distributed.broadcast(perm, src=0)  # one shuffle for all ranks
-        mine = slice(dist.rank() * n, (dist.rank() + 1) * n)
-        k = forward_in_groups((self.key_encoder, self.key_head), x_all[perm[mine]], groups)
-        k_all = torch.cat(dist.gather(k)) if world > 1 else k  # (W n, D), shuffled order
-        return F.normalize(k_all, dim=1)[torch.argsort(perm)][mine]  # back to the query order
+        k = shuffled_forward((self.key_encoder, self.key_head), x, self.config.shuffle_bn_groups)
+        return F.normalize(k, dim=1)
 
     def _loss_and_keys(self, views):
         x0, x1 = views  # (N, 1, 64, 64) each

@@ -157,7 +157,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
 
 # Settings that change where or how visibly a run computes, not what it computes: a run
 # finished on a GPU is reused on a rerun from a CPU, with or without progress bars.
-_NOT_HASHED = ("accelerator", "progress_bar", "devices")
+_NOT_HASHED = ("accelerator", "progress_bar", "devices", "num_nodes", "epoch_log")
 
 
 def _hashable(config: dict[str, Any]) -> dict[str, Any]:
