@@ -420,3 +420,17 @@ def test_describe_prints_image_sizes_and_the_policy_counts(tmp_path):
     assert "20 lesion component(s), 0 too small" in text
     assert "finetuning: published patient ids for 0 of 30 images" in text
     assert "Synthetic phantoms" not in text
+
+
+def test_in_memory_database_reads_like_a_built_one():
+    db = Database.from_arrays(
+        pretrain=np.zeros((2, 8, 8)),
+        pretrain_split=["train", "val"],
+        finetune=np.zeros((3, 8, 8)),
+        finetune_masks=np.zeros((3, 8, 8)),
+        finetune_labels=[0, 1, 2],
+        finetune_split=["train", "val", "test"],
+    )
+    assert db.patients_known() == [False] * 3  # one patient group per image
+    assert np.isnan(db.spacing_mm()).all() and db.spacing_mm().shape == (3, 2)
+    assert db.phantoms == []

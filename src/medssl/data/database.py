@@ -231,6 +231,8 @@ def _row(
         modality=modality,
         patient=patient,
         patient_known=0,
+        spacing_row_mm=None,
+        spacing_col_mm=None,
         has_mask=int(bool(has_mask)),
         multi_mask=0,
         normal_with_finding=0,
