@@ -434,3 +434,44 @@ def test_in_memory_database_reads_like_a_built_one():
     assert db.patients_known() == [False] * 3  # one patient group per image
     assert np.isnan(db.spacing_mm()).all() and db.spacing_mm().shape == (3, 2)
     assert db.phantoms == []
+
+
+def test_balanced_mammography_takes_no_cbis_ddsm_lesion_as_a_finetuning_normal(tmp_path):
+    """On phantoms of the real layouts, with the MG2/USMG3 mapping BENIGN_WITHOUT_CALLBACK ->
+    normal: the balanced finetuning normals are INbreast's BI-RADS 1 images, none of the
+    CBIS-DDSM lesions; pretraining still takes those (the thesis's pretraining counts)."""
+    from medssl.data.balance import balanced_recipes
+    from medssl.data.build import open_sources
+    from medssl.data.synth import write_source
+
+    roots = {
+        "cbis_ddsm": write_source(
+            "cbis_ddsm", tmp_path / "cbis", {"benign": 24, "malignant": 16}, seed=0, scale=0.2,
+            disagree=0, without_callback=0.5,
+        ),
+        "inbreast": write_source(
+            "inbreast", tmp_path / "inbreast", {"normal": 6, "benign": 10, "malignant": 10},
+            seed=0, scale=0.2, birads0=0,
+        ),
+    }  # fmt: skip
+    wide = dict.fromkeys(("normal", "benign", "malignant"), 1)
+    r = Recipe(
+        name="MG",
+        sources={"cbis_ddsm": {"bwc_as": "normal"}},
+        quotas={
+            "finetune": {"cbis_ddsm": wide, "inbreast": wide},
+            "pretrain": {"cbis_ddsm": wide},
+        },
+    )
+    recs = {"MG": {n: s.records() for n, s in open_sources(r, roots, lenient=False).items()}}
+    with_finding = [x for x in recs["MG"]["cbis_ddsm"] if x.normal_with_finding]
+    assert with_finding and all(x.label == "normal" for x in with_finding)
+    (out,) = balanced_recipes([r], recs)
+    assert out.quotas["finetune"]["inbreast"]["normal"] == 6
+    assert "normal" not in out.quotas["finetune"].get("cbis_ddsm", {})
+    db = Database.load(build_database(out, roots, tmp_path / "db", lenient=True))
+    ft = db.rows("finetune")
+    assert {x["source"] for x in ft if x["label"] == "normal"} == {"inbreast"}
+    assert not any(x["normal_with_finding"] for x in ft)
+    pt_normals = [x for x in db.rows("pretrain") if x["label"] == "normal"]
+    assert pt_normals and all(x["normal_with_finding"] == 1 for x in pt_normals)
