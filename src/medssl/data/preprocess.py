@@ -54,37 +54,63 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One axis of the resize: (cell of each input index, first input index of each output
-    index, input indices per output index).
+@dataclass(frozen=True)
+class _Axis:
+    """How one axis of a mask maps onto the output grid.
 
     Shrinking, output index j gathers the input indices whose centre lies in
-    [j, j + 1) * n_in / n_out (every input index in exactly one output index, as Pillow's BOX
-    filter does); growing, output index j copies the input index nearest its centre.
+    [j, j + 1) * n_in / n_out, so every input index belongs to exactly one output index;
+    growing, output index j copies the input index nearest its centre.
+    cell:   (n_in,) the (first) output index each input index goes to.
+    start:  (n_out,) the first input index of each output index.
+    length: (n_out,) input indices per output index (1 when growing).
     """
-    if n_in >= n_out:
-        cell = ((2 * np.arange(n_in) + 1) * n_out) // (2 * n_in)
-        start = np.searchsorted(cell, np.arange(n_out))
-        return cell, start, np.diff(np.append(start, n_in))
-    src = ((2 * np.arange(n_out) + 1) * n_in) // (2 * n_out)
-    return np.searchsorted(src, np.arange(n_in)), src, np.ones(n_out, dtype=np.int64)
+
+    cell: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+    grows: bool
+
+    @classmethod
+    def of(cls, n_in: int, n_out: int) -> _Axis:
+        if n_in >= n_out:
+            cell = ((2 * np.arange(n_in) + 1) * n_out) // (2 * n_in)
+            start = np.searchsorted(cell, np.arange(n_out))
+            return cls(cell, start, np.diff(np.append(start, n_in)), False)
+        src = ((2 * np.arange(n_out) + 1) * n_in) // (2 * n_out)
+        return cls(np.searchsorted(src, np.arange(n_in)), src, np.ones(n_out, np.int64), True)
+
+    def window(self, lo: int, hi: int) -> tuple[slice, slice, _Axis]:
+        """For input indices lo..hi (inclusive): the output slice they reach, the input slice
+        those output indices draw from, and the axis restricted to both."""
+        ja, jb = int(self.cell[lo]), int(np.searchsorted(self.start, hi, side="right"))
+        a, b = int(self.start[ja]), int(self.start[jb - 1] + self.length[jb - 1])
+        sub = _Axis(self.cell[a:b] - ja, self.start[ja:jb] - a, self.length[ja:jb], self.grows)
+        return slice(ja, jb), slice(a, b), sub
+
+    def gather(self, values: np.ndarray, axis: int) -> np.ndarray:
+        """Sum (shrinking) or copy (growing) ``values`` along ``axis`` into output indices."""
+        if self.grows:
+            return np.take(values, self.start, axis=axis)
+        return np.add.reduceat(values, self.start, axis=axis)
+
+
+def _coverage(mask: np.ndarray, rows: _Axis, cols: _Axis) -> np.ndarray:
+    counts = cols.gather(rows.gather(mask.astype(np.int32), 0), 1)
+    return counts / np.outer(rows.length, cols.length)
 
 
 def mask_coverage(mask: np.ndarray, size: int) -> np.ndarray:
     """bool (H, W) -> float64 (size, size): the fraction of each output pixel that is lesion.
 
     Area averaging: when shrinking, the mean of the input pixels whose centres fall in the
-    output pixel (equal to Pillow's BOX resize of the mask in mode F); when growing, the
-    input pixel nearest the output pixel's centre.
+    output pixel; when growing, the input pixel nearest the output pixel's centre. Pillow's
+    BOX resize of the mask in mode F gives the same, except that its floating-point weights
+    may drop an input pixel whose centre lies exactly on an output border (13 -> 6 px drops
+    pixel 6); integer arithmetic here gives every input pixel to exactly one output pixel.
     """
-    (_, r_start, r_len), (_, c_start, c_len) = (
-        _axis(mask.shape[0], size),
-        _axis(mask.shape[1], size),
-    )
-    m = mask.astype(np.int64)
-    rows = np.add.reduceat(m, r_start, axis=0) if mask.shape[0] >= size else m[r_start]
-    cells = np.add.reduceat(rows, c_start, axis=1) if mask.shape[1] >= size else rows[:, c_start]
-    return cells / np.outer(r_len, c_len)
+    mask = np.asarray(mask, dtype=bool)
+    return _coverage(mask, _Axis.of(mask.shape[0], size), _Axis.of(mask.shape[1], size))
 
 
 def downsample_mask(mask: np.ndarray, size: int) -> MaskResize:
@@ -98,27 +124,36 @@ def downsample_mask(mask: np.ndarray, size: int) -> MaskResize:
     smaller than an output pixel survives as one pixel instead of vanishing, and an empty
     mask stays empty. Written here, not with a library resize, because the rule needs to
     know which output pixel each input pixel falls in, which a resize does not expose.
+    The work is done in the window of output pixels the lesions reach (a few percent of a
+    mammogram), so a full-field mask costs tens of milliseconds.
     """
     mask = np.asarray(mask, dtype=bool)
-    out = mask_coverage(mask, size) >= LESION_COVERAGE
-    labels, n = ndimage.label(mask, structure=CONNECTIVITY)
-    if n == 0:
+    out = np.zeros((size, size), dtype=bool)
+    lesion_rows, lesion_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if lesion_rows.size == 0:
         return MaskResize(out.astype(np.uint8), 0, 0)
-    (r_cell, _, r_len), (c_cell, _, c_len) = _axis(mask.shape[0], size), _axis(mask.shape[1], size)
-    # does any pixel of each component land in a lesion output pixel?
-    landed = out[r_cell][:, c_cell]
-    survives = ndimage.maximum(landed, labels, index=np.arange(1, n + 1))
+    out_r, in_r, rows = _Axis.of(mask.shape[0], size).window(lesion_rows[0], lesion_rows[-1])
+    out_c, in_c, cols = _Axis.of(mask.shape[1], size).window(lesion_cols[0], lesion_cols[-1])
+    crop = mask[in_r, in_c]
+    win = _coverage(crop, rows, cols) >= LESION_COVERAGE
+    labels, n = ndimage.label(crop, structure=CONNECTIVITY)
+    # the components with a pixel in a lesion output pixel survive the coverage rule
+    landed = win[rows.cell][:, cols.cell] & crop
+    survives = np.zeros(n + 1, dtype=bool)
+    survives[np.unique(labels[landed])] = True
     rescued = 0
     boxes = ndimage.find_objects(labels)
-    for k in np.flatnonzero(~np.asarray(survives, dtype=bool)):
+    for k in np.flatnonzero(~survives[1:]):
         box = boxes[k]
         rr, cc = np.nonzero(labels[box] == k + 1)
-        cr, ccell = r_cell[rr + box[0].start], c_cell[cc + box[1].start]
-        keys, own = np.unique(cr * size + ccell, return_counts=True)
-        share = own / (r_len[keys // size] * c_len[keys % size])
+        cr, ccell = rows.cell[rr + box[0].start], cols.cell[cc + box[1].start]
+        width = len(cols.length)
+        keys, own = np.unique(cr * width + ccell, return_counts=True)
+        share = own / (rows.length[keys // width] * cols.length[keys % width])
         best = int(keys[int(np.argmax(share))])
-        out[best // size, best % size] = True
+        win[best // width, best % width] = True
         rescued += 1
+    out[out_r, out_c] = win
     return MaskResize(out.astype(np.uint8), n, rescued)
 
 
