@@ -13,7 +13,7 @@ from scipy.ndimage import gaussian_filter
 from medssl.data.build import build_database
 from medssl.data.database import Database
 from medssl.data.recipe import Recipe
-from medssl.data.records import Loaded, Record
+from medssl.data.records import CLASSES, Loaded, Record
 from medssl.data.sources import SOURCES, Source
 from medssl.errors import DataError
 
@@ -32,7 +32,10 @@ def _near_copy(img: np.ndarray) -> np.ndarray:
 
 class Toy(Source):
     """A source whose items are described by ``self.root / 'items.txt'`` lines:
-    ``file label patient [seed] [bad]`` — pixels are generated from ``seed``."""
+    ``file label patient seed [flags]`` — pixels are generated from ``seed``. Flags: ``bad``
+    (fails to load), ``near`` (a near copy of the seed's image), ``finding`` (a normal that
+    shows a finding), ``nomask`` (a lesion label with an empty mask), ``tiny`` (a 1-px
+    lesion), ``mm=R,C`` (pixel spacing)."""
 
     modality = "us"
     options = {}
@@ -44,14 +47,18 @@ class Toy(Source):
             img = _image(int(seed))
             if "near" in flags:
                 img = _near_copy(img)
+            mm = next((f[3:] for f in flags if f.startswith("mm=")), None)
+            spacing = tuple(float(v) for v in mm.split(",")) if mm else None
 
-            def load(img=img, file=file, label=label, bad="bad" in flags):
-                if bad:
+            def load(img=img, file=file, label=label, flags=tuple(flags), spacing=spacing):
+                if "bad" in flags:
                     raise DataError("truncated PNG (image file is truncated)", file=file)
                 mask = np.zeros(img.shape, bool)
-                if label != "normal":
+                if "tiny" in flags:
+                    mask[40, 50] = True
+                elif label != "normal" and "nomask" not in flags:
                     mask[10:20, 10:30] = True
-                return Loaded(img, mask)
+                return Loaded(img, mask, spacing)
 
             out.append(
                 Record(
@@ -63,6 +70,7 @@ class Toy(Source):
                     (),
                     load,
                     has_mask=True,
+                    normal_with_finding="finding" in flags,
                 )
             )
         return sorted(out, key=lambda r: r.file)
@@ -262,3 +270,208 @@ def test_balanced_mode_matches_rarest_class_and_modality_across_databases(tmp_pa
     assert Counter(r["label"] for r in db.rows("finetune")) == dict.fromkeys(
         ("normal", "benign", "malignant"), 9
     )
+
+
+# --- label, mask, patient, spacing and phantom policies (docs/datasets.md) ----------------
+
+
+def _with_findings(n_normal: int = 10, n_finding: int = 20, n_lesion: int = 30) -> list[str]:
+    lines = [f"n{i:02d}.png normal - {i}" for i in range(n_normal)]
+    lines += [f"w{i:02d}.png normal - {100 + i} finding" for i in range(n_finding)]
+    lines += [f"b{i:02d}.png benign - {200 + i}" for i in range(n_lesion)]
+    lines += [f"m{i:02d}.png malignant - {300 + i}" for i in range(n_lesion)]
+    return lines
+
+
+def test_a_normal_with_a_finding_is_never_a_finetuning_normal(tmp_path):
+    root = write_items(tmp_path / "toy", _with_findings())
+    r = Recipe(
+        name="T",
+        quotas={
+            "finetune": {"toy": {"normal": 12, "benign": 10, "malignant": 10}},
+            "pretrain": {"toy": {"normal": 15}},
+        },
+    )
+    with pytest.raises(DataError, match=r"finetune/toy/normal = 12 .* only 10 .*20 more .*finding"):
+        build_database(r, {"toy": root}, tmp_path / "db")
+    db = Database.load(build_database(r, {"toy": root}, tmp_path / "db", lenient=True))
+    ft, pt = db.rows("finetune"), db.rows("pretrain")
+    assert sorted(x["file"] for x in ft if x["label"] == "normal") == [
+        f"n{i:02d}.png" for i in range(10)
+    ]
+    assert db.meta["shortfalls"] == [
+        {"role": "finetune", "source": "toy", "class": "normal", "want": 12, "available": 10}
+    ]
+    # pretraining may use them (the thesis's CBIS-DDSM counts): 15 of the 20, flagged
+    assert len(pt) == 15 and all(x["normal_with_finding"] == 1 for x in pt)
+    assert all(x["normal_with_finding"] == 0 for x in ft)
+    assert db.meta["normals_with_finding"] == {"toy": 15}
+
+
+def test_balanced_mode_draws_no_finetuning_normal_with_a_finding(tmp_path):
+    from medssl.data.balance import balanced_recipes
+    from medssl.data.build import open_sources
+
+    root = write_items(tmp_path / "toy", _with_findings(n_normal=5, n_finding=30, n_lesion=20))
+    wide = {c: 1 for c in ("normal", "benign", "malignant")}
+    r = Recipe(name="A", quotas={"finetune": {"toy": wide}, "pretrain": {"toy": wide}})
+    recs = {"A": {n: s.records() for n, s in open_sources(r, {"toy": root}, lenient=False).items()}}
+    (out,) = balanced_recipes([r], recs)
+    # the 5 normals without a finding set every finetuning class, not the 35 "normals"
+    assert out.quotas["finetune"]["toy"] == dict.fromkeys(("normal", "benign", "malignant"), 5)
+    # pretraining: the 30 with a finding remain for it; 15 benign/malignant are left
+    assert out.quotas["pretrain"]["toy"] == dict.fromkeys(("normal", "benign", "malignant"), 15)
+    db = Database.load(build_database(out, {"toy": root}, tmp_path / "db"))
+    assert not any(x["normal_with_finding"] for x in db.rows("finetune"))
+    assert sum(x["normal_with_finding"] for x in db.rows("pretrain")) == 15
+
+
+def test_a_lesion_image_with_an_empty_mask_serves_classification_not_segmentation(tmp_path):
+    lines = [f"n{i:02d}.png normal P{i} {i}" for i in range(6)]
+    lines += [f"b{i:02d}.png benign P{10 + i} {10 + i}" for i in range(6)]
+    lines += [f"m{i:02d}.png malignant P{20 + i} {20 + i} nomask" for i in range(3)]
+    lines += [f"m{i:02d}.png malignant P{20 + i} {20 + i}" for i in range(3, 6)]
+    root = write_items(tmp_path / "toy", lines)
+    r = Recipe(name="T", quotas={"finetune": {"toy": dict.fromkeys(CLASSES, 6)}})
+    db = Database.load(build_database(r, {"toy": root}, tmp_path / "db"))
+    rows = {x["file"]: x for x in db.rows("finetune")}
+    assert len(rows) == 18  # classification keeps all of them
+    assert [f for f, x in sorted(rows.items()) if not x["has_mask"]] == [
+        "m00.png",
+        "m01.png",
+        "m02.png",
+    ]
+    assert db.meta["empty_lesion_masks"] == {"toy": 3}
+    masks = db.masks()
+    assert masks[db.has_masks() & (db.labels() > 0)].reshape(9, -1).sum(1).min() > 0
+
+
+def test_patient_known_spacing_and_small_lesions_are_recorded(tmp_path):
+    lines = [f"n{i:02d}.png normal P{i} {i} mm=0.07,0.05" for i in range(4)]
+    lines += [f"b{i:02d}.png benign - {10 + i} tiny" for i in range(4)]
+    root = write_items(tmp_path / "toy", lines)
+    r = Recipe(
+        name="T",
+        quotas={"finetune": {"toy": {"normal": 4, "benign": 4}}},
+        split_finetune=(0.5, 0.25, 0.25),
+    )
+    db = Database.load(build_database(r, {"toy": root}, tmp_path / "db"))
+    rows = db.rows("finetune")
+    assert [x["patient_known"] for x in rows] == [0] * 4 + [1] * 4  # b.. sort before n..
+    assert db.patients_known() == [False] * 4 + [True] * 4
+    spacing = db.spacing_mm()
+    assert np.isnan(spacing[:4]).all() and (spacing[4:] == [0.07, 0.05]).all()
+    assert rows[4]["spacing_row_mm"] == 0.07 and rows[4]["spacing_col_mm"] == 0.05
+    # a 1-px lesion in an 80 x 112 image padded to 112 and shrunk to 64: kept as one pixel
+    assert db.meta["mask_resize"]["components"] == 4 and db.meta["mask_resize"]["rescued"] == 4
+    assert (db.masks()[:4].reshape(4, -1).sum(1) == 1).all()
+    assert db.meta["phantoms"] == []
+
+
+def test_phantom_sources_are_listed(tmp_path):
+    from medssl.artifacts import write_json
+    from medssl.data.build import PHANTOM_MARKER
+
+    root = write_items(tmp_path / "tree" / "toy", toy_lines(n_per_class=10, patients=False))
+    r = recipe(ft=5, pt=5)
+    db = Database.load(build_database(r, {"toy": root}, tmp_path / "a", phantoms=["toy"]))
+    assert db.meta["phantoms"] == db.phantoms == ["toy"]
+    write_json(tmp_path / "tree" / PHANTOM_MARKER, {"roots": {"toy": str(root)}})
+    db = Database.load(build_database(r, {"toy": root}, tmp_path / "b"))
+    assert db.phantoms == ["toy"], "a folder written by write_phantom_tree is recognised"
+
+
+def test_older_manifest_without_the_new_columns_loads_as_unknown(tmp_path):
+    import csv
+
+    from medssl.data.describe import describe
+
+    root = write_items(tmp_path / "toy", toy_lines(n_per_class=10, patients=False))
+    path = build_database(recipe(ft=5, pt=5), {"toy": root}, tmp_path / "db")
+    new = ("patient_known", "spacing_row_mm", "spacing_col_mm", "normal_with_finding")
+    with open(path / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(path / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, [c for c in rows[0] if c not in new])
+        w.writeheader()
+        w.writerows([{k: v for k, v in x.items() if k not in new} for x in rows])
+    db = Database.load(path)
+    assert db.patients_known() == [None] * 15
+    assert np.isnan(db.spacing_mm()).all() and db.spacing_mm().shape == (15, 2)
+    assert all(x["normal_with_finding"] is None for x in db.manifest)
+    assert "published patient ids" not in describe(db)
+
+
+def test_describe_prints_image_sizes_and_the_policy_counts(tmp_path):
+    from medssl.data.describe import describe
+
+    root = write_items(tmp_path / "toy", _with_findings())
+    r = Recipe(
+        name="T",
+        quotas={
+            "finetune": {"toy": {"normal": 10, "benign": 10, "malignant": 10}},
+            "pretrain": {"toy": {"normal": 15}},
+        },
+    )
+    text = describe(Database.load(build_database(r, {"toy": root}, tmp_path / "db")))
+    assert "image sizes: pretraining 110x110 px, finetuning 64x64 px" in text
+    assert "pretraining normals that show a finding (never finetuning normals): 15" in text
+    assert "empty mask (has_mask 0: classification only, not segmentation): 0" in text
+    assert "20 lesion component(s), 0 too small" in text
+    assert "finetuning: published patient ids for 0 of 30 images" in text
+    assert "Synthetic phantoms" not in text
+
+
+def test_in_memory_database_reads_like_a_built_one():
+    db = Database.from_arrays(
+        pretrain=np.zeros((2, 8, 8)),
+        pretrain_split=["train", "val"],
+        finetune=np.zeros((3, 8, 8)),
+        finetune_masks=np.zeros((3, 8, 8)),
+        finetune_labels=[0, 1, 2],
+        finetune_split=["train", "val", "test"],
+    )
+    assert db.patients_known() == [False] * 3  # one patient group per image
+    assert np.isnan(db.spacing_mm()).all() and db.spacing_mm().shape == (3, 2)
+    assert db.phantoms == []
+
+
+def test_balanced_mammography_takes_no_cbis_ddsm_lesion_as_a_finetuning_normal(tmp_path):
+    """On phantoms of the real layouts, with the MG2/USMG3 mapping BENIGN_WITHOUT_CALLBACK ->
+    normal: the balanced finetuning normals are INbreast's BI-RADS 1 images, none of the
+    CBIS-DDSM lesions; pretraining still takes those (the thesis's pretraining counts)."""
+    from medssl.data.balance import balanced_recipes
+    from medssl.data.build import open_sources
+    from medssl.data.synth import write_source
+
+    roots = {
+        "cbis_ddsm": write_source(
+            "cbis_ddsm", tmp_path / "cbis", {"benign": 24, "malignant": 16}, seed=0, scale=0.2,
+            disagree=0, without_callback=0.5,
+        ),
+        "inbreast": write_source(
+            "inbreast", tmp_path / "inbreast", {"normal": 6, "benign": 10, "malignant": 10},
+            seed=0, scale=0.2, birads0=0,
+        ),
+    }  # fmt: skip
+    wide = dict.fromkeys(("normal", "benign", "malignant"), 1)
+    r = Recipe(
+        name="MG",
+        sources={"cbis_ddsm": {"bwc_as": "normal"}},
+        quotas={
+            "finetune": {"cbis_ddsm": wide, "inbreast": wide},
+            "pretrain": {"cbis_ddsm": wide},
+        },
+    )
+    recs = {"MG": {n: s.records() for n, s in open_sources(r, roots, lenient=False).items()}}
+    with_finding = [x for x in recs["MG"]["cbis_ddsm"] if x.normal_with_finding]
+    assert with_finding and all(x.label == "normal" for x in with_finding)
+    (out,) = balanced_recipes([r], recs)
+    assert out.quotas["finetune"]["inbreast"]["normal"] == 6
+    assert "normal" not in out.quotas["finetune"].get("cbis_ddsm", {})
+    db = Database.load(build_database(out, roots, tmp_path / "db", lenient=True))
+    ft = db.rows("finetune")
+    assert {x["source"] for x in ft if x["label"] == "normal"} == {"inbreast"}
+    assert not any(x["normal_with_finding"] for x in ft)
+    pt_normals = [x for x in db.rows("pretrain") if x["label"] == "normal"]
+    assert pt_normals and all(x["normal_with_finding"] == 1 for x in pt_normals)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+import numpy as np
 import pytest
 
 from medssl.cli.main import main
@@ -53,7 +56,23 @@ def test_demo_splits_respect_fractions_patients_and_roles(demo):
         assert all(len(s) == 1 for s in split_of.values()), f"{name}: a patient spans splits"
         assert db.images("finetune").shape == (len(ft), 64, 64)
         assert db.images("pretrain").shape[1:] == (110, 110)
-        assert db.has_masks().all(), f"{name}: finetuning images must all carry a mask"
+        # every finetuning image carries a mask; segmentation leaves out the lesion images
+        # whose mask is empty (INbreast calcification-only findings), counted per source
+        masks = db.masks().reshape(len(ft), -1).any(1)
+        lesion = db.labels() > 0
+        assert (db.has_masks() == (~lesion | masks)).all(), name
+        empty = Counter(r["source"] for r, m, y in zip(ft, masks, lesion) if y and not m)
+        assert {s: n for s, n in db.meta["empty_lesion_masks"].items() if n} == dict(empty)
+        assert set(empty) <= {"inbreast"}, f"{name}: only INbreast outlines findings as points"
+        assert db.meta["mask_resize"]["components"] >= lesion.sum() - sum(empty.values())
+        assert db.phantoms == sorted({r["source"] for r in db.manifest}), "all phantoms"
+        for r in db.manifest:
+            assert r["patient_known"] == int(r["source"] not in ("busi", "qamebi", "tbud", "mbud"))
+            spacing = (r["spacing_row_mm"], r["spacing_col_mm"])
+            if r["source"] == "inbreast":  # 70 µm at the demo's mammography scale 0.3
+                assert spacing == pytest.approx((0.07 / 0.3, 0.07 / 0.3), rel=1e-5)
+            else:
+                assert spacing == (None, None)
 
 
 def _test_metric(run_dir, metric):
@@ -63,23 +82,52 @@ def _test_metric(run_dir, metric):
     return float(next(r["value"] for r in rows if r["split"] == "test" and r["metric"] == metric))
 
 
-def _from_scratch(db_dir, out, task: str, epochs: int):
-    """A random-init fine-tuning run on ``db_dir`` with the demo preset (seeded by the run)."""
+CALIBRATION_PRECISION = "32-true"
+"""The precision the phantoms were calibrated in (a CPU without bf16 units). Pinned, so the
+tests measure the same quantity on every machine: medssl's default is bf16-mixed on CPUs
+with bf16 units, and bf16 rounding moves one run as far as another seed does (demo MG2,
+seed 0, 8 epochs, on an Intel Xeon with AMX: balanced accuracy 0.397 in bf16, 0.538 in
+fp32)."""
+
+CALIBRATION_SEEDS = (0, 1, 2)
+"""Classification is judged by the mean over these seeds: one run's test balanced accuracy
+swings by ±0.05 (MG2) to ±0.15 (US1) between seeds, mostly through the 6-7 normal test
+images (one image moves it by 0.05), against a margin of ~0.05 above the 0.45 bound."""
+
+
+def _from_scratch(db_dir, out, task: str, epochs: int, seed: int = 0):
+    """A random-init fine-tuning run on ``db_dir`` with the demo preset (seeded by the run),
+    in :data:`CALIBRATION_PRECISION`."""
     from medssl.tasks.finetune import run_finetune
 
     common = {"batch_size": 32, "progress_bar": False, "examples_per_group": 1, "patience": None}
     common["figure_splits"] = ["test"]  # the figures are not what these tests check
+    common["precision"] = CALIBRATION_PRECISION
     return run_finetune(
-        db_dir, out, task=task, preset="demo", overrides={**common, "epochs": epochs}, seed=0
+        db_dir, out, task=task, preset="demo", overrides={**common, "epochs": epochs}, seed=seed
     )
+
+
+def _mean_balanced_accuracy(db_dir, out) -> tuple[float, list[float]]:
+    """Mean test balanced accuracy of 8-epoch classifiers from scratch over CALIBRATION_SEEDS."""
+    values = [
+        _test_metric(
+            _from_scratch(db_dir, out / f"cls{s}", "classification", epochs=8, seed=s),
+            "balanced_accuracy",
+        )
+        for s in CALIBRATION_SEEDS
+    ]
+    return float(np.mean(values)), values
 
 
 def test_phantom_difficulty_is_calibrated(demo, tmp_path):
     """From scratch on the demo US1's 240 training images: clearly above chance, clearly below
-    perfect, for a ResNet-18 classifier and for a U-Net (issue: calibrated phantoms)."""
-    cls = _from_scratch(demo / "US1", tmp_path / "cls", "classification", epochs=8)
-    ba = _test_metric(cls, "balanced_accuracy")
-    assert 0.45 < ba < 0.95, f"test balanced accuracy {ba:.3f} (chance 0.333)"
+    perfect, for a ResNet-18 classifier and for a U-Net (issue: calibrated phantoms).
+
+    Measured with these settings on an Intel Xeon (fp32): balanced accuracy 0.444, 0.600,
+    0.389 for seeds 0-2 (mean 0.478), Dice 0.73."""
+    ba, per_seed = _mean_balanced_accuracy(demo / "US1", tmp_path)
+    assert 0.45 < ba < 0.95, f"mean test balanced accuracy {ba:.3f} {per_seed} (chance 0.333)"
     seg = _from_scratch(demo / "US1", tmp_path / "seg", "segmentation", epochs=4)
     dice = _test_metric(seg, "dice")
     assert 0.2 < dice < 0.95, f"test Dice {dice:.3f}"
@@ -89,13 +137,14 @@ def test_mammography_difficulty_is_calibrated(demo, tmp_path):
     """From scratch on the demo MG2 (~240 training images, whole breasts at 64 px): the
     classifier clearly above chance and below perfect, and a U-Net finds the masses.
 
-    Measured with these settings: balanced accuracy 0.53, Dice 0.73. With the earlier,
-    smaller and fainter lesions (4-7 px, hair-thin spicules) a U-Net reached Dice 0.46 but
-    the classifier stayed at chance (0.30-0.37 over seeds and phantom variants): see the
-    calibration note in ``medssl.data.synth.mammography``."""
-    cls = _from_scratch(demo / "MG2", tmp_path / "cls", "classification", epochs=8)
-    ba = _test_metric(cls, "balanced_accuracy")
-    assert 0.45 < ba < 0.95, f"MG2 test balanced accuracy {ba:.3f} (chance 0.333)"
+    Measured with these settings on an Intel Xeon (fp32): balanced accuracy 0.538, 0.500,
+    0.446 for seeds 0-2 (mean 0.495; 0.51-0.55 on the AMD EPYC it was calibrated on), Dice
+    0.75 (segmentation leaves out the 83 calcification-only INbreast images, has_mask 0).
+    With the earlier, smaller and fainter lesions (4-7 px, hair-thin spicules) a U-Net
+    reached Dice 0.46 but the classifier stayed at chance (0.30-0.37 over seeds and phantom
+    variants): see the calibration note in ``medssl.data.synth.mammography``."""
+    ba, per_seed = _mean_balanced_accuracy(demo / "MG2", tmp_path)
+    assert 0.45 < ba < 0.95, f"MG2 mean test balanced accuracy {ba:.3f} {per_seed} (chance 0.333)"
     seg = _from_scratch(demo / "MG2", tmp_path / "seg", "segmentation", epochs=4)
     dice = _test_metric(seg, "dice")
     assert 0.2 < dice < 0.95, f"MG2 test Dice {dice:.3f}"

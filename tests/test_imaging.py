@@ -13,6 +13,7 @@ from medssl.data.imaging import (
     image_shape,
     load_image,
     load_image_and_masks,
+    load_image_and_spacing,
     load_mask,
 )
 from medssl.errors import DataError
@@ -28,6 +29,7 @@ def write_dicom(
     rescale: tuple[float, float] | None = None,
     voi_lut: np.ndarray | None = None,
     signed: bool = False,
+    **header: object,
 ) -> Path:
     """A minimal valid DICOM (Explicit VR Little Endian); ``pixels=None`` writes no pixel data."""
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -43,6 +45,8 @@ def write_dicom(
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "MG"
     ds.PatientID = "P1"
+    for keyword, value in header.items():  # e.g. PixelSpacing=[0.07, 0.07]
+        setattr(ds, keyword, value)
     if pixels is not None:
         allocated = 8 if bits <= 8 else 16
         dtype = {8: np.uint8, 16: np.uint16}[allocated]
@@ -218,6 +222,37 @@ def test_load_image_and_masks_union_and_size_check(tmp_path):
         load_image_and_masks(tmp_path / "img.png", [tmp_path / "big.png"])
     with pytest.raises(DataError):
         check_same_size(np.zeros((2, 2)), np.zeros((2, 3), bool), Path("i.png"), Path("m.png"))
+
+
+# --- pixel spacing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ({"PixelSpacing": [0.07, 0.07]}, (0.07, 0.07)),
+        ({"PixelSpacing": [0.1, 0.05]}, (0.1, 0.05)),  # (row, column), as DICOM orders them
+        ({"ImagerPixelSpacing": [0.094, 0.094]}, (0.094, 0.094)),
+        ({"PixelSpacing": [0.085, 0.085], "ImagerPixelSpacing": [0.094, 0.094]}, (0.085, 0.085)),
+        ({"PixelSpacing": "0.2"}, (0.2, 0.2)),  # one value: isotropic
+        ({}, None),
+    ],
+)
+def test_dicom_pixel_spacing(tmp_path, header, expected):
+    path = write_dicom(tmp_path / "a.dcm", np.zeros((3, 4)), bits=12, **header)
+    image, spacing = load_image_and_spacing(path)
+    assert image.shape == (3, 4)
+    assert spacing == (pytest.approx(expected) if expected else None)
+    assert load_image_and_masks(path, []).spacing == spacing
+
+
+def test_raster_has_no_spacing_and_bad_spacing_names_the_file(tmp_path):
+    Image.fromarray(np.zeros((3, 4), np.uint8)).save(tmp_path / "a.png")
+    assert load_image_and_spacing(tmp_path / "a.png")[1] is None
+    assert load_image_and_masks(tmp_path / "a.png", []).spacing is None
+    bad = write_dicom(tmp_path / "bad.dcm", np.zeros((3, 4)), PixelSpacing=[0.1, 0.0])
+    with pytest.raises(DataError, match=r"bad\.dcm.*PixelSpacing|PixelSpacing.*bad\.dcm"):
+        load_image_and_spacing(bad)
 
 
 # --- bad files ----------------------------------------------------------------------------

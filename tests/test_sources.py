@@ -28,7 +28,13 @@ def png(path: Path, value: int = 100, shape=(H, W), rgb: bool = False, box=None)
     return path
 
 
-def dicom(path: Path, pixels: np.ndarray, bits: int = 16, photometric: str = "MONOCHROME2") -> Path:
+def dicom(
+    path: Path,
+    pixels: np.ndarray,
+    bits: int = 16,
+    photometric: str = "MONOCHROME2",
+    spacing: tuple[float, float] | None = None,
+) -> Path:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -52,6 +58,8 @@ def dicom(path: Path, pixels: np.ndarray, bits: int = 16, photometric: str = "MO
         bits - 1,
         0,
     )
+    if spacing is not None:
+        ds.PixelSpacing = list(spacing)
     ds.PixelData = arr.tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -367,6 +375,9 @@ def test_cbis_ddsm_grouping_labels_masks(tmp_path):
     recs = thesis.records()
     assert [(r.patient, r.label) for r in recs] == [("P_00001", "malignant"), ("P_00004", "normal")]
     assert recs[1].load().mask.sum() == 0
+    # the thesis mapping's "normal" still shows its finding: never a finetuning normal
+    assert [r.normal_with_finding for r in recs] == [False, True]
+    assert not any(r.normal_with_finding for r in open_source("cbis_ddsm", top).records())
     assert {s.reason.split()[0] for s in thesis.skipped} == {
         "P_00002/RIGHT/MLO",
         "P_00003/LEFT/MLO",
@@ -418,6 +429,7 @@ def make_inbreast(tmp: Path, rows: list[tuple[str, str, str]]) -> Path:
             np.full((H, W), 3000),
             bits=14,
             photometric="MONOCHROME1",
+            spacing=(0.07, 0.07),
         )
         roi = {"Name": "Mass", "Point_px": ["(1.0, 1.0)", "(6.0, 1.0)", "(6.0, 4.0)", "(1.0, 4.0)"]}
         calc = {"Name": "Calcification", "Point_px": ["(8, 9)"]}
@@ -454,6 +466,7 @@ def test_inbreast_birads_and_masks(tmp_path):
     assert by["100"].load().mask.sum() == 0
     image = by["102"].load().image
     assert abs(float(image.mean()) - (1 - 3000 / (2**14 - 1))) < 1e-5  # MONOCHROME1 inverted
+    assert by["102"].load().spacing == pytest.approx((0.07, 0.07))  # from the DICOM header
     with_calc = open_source("inbreast", top, roi_names=("Mass", "Calcification")).records()
     assert next(r for r in with_calc if "102_" in r.file).load().mask.sum() == 6 * 4 + 1
 

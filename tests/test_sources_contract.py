@@ -19,8 +19,12 @@ _import_all()
 synth = pytest.importorskip("medssl.data.synth")
 write_source = getattr(synth, "write_source", None)
 
-# Sources whose publishers give patient ids (shared/DATASETS.md); the others give none.
+# Sources whose publishers give patient ids (docs/datasets.md); the others give none.
 PUBLISHED_PATIENTS = {"breast_lesions_usg", "cbis_ddsm", "inbreast", "mini_mias"}
+
+# Sources whose phantoms carry a pixel spacing in their DICOM headers (INbreast's 70 µm,
+# scaled); the others' phantoms carry none (real CBIS-DDSM headers are not known here).
+SPACING_IN_PHANTOMS = {"inbreast"}
 
 
 # A generic source is written in the layout of one of its presets.
@@ -73,6 +77,9 @@ def test_source_contract(miniatures, name):
         assert loaded.image.dtype == np.float32 and loaded.image.ndim == 2
         assert 0.0 <= float(loaded.image.min()) <= float(loaded.image.max()) <= 1.0
         assert float(loaded.image.std()) > 0, f"{r.file} is flat"
+        assert (loaded.spacing is not None) == (name in SPACING_IN_PHANTOMS), r.file
+        if loaded.spacing is not None:
+            assert loaded.spacing == pytest.approx((0.07 / 0.25, 0.07 / 0.25), rel=1e-5)
         if r.has_mask:
             assert loaded.mask is not None and loaded.mask.dtype == bool
             assert loaded.mask.shape == loaded.image.shape

@@ -56,6 +56,8 @@ def test_cbis_disagreement_and_bwc_mapping(tmp_path):
     thesis = open_source("cbis_ddsm", root, bwc_as="normal").records()
     assert Counter(r.label for r in thesis) == Counter({"normal": 3, "malignant": 2})
     assert not any(r.load().mask.any() for r in thesis if r.label == "normal")
+    # those "normals" show their lesion: marked, so finetuning never takes them as normals
+    assert [r.normal_with_finding for r in thesis] == [r.label == "normal" for r in thesis]
 
 
 def test_cbis_csv_missing_column_and_unknown_pathology(tmp_path):

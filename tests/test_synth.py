@@ -369,6 +369,8 @@ def _pydicom_reference(image, pixels, **header):
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME1" if pixels.monochrome1 else "MONOCHROME2"
     ds.Rows, ds.Columns = stored.shape
+    if header.get("spacing") is not None:
+        ds.PixelSpacing = [f"{v:.6g}" for v in header["spacing"]]
     ds.BitsAllocated = 8 * stored.itemsize
     ds.BitsStored, ds.HighBit, ds.PixelRepresentation = pixels.bits, pixels.bits - 1, 0
     if pixels.rescale is not None:
@@ -383,15 +385,17 @@ def _pydicom_reference(image, pixels, **header):
 
 
 @pytest.mark.parametrize(
-    "bits, mono1, rescale, window, laterality, view",
+    "bits, mono1, rescale, window, laterality, view, spacing",
     [
-        (8, False, None, None, "", ""),
-        (12, True, (2.0, 0.0), (900.5, 300.0), "L", "MLO"),
-        (14, False, None, (8000.0, 4000.0), "R", "CC"),
-        (16, True, (1.0, 0.0), None, "L", "CC"),
+        (8, False, None, None, "", "", None),
+        (12, True, (2.0, 0.0), (900.5, 300.0), "L", "MLO", None),
+        (14, False, None, (8000.0, 4000.0), "R", "CC", (0.07 / 0.3, 0.07 / 0.3)),
+        (16, True, (1.0, 0.0), None, "L", "CC", (0.1, 0.05)),
     ],
 )
-def test_dicom_encoder_matches_pydicom(tmp_path, bits, mono1, rescale, window, laterality, view):
+def test_dicom_encoder_matches_pydicom(
+    tmp_path, bits, mono1, rescale, window, laterality, view, spacing
+):
     """The phantom DICOM encoder writes, element for element, what pydicom writes for the same
     dataset: same tags, VRs and values (file meta included), same pixels, valid Part 10."""
     from medssl.data.synth.dicom import Pixels, dicom_elements, uid, write_dicom
@@ -403,6 +407,7 @@ def test_dicom_encoder_matches_pydicom(tmp_path, bits, mono1, rescale, window, l
         patient_id="Mass-Training_P_00001_LEFT_CC", study_uid=uid("s"), series_uid=uid("t"),
         instance_uid=uid("i"), series_description="full mammogram images",
         laterality=laterality, view=view, modality="MG", sop_class="1.2.840.10008.5.1.4.1.1.1.2",
+        spacing=spacing,
     )  # fmt: skip
     path = write_dicom(tmp_path / "ours.dcm", image, pixels, **header)
     ours = pydicom.dcmread(path)  # strict Part 10 read: preamble, DICM, meta group
@@ -455,7 +460,10 @@ def test_inbreast_layout(phantoms):
     assert sum(b in {"4a", "4b", "4c", "5", "6"} for b in birads) == TINY["inbreast"]["malignant"]
     for r in rows:
         (dcm,) = (root / "AllDICOMs").glob(f"{r['File Name']}_*_MG_{r['Laterality']}_*_ANON.dcm")
-        assert pydicom.dcmread(dcm).BitsStored == 14
+        ds = pydicom.dcmread(dcm)
+        assert ds.BitsStored == 14
+        # INbreast's 70 µm pixels, as a phantom SCALE times smaller spans them
+        assert [float(v) for v in ds.PixelSpacing] == pytest.approx([0.07 / SCALE] * 2, rel=1e-5)
         xml = root / "AllXML" / f"{r['File Name']}.xml"
         if r["Bi-Rads"] in {"4a", "4b", "4c", "5", "6"}:
             doc = plistlib.loads(xml.read_bytes())

@@ -6,7 +6,9 @@ database of a preset gets, per role, the same number of images of every class; a
 database takes half of each class from each modality. That number is the largest one that
 every database can fill from the sources its recipe names (the rarest class and modality
 decide). Within a (modality, class) cell the images are drawn from the recipe's sources in
-proportion to what each holds (largest remainder). Finetuning is served first.
+proportion to what each holds (largest remainder). Finetuning is served first, from the
+images that may serve it (:func:`medssl.data.recipe.finetune_candidate`: a finetuning normal
+never shows a finding), pretraining from all that remain.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from medssl.data.recipe import Recipe
+from medssl.data.recipe import Recipe, finetune_candidate
 from medssl.data.records import CLASSES, Record
 
 
@@ -25,7 +27,7 @@ def _available(
     cells: dict[tuple[str, str], dict[str, int]] = {}
     for source in recipe.quota(role):
         for r in records[source]:
-            if role == "finetune" and recipe.finetune_requires_mask and not r.has_mask:
+            if role == "finetune" and not finetune_candidate(r, recipe):
                 continue
             cells.setdefault((r.modality, r.label), Counter())[source] += 1
     for (_mod, cls), per in cells.items():

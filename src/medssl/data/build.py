@@ -7,12 +7,20 @@ loaded, checked against every accepted image for duplicates (:mod:`medssl.data.d
 preprocessed (:mod:`medssl.data.preprocess`). A patient never spans the two roles, and an
 image whose twin is in the other role is refused. Splits are stratified and patient-grouped
 (:mod:`medssl.data.splits`). The database folder appears only when complete.
+
+Label policies (``docs/datasets.md``, "What serves which task"):
+- a finetuning normal is an image without a finding: records that are ``normal_with_finding``
+  (CBIS-DDSM's BENIGN_WITHOUT_CALLBACK read as normal) are never finetuning candidates;
+- a finetuning image labelled benign/malignant whose mask is empty after loading (INbreast
+  calcification-only findings) is stored with ``has_mask = 0``: classification uses it,
+  segmentation leaves it out. Counted per source in ``database.json``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +32,8 @@ from medssl.artifacts import atomic_dir, save_npy, write_csv, write_json
 from medssl.config import to_dict
 from medssl.data.database import FORMAT_VERSION, MANIFEST_COLUMNS, SPLITS, array_checksum
 from medssl.data.dedupe import DuplicateIndex, content_hash, fingerprint
-from medssl.data.preprocess import finetune_view, pretrain_view
-from medssl.data.recipe import Recipe
+from medssl.data.preprocess import MaskResize, finetune_view, pretrain_view
+from medssl.data.recipe import Recipe, finetune_candidate
 from medssl.data.records import Record, Skipped
 from medssl.data.sources import Source, open_source
 from medssl.data.splits import stratified_group_split
@@ -36,13 +44,23 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Prepared:
+    """A drawn record, loaded and preprocessed for its role."""
+
+    image: np.ndarray  # uint8 (S, S)
+    mask: MaskResize | None  # finetuning images whose record has a mask
+    orig_size: tuple[int, int]
+    spacing: tuple[float, float] | None  # (row, column) mm per original pixel
+    empty_lesion: bool  # labelled benign/malignant, but the loaded mask is empty
+    sha1: str
+    fingerprint: np.ndarray
+
+
+@dataclass
 class Accepted:
     record: Record
     role: str
-    image: np.ndarray  # uint8 (S, S)
-    mask: np.ndarray | None  # uint8 {0,1} (S, S) for finetuning images with a mask
-    sha1: str
-    orig_size: tuple[int, int]
+    item: Prepared
     group: str  # patient group used for splitting
 
 
@@ -94,8 +112,13 @@ def build_database(
     lenient: bool = False,
     overwrite: bool = False,
     progress: bool = False,
+    phantoms: Collection[str] = (),
 ) -> Path:
-    """Build one database folder at ``out`` from source folders ``roots`` (name -> folder)."""
+    """Build one database folder at ``out`` from source folders ``roots`` (name -> folder).
+
+    ``phantoms``: sources whose folders hold synthetic phantoms; a folder written by
+    :func:`write_phantom_tree` (``medssl data synth``) is recognised by its marker as well.
+    """
     sources = open_sources(recipe, roots, lenient=lenient)
     records = {name: src.records() for name, src in sources.items()}
     skipped: list[Skipped] = [s for src in sources.values() for s in src.skipped]
@@ -120,9 +143,12 @@ def build_database(
                     if r.label == cls
                     and record_key(r) not in taken
                     and patient_group(r) not in patients_in_role[other[role]]
-                    and (role == "pretrain" or r.has_mask or not recipe.finetune_requires_mask)
+                    and (role == "pretrain" or finetune_candidate(r, recipe))
                 ]
                 if len(cands) < want:
+                    with_finding = sum(
+                        r.normal_with_finding for r in records[source] if r.label == cls
+                    )
                     msg = (
                         f"recipe {recipe.name}: quota {role}/{source}/{cls} = {want} but the source "
                         f"under {roots[source]} holds only {len(cands)} usable {cls} image(s)"
@@ -131,7 +157,14 @@ def build_database(
                             if role == "finetune" and recipe.finetune_requires_mask
                             else ""
                         )
-                        + " not already used; lower the quota or add images"
+                        + " not already used"
+                        + (
+                            f" ({with_finding} more are labelled normal but show a finding, "
+                            "which no finetuning normal may)"
+                            if role == "finetune" and with_finding
+                            else ""
+                        )
+                        + "; lower the quota or add images"
                     )
                     if not lenient:
                         raise DataError(msg)
@@ -153,9 +186,8 @@ def build_database(
                     item = _load(rec, role, recipe, lenient, skipped)
                     if item is None:
                         continue
-                    image, mask, orig, sha1, fp = item
                     group = patient_group(rec)
-                    twin = index.find(sha1, fp)
+                    twin = index.find(item.sha1, item.fingerprint)
                     if twin is not None:
                         entry, kind = twin
                         dup = {
@@ -182,10 +214,10 @@ def build_database(
                             group,
                             next(a.group for a in accepted if record_key(a.record) == entry.key),
                         )
-                    index.add(record_key(rec), role, sha1, fp)
+                    index.add(record_key(rec), role, item.sha1, item.fingerprint)
                     patients_in_role[role].add(group)
                     groups.find(group)
-                    accepted.append(Accepted(rec, role, image, mask, sha1, orig, group))
+                    accepted.append(Accepted(rec, role, item, group))
                     got += 1
                 if got < want and not lenient:
                     raise DataError(
@@ -220,6 +252,8 @@ def build_database(
         "duplicates": duplicates,
         "shortfalls": shortfalls,
         "skipped": len(skipped),
+        **label_policy_counts(accepted, recipe),
+        "phantoms": sorted((set(phantoms) | phantom_sources(roots)) & set(recipe.source_names())),
     }
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for key, arr in arrays.items():
@@ -230,7 +264,9 @@ def build_database(
     return Path(out)
 
 
-def _load(rec: Record, role: str, recipe: Recipe, lenient: bool, skipped: list[Skipped]):
+def _load(
+    rec: Record, role: str, recipe: Recipe, lenient: bool, skipped: list[Skipped]
+) -> Prepared | None:
     try:
         loaded = rec.load()
         if loaded.image.ndim != 2:
@@ -248,16 +284,64 @@ def _load(rec: Record, role: str, recipe: Recipe, lenient: bool, skipped: list[S
         skipped.append(Skipped(rec.source, rec.file, e.reason))
         return None
     image = loaded.image
-    sha1 = content_hash(image)
-    fp = fingerprint(image)
+    mask, empty_lesion = None, False
     if role == "finetune":
-        mask = loaded.mask if rec.has_mask else None
-        if mask is None and rec.has_mask:
-            mask = np.zeros(image.shape, dtype=bool)
-        img, m = finetune_view(image, mask, recipe.sizes.finetune)
+        raw = loaded.mask if rec.has_mask else None
+        if raw is None and rec.has_mask:
+            raw = np.zeros(image.shape, dtype=bool)
+        empty_lesion = raw is not None and rec.label != "normal" and not raw.any()
+        img, mask = finetune_view(image, raw, recipe.sizes.finetune)
     else:
-        img, m = pretrain_view(image, recipe.sizes.pretrain, pad=recipe.pad_pretrain), None
-    return img, m, tuple(image.shape), sha1, fp
+        img = pretrain_view(image, recipe.sizes.pretrain, pad=recipe.pad_pretrain)
+    return Prepared(
+        image=img,
+        mask=mask,
+        orig_size=tuple(image.shape),
+        spacing=loaded.spacing,
+        empty_lesion=empty_lesion,
+        sha1=content_hash(image),
+        fingerprint=fingerprint(image),
+    )
+
+
+def label_policy_counts(accepted: list[Accepted], recipe: Recipe) -> dict[str, Any]:
+    """The ``database.json`` counts of the label and mask policies (see the module docstring).
+
+    - ``empty_lesion_masks``: {source: finetuning images labelled benign/malignant whose mask
+      is empty, stored with has_mask = 0}, every finetuning source listed;
+    - ``normals_with_finding``: {source: pretraining normals that show a finding}, every
+      pretraining source listed (finetuning holds none);
+    - ``mask_resize``: the mask downsampling rule (:func:`medssl.data.preprocess.downsample_mask`)
+      and, over the finetuning masks, ``components`` (connected lesion components) and
+      ``rescued`` (those the coverage rule alone would have erased, kept as one pixel),
+      in total and ``by_source``.
+    """
+    ft = [a for a in accepted if a.role == "finetune"]
+    empty = {s: 0 for s in sorted(recipe.quota("finetune"))}
+    with_finding = {s: 0 for s in sorted(recipe.quota("pretrain"))}
+    by_source: dict[str, dict[str, int]] = {}
+    for a in ft:
+        empty[a.record.source] += int(a.item.empty_lesion)
+        if a.item.mask is not None:
+            cell = by_source.setdefault(a.record.source, {"components": 0, "rescued": 0})
+            cell["components"] += a.item.mask.components
+            cell["rescued"] += a.item.mask.rescued
+    for a in accepted:
+        if a.role == "pretrain":
+            with_finding[a.record.source] += int(a.record.normal_with_finding)
+    return {
+        "empty_lesion_masks": empty,
+        "normals_with_finding": with_finding,
+        "mask_resize": {
+            "rule": MASK_RULE,
+            "components": sum(c["components"] for c in by_source.values()),
+            "rescued": sum(c["rescued"] for c in by_source.values()),
+            "by_source": dict(sorted(by_source.items())),
+        },
+    }
+
+
+MASK_RULE = "area coverage >= 0.5; every 8-connected lesion keeps its best-covered pixel"
 
 
 def _assemble(accepted: list[Accepted], recipe: Recipe, groups: _Groups, seed: int):
@@ -275,13 +359,17 @@ def _assemble(accepted: list[Accepted], recipe: Recipe, groups: _Groups, seed: i
             else []
         )
         arrays[role] = (
-            np.stack([a.image for a in items]) if items else np.zeros((0, size, size), np.uint8)
+            np.stack([a.item.image for a in items])
+            if items
+            else np.zeros((0, size, size), np.uint8)
         )
         if role == "finetune":
             arrays["finetune_masks"] = (
                 np.stack(
                     [
-                        a.mask if a.mask is not None else np.zeros((size, size), np.uint8)
+                        a.item.mask.mask
+                        if a.item.mask is not None
+                        else np.zeros((size, size), np.uint8)
                         for a in items
                     ]
                 )
@@ -289,7 +377,8 @@ def _assemble(accepted: list[Accepted], recipe: Recipe, groups: _Groups, seed: i
                 else np.zeros((0, size, size), np.uint8)
             )
         for i, (a, split, g) in enumerate(zip(items, splits, grp, strict=True)):
-            r = a.record
+            r, item = a.record, a.item
+            spacing = item.spacing or ("", "")
             manifest.append(
                 {
                     "role": role,
@@ -300,14 +389,41 @@ def _assemble(accepted: list[Accepted], recipe: Recipe, groups: _Groups, seed: i
                     "label": r.label,
                     "modality": r.modality,
                     "patient": g,
-                    "sha1": a.sha1,
-                    "orig_h": a.orig_size[0],
-                    "orig_w": a.orig_size[1],
-                    "has_mask": int(a.mask is not None),
+                    "patient_known": int(r.patient is not None),
+                    "sha1": item.sha1,
+                    "orig_h": item.orig_size[0],
+                    "orig_w": item.orig_size[1],
+                    "spacing_row_mm": _mm(spacing[0]),
+                    "spacing_col_mm": _mm(spacing[1]),
+                    "has_mask": int(item.mask is not None and not item.empty_lesion),
                     "multi_mask": int(r.multi_mask),
+                    "normal_with_finding": int(r.normal_with_finding),
                 }
             )
     return manifest, arrays
+
+
+def _mm(value: float | str) -> str:
+    """A spacing for the manifest: ``repr`` of the float (round-trips exactly), "" when unknown."""
+    return "" if value == "" else repr(float(value))
+
+
+def phantom_sources(roots: dict[str, Path]) -> set[str]:
+    """Sources whose folder lies in a phantom tree written by :func:`write_phantom_tree`
+    (its marker names the folder among its roots)."""
+    from medssl.artifacts import read_json
+
+    found = set()
+    for name, root in roots.items():
+        root = Path(root).resolve()
+        for folder in (root, *root.parents):
+            marker = folder / PHANTOM_MARKER
+            if marker.is_file():
+                saved = read_json(marker).get("roots", {})
+                if any(Path(v).resolve() == root for v in saved.values()):
+                    found.add(name)
+                break
+    return found
 
 
 def _stable_int(text: str) -> int:
@@ -328,7 +444,8 @@ def build_preset(
     """Build every database of a preset into ``out/<NAME>``.
 
     Sources without a ``roots`` entry are generated as synthetic phantoms under
-    ``out/phantoms`` when ``phantoms`` is true (default: for the ``demo`` and ``smoke`` presets).
+    ``out/phantoms`` when ``phantoms`` is true (default: for the ``demo`` and ``smoke`` presets);
+    each database lists its phantom sources in ``database.json`` (``phantoms``).
     """
     from medssl.data.recipe import demand, load_preset
 
@@ -338,9 +455,11 @@ def build_preset(
     if phantoms is None:
         phantoms = str(preset) in ("demo", "smoke")
     missing = sorted({s for r in recipes for s in r.source_names()} - set(roots))
+    generated: list[str] = []
     if missing and phantoms:
         counts = {s: demand(recipes)[s] for s in missing}
         roots.update(ensure_phantoms(out / "phantoms", counts, seed=seed, scale=scale))
+        generated = missing
     if balanced:
         from medssl.data.balance import balanced_recipes
 
@@ -350,7 +469,15 @@ def build_preset(
             recs[r.name] = {name: s.records() for name, s in srcs.items()}
         recipes = balanced_recipes(recipes, recs)
     return [
-        build_database(r, roots, out / r.name, seed=seed, lenient=lenient, overwrite=overwrite)
+        build_database(
+            r,
+            roots,
+            out / r.name,
+            seed=seed,
+            lenient=lenient,
+            overwrite=overwrite,
+            phantoms=generated,
+        )
         for r in recipes
     ]
 

@@ -2,7 +2,8 @@
 
 A database folder holds::
 
-    database.json        name, recipe, seed, image sizes, checksum, counts, duplicates found
+    database.json        name, recipe, seed, image sizes, checksum, counts, duplicates found,
+                         label/mask policy counts and phantom sources (DATABASE_KEYS)
     manifest.csv         one row per stored image (columns: MANIFEST_COLUMNS)
     pretrain.npy         uint8 (N_pretrain, P, P)  pretraining images, P = 110 by default
     finetune.npy         uint8 (N_finetune, F, F)  finetuning images, F = 64 by default
@@ -11,6 +12,8 @@ A database folder holds::
 
 ``manifest.csv`` row ``i`` of role ``r`` describes array row ``index`` of ``<r>.npy``.
 Labels follow :data:`medssl.data.records.CLASSES` (0 normal, 1 benign, 2 malignant).
+Manifests written before a column existed load with that column ``None`` (unknown) where
+:data:`OPTIONAL_COLUMNS` says so.
 """
 
 from __future__ import annotations
@@ -38,13 +41,32 @@ MANIFEST_COLUMNS = (
     "file",  # image path relative to the source root
     "label",  # normal | benign | malignant
     "modality",  # us | mg
-    "patient",  # patient group id used for splitting (published id, else one per image)
+    "patient",  # patient group id used for splitting (published id, else the image, merged
+    # with its near-duplicates)
+    "patient_known",  # 1: the source published this image's patient id; 0: the group is the
+    # image itself (or its duplicate group): resampling groups resamples images
     "sha1",  # content hash of the decoded grey image
     "orig_h",
-    "orig_w",  # original size in pixels
-    "has_mask",  # 1 when a lesion mask (possibly empty for normal) is stored
+    "orig_w",  # original size in pixels (before padding to square and resizing)
+    "spacing_row_mm",  # mm between original pixel rows (DICOM PixelSpacing[0], else
+    # ImagerPixelSpacing[0]); "" when unknown
+    "spacing_col_mm",  # mm between original pixel columns ([1]); "" when unknown
+    "has_mask",  # 1 when a lesion mask is stored that segmentation may use: an empty one
+    # for a normal, a non-empty one otherwise (0 for a lesion image whose mask is empty)
     "multi_mask",  # 1 when the source shipped several lesion masks
+    "normal_with_finding",  # 1: labelled normal by a source option although the image shows a
+    # finding (CBIS-DDSM BENIGN_WITHOUT_CALLBACK as normal); pretraining rows only
 )
+OPTIONAL_COLUMNS = ("patient_known", "spacing_row_mm", "spacing_col_mm", "normal_with_finding")
+"""Columns older manifests lack: loaded as ``None`` there (unknown)."""
+DATABASE_KEYS = {
+    "empty_lesion_masks": "{source: finetuning images labelled benign/malignant with an empty "
+    "mask, stored has_mask 0}",
+    "normals_with_finding": "{source: pretraining normals that show a finding}",
+    "mask_resize": "{rule, components, rescued, by_source: {source: {components, rescued}}}",
+    "phantoms": "[sources generated as synthetic phantoms]; [] for real data",
+}
+"""``database.json`` keys of the label, mask and phantom policies (absent in older files)."""
 
 
 @dataclass
@@ -153,6 +175,34 @@ class Database:
     def patients(self, role: str = "finetune", split: str | None = None) -> list[str]:
         return [r["patient"] for r in self.rows(role, split)]
 
+    def patients_known(self, role: str = "finetune", split: str | None = None) -> list[bool | None]:
+        """Per row: True when the source published the patient id, False when the patient
+        group is the image (or its duplicate group), None when the manifest does not say."""
+        return [
+            None if r["patient_known"] is None else bool(r["patient_known"])
+            for r in self.rows(role, split)
+        ]
+
+    def spacing_mm(self, role: str = "finetune", split: str | None = None) -> np.ndarray:
+        """float64 (N, 2): (row, column) mm per original pixel; NaN where unknown.
+
+        The stored images are the original padded to a square S = max(orig_h, orig_w) and
+        resized to F, so one stored pixel spans ``spacing * S / F`` mm on each axis.
+        """
+        return np.array(
+            [
+                [np.nan if r[k] is None else r[k] for k in ("spacing_row_mm", "spacing_col_mm")]
+                for r in self.rows(role, split)
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 2)
+
+    @property
+    def phantoms(self) -> list[str]:
+        """Sources of this database generated as synthetic phantoms ([] for real data and for
+        databases built before this was recorded)."""
+        return list(self.meta.get("phantoms", []))
+
 
 def array_checksum(arrays: dict[str, np.ndarray], manifest: list[dict[str, Any]]) -> str:
     """sha1 over the arrays' bytes and the manifest's role/index/split/label columns."""
@@ -180,17 +230,27 @@ def _row(
         label=label,
         modality=modality,
         patient=patient,
+        patient_known=0,
+        spacing_row_mm=None,
+        spacing_col_mm=None,
         has_mask=int(bool(has_mask)),
         multi_mask=0,
+        normal_with_finding=0,
     )
     row.update(kw)
     return row
 
 
 def _parse_row(raw: dict[str, str]) -> dict[str, Any]:
+    """Typed manifest row: ints for counts and flags, floats for spacings, ``None`` for an
+    unknown value (an empty cell, or an :data:`OPTIONAL_COLUMNS` column an older file lacks)."""
     row: dict[str, Any] = dict(raw)
     for key in ("index", "orig_h", "orig_w", "has_mask", "multi_mask"):
         row[key] = int(raw[key]) if raw.get(key, "") != "" else 0
+    for key in ("patient_known", "normal_with_finding"):
+        row[key] = int(raw[key]) if raw.get(key, "") != "" else None
+    for key in ("spacing_row_mm", "spacing_col_mm"):
+        row[key] = float(raw[key]) if raw.get(key, "") != "" else None
     return row
 
 

@@ -1,7 +1,10 @@
 """`medssl data describe`: a database's tables in the form of thesis tables 5.2 and 5.3.
 
 Table 5.2 counts images per role, source and class; table 5.3 per role, split and class.
-Items left out (lenient mode, label rules), duplicates found and quota shortfalls follow.
+Items left out (lenient mode, label rules), duplicates found and quota shortfalls follow,
+then the label and mask policies' counts (``docs/datasets.md``, "What serves which task"):
+normals that show a finding, lesion images without a mask, lesions kept by the mask
+downsampling, and which images have a published patient id and a known pixel spacing.
 """
 
 from __future__ import annotations
@@ -54,12 +57,25 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def image_sizes(meta: dict) -> str:
+    """'pretraining 110x110 px, finetuning 64x64 px' from the recipe saved in ``meta``."""
+    sizes = meta.get("recipe", {}).get("sizes", {})
+    names = (("pretrain", "pretraining"), ("finetune", "finetuning"))
+    parts = [f"{word} {sizes[k]}x{sizes[k]} px" for k, word in names if k in sizes]
+    return ", ".join(parts) or "unknown"
+
+
 def describe(db: Database) -> str:
     meta = db.meta
     out = [f"# Database {db.name}", ""]
+    if db.phantoms:
+        out += [
+            f"**Synthetic phantoms, not patient data:** {', '.join(db.phantoms)}",
+            "",
+        ]
     out.append(
         f"checksum {meta.get('checksum', '?')[:12]}, seed {meta.get('seed', '?')}, "
-        f"images {meta.get('recipe', {}).get('sizes', {})}"
+        f"image sizes: {image_sizes(meta)}"
     )
     out += [
         "",
@@ -87,4 +103,50 @@ def describe(db: Database) -> str:
             out.append(
                 f"- {s['role']}/{s['source']}/{s['class']}: wanted {s['want']}, got {s['available']}"
             )
+    out += ["", *policy_lines(db)]
     return "\n".join(out) + "\n"
+
+
+def policy_lines(db: Database) -> list[str]:
+    """The label and mask policies' counts, for databases that record them."""
+    meta = db.meta
+    out = ["## Labels, masks, patients, spacing"]
+    with_finding = meta.get("normals_with_finding")
+    if with_finding is not None:
+        n = sum(with_finding.values())
+        per = ", ".join(f"{s} {k}" for s, k in with_finding.items() if k)
+        out.append(
+            f"- pretraining normals that show a finding (never finetuning normals): {n}"
+            + (f" ({per})" if per else "")
+        )
+    empty = meta.get("empty_lesion_masks")
+    if empty is not None:
+        n = sum(empty.values())
+        per = ", ".join(f"{s} {k}" for s, k in empty.items() if k)
+        out.append(
+            f"- finetuning benign/malignant images with an empty mask (has_mask 0: "
+            f"classification only, not segmentation): {n}" + (f" ({per})" if per else "")
+        )
+    resize = meta.get("mask_resize")
+    if resize is not None:
+        per = ", ".join(
+            f"{s} {c['rescued']}/{c['components']}"
+            for s, c in resize["by_source"].items()
+            if c["rescued"]
+        )
+        out.append(
+            f"- mask downsampling ({resize['rule']}): {resize['components']} lesion "
+            f"component(s), {resize['rescued']} too small for the coverage rule kept as one "
+            "pixel" + (f" ({per})" if per else "")
+        )
+    for role, word in (("pretrain", "pretraining"), ("finetune", "finetuning")):
+        rows = db.rows(role)
+        known = [r["patient_known"] for r in rows]
+        spacing = [r["spacing_row_mm"] is not None for r in rows]
+        if rows and None not in known:
+            out.append(
+                f"- {word}: published patient ids for {sum(known)} of {len(rows)} images "
+                f"(the others: one group per image or duplicate group); pixel spacing known "
+                f"for {sum(spacing)}"
+            )
+    return out if len(out) > 1 else []

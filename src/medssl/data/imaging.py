@@ -12,6 +12,9 @@ Masks are binarised with ``> 127`` on the 8-bit grey scale (mode ``1``, ``L``, `
 mask holding only the values 0 and 1 is taken as is (label-map style), so such a mask is
 never read as empty.
 
+Pixel spacing (:func:`dicom_spacing`) is read from a DICOM's ``PixelSpacing`` (0028,0030),
+else its ``ImagerPixelSpacing`` (0018,1164); raster files carry none.
+
 Every failure raises :class:`medssl.errors.DataError` naming the file and what is wrong.
 """
 
@@ -52,10 +55,48 @@ def load_image(path: str | Path) -> np.ndarray:
     Raises DataError for a missing, truncated, corrupt or unsupported file, or a DICOM
     without pixel data.
     """
+    return load_image_and_spacing(path)[0]
+
+
+def load_image_and_spacing(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """:func:`load_image` and the image's pixel spacing: (row, column) mm per pixel of a
+    DICOM that carries one (:func:`dicom_spacing`), ``None`` for raster files and DICOMs
+    without one."""
     path = _existing(path)
     if is_dicom(path):
-        return _dicom_grey(path)
-    return _raster_grey(path)
+        ds = _read_dicom(path)
+        return _dicom_grey(path, ds), dicom_spacing(ds, path)
+    return _raster_grey(path), None
+
+
+def dicom_spacing(ds, path: str | Path) -> tuple[float, float] | None:
+    """(row, column) spacing in mm between pixel centres, or ``None`` when the header has none.
+
+    ``PixelSpacing`` (0028,0030) first: the spacing in the patient where the image was
+    calibrated; else ``ImagerPixelSpacing`` (0018,1164): the spacing at the detector, which
+    for a projection mammogram exceeds the spacing in the breast by the geometric
+    magnification (PS3.3 §10.7.1). A single value is read as isotropic spacing. Raises
+    DataError naming the file when the value is not one or two positive numbers.
+    """
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        values = [value] if isinstance(value, (int, float, str)) else list(value)
+        try:
+            numbers = [float(v) for v in values]
+        except (TypeError, ValueError):
+            numbers = []
+        if len(numbers) == 1:
+            numbers *= 2
+        if len(numbers) != 2 or not all(np.isfinite(v) and v > 0 for v in numbers):
+            raise DataError(
+                f"{keyword} {value!r} is not a row\\column spacing in mm (one or two positive "
+                "numbers)",
+                file=str(path),
+            )
+        return numbers[0], numbers[1]
+    return None
 
 
 def load_mask(path: str | Path) -> np.ndarray:
@@ -116,15 +157,15 @@ def load_image_and_masks(
     zero (a normal image). Every mask must have the image's size.
     image: (H, W) float32 [0, 1]; mask: (H, W) bool or None.
     """
-    image = load_image(image_file)
+    image, spacing = load_image_and_spacing(image_file)
     if not with_mask:
-        return Loaded(image, None)
+        return Loaded(image, None, spacing)
     mask = np.zeros(image.shape, dtype=bool)
     for mask_file in mask_files:
         m = load_mask(mask_file)
         check_same_size(image, m, image_file, mask_file)
         mask |= m
-    return Loaded(image, mask)
+    return Loaded(image, mask, spacing)
 
 
 def _existing(path: str | Path) -> Path:
@@ -226,10 +267,9 @@ def _dicom_pixels(path: Path, ds) -> np.ndarray:
     return np.asarray(arr)
 
 
-def _dicom_grey(path: Path) -> np.ndarray:
+def _dicom_grey(path: Path, ds) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    ds = _read_dicom(path)
     stored = _dicom_pixels(path, ds)
     if stored.ndim == 3:  # colour DICOM (pydicom gives RGB): luma, already display-ready
         grey = stored[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])

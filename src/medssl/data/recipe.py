@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from medssl.config import from_dict, load_yaml
 from medssl.data.database import ROLES, SPLITS
-from medssl.data.records import CLASSES
+from medssl.data.records import CLASSES, Record
 from medssl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -68,6 +68,14 @@ class Recipe:
 
     def quota(self, role: str) -> dict[str, dict[str, int]]:
         return self.quotas.get(role, {})
+
+
+def finetune_candidate(record: Record, recipe: Recipe) -> bool:
+    """Whether ``record`` may serve finetuning: never a normal that shows a finding, and
+    only with a mask when the recipe's finetuning requires one."""
+    if record.normal_with_finding:
+        return False
+    return record.has_mask or not recipe.finetune_requires_mask
 
 
 def preset_names() -> list[str]:

@@ -23,12 +23,15 @@ MODALITIES: tuple[str, ...] = ("us", "mg")
 class Loaded:
     """Pixels of one record.
 
-    image: (H, W) float32 grey in [0, 1] (display convention: high = bright).
-    mask:  (H, W) bool lesion mask, or ``None`` when the source publishes none.
+    image:   (H, W) float32 grey in [0, 1] (display convention: high = bright).
+    mask:    (H, W) bool lesion mask, or ``None`` when the source publishes none.
+    spacing: (row, column) spacing in mm of the image's own pixels, from the DICOM header
+             (:func:`medssl.data.imaging.dicom_spacing`), or ``None`` when unknown.
     """
 
     image: np.ndarray
     mask: np.ndarray | None
+    spacing: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Record:
     has_mask: bool = False  # the loader returns a mask (all-zero for normal images)
     multi_mask: bool = False  # several lesion masks (BUSI _mask_1, _mask_2 ...)
     extra: tuple[tuple[str, str], ...] = ()  # source-specific facts, e.g. (("birads", "4a"),)
+    # labelled normal by a source option although the image shows a finding (CBIS-DDSM's
+    # BENIGN_WITHOUT_CALLBACK read as normal): pretraining may use it, finetuning never does
+    normal_with_finding: bool = False
 
     def load(self) -> Loaded:
         return self.loader()

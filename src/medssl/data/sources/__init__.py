@@ -1,7 +1,7 @@
 """Public-source readers: one file per source, each registered in :data:`SOURCES`.
 
 A reader turns the folder a user downloaded (exactly as its publisher distributes it, see
-``shared/DATASETS.md``) into :class:`~medssl.data.records.Record` objects. Adding a 9th source
+``docs/datasets.md``) into :class:`~medssl.data.records.Record` objects. Adding a 9th source
 is one new file in this package that subclasses :class:`Source` and registers itself.
 """
 

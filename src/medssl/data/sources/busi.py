@@ -1,6 +1,6 @@
 """BUSI — Breast Ultrasound Images Dataset (Al-Dhabyani et al., Data in Brief 28:104863, 2020).
 
-Layout (``shared/DATASETS.md``)::
+Layout (``docs/datasets.md``)::
 
     Dataset_BUSI_with_GT/
       benign/     benign (1).png  benign (1)_mask.png  benign (4)_mask_1.png ...

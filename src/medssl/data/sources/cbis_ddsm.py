@@ -4,13 +4,15 @@ Layout: the four case-description CSVs (``mass_case_description_{train,test}_set
 ``calc_case_description_{train,test}_set.csv``) beside the TCIA download tree
 ``CBIS-DDSM/<Mass-Training_P_00001_LEFT_CC>/<study uid>/<series uid>/<n>.dcm``.
 
-Rules (``shared/DATASETS.md``, thesis §5.1):
+Rules (``docs/datasets.md``, thesis §5.1):
 - One record per full mammogram (patient, side, view), gathering its rows from all CSVs.
   Its label is the common class of its rows' ``pathology``; an image whose rows disagree
   (or have none) is dropped and listed in ``self.skipped`` with the reason — a rule, not an
   error, so also in strict mode. A pathology value outside the three known ones is an error.
 - ``BENIGN_WITHOUT_CALLBACK`` is benign by default; option ``bwc_as: normal`` gives the
-  thesis mapping (it counts 358 "normal" CBIS-DDSM images). A normal image has an all-zero mask.
+  thesis mapping (it counts 358 "normal" CBIS-DDSM images). Such a "normal" image still
+  shows its finding, so its record says ``normal_with_finding`` and the builder never makes
+  it a finetuning normal (pretraining may use it). A normal image has an all-zero mask.
 - Mask: the union of the image's ROI masks. Cropped images are not used.
 - DICOM paths: the CSV path is used when it exists; otherwise the file is found by the
   path's first component (the TCIA folder name), since the uids and file names inside vary
@@ -18,6 +20,7 @@ Rules (``shared/DATASETS.md``, thesis §5.1):
   ROI mask and the cropped lesion, not reliably told apart by name or CSV column): the
   loader picks the one whose size equals the full image.
 - Patient id: ``patient_id`` (e.g. ``P_00001``).
+- Pixel spacing: whatever the full mammogram's DICOM header carries (``Loaded.spacing``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl.data.imaging import check_same_size, image_shape, is_dicom, load_image, load_mask
+from medssl.data.imaging import (
+    check_same_size,
+    image_shape,
+    is_dicom,
+    load_image_and_spacing,
+    load_mask,
+)
 from medssl.data.records import Loaded, Record, Skipped
 from medssl.data.sources import Source, register_source
 from medssl.errors import ConfigError, DataError
@@ -129,6 +138,10 @@ class CBISDDSM(Source):
             )
             return None
         label = labels.pop()
+        # the thesis mapping makes some lesion images "normal": they show a finding all the same
+        with_finding = label == "normal" and any(
+            row[PATHOLOGY].strip().upper() == "BENIGN_WITHOUT_CALLBACK" for _, _, row in rows
+        )
         rois: list[tuple[Path, ...]] = []
         if label != "normal":
             for sheet, row_no, row in rows:
@@ -152,15 +165,17 @@ class CBISDDSM(Source):
             loader=functools.partial(load_with_rois, image, tuple(rois)),
             has_mask=True,
             extra=(("side", key[1]), ("view", key[2]), ("abnormalities", str(len(rows)))),
+            normal_with_finding=with_finding,
         )
 
 
 def load_with_rois(image_file: Path, rois: tuple[tuple[Path, ...], ...]) -> Loaded:
     """Full mammogram + union of its ROI masks; each ROI is the candidate DICOM of the image's size.
 
-    image: (H, W) float32 [0, 1]; mask: (H, W) bool (all zero when ``rois`` is empty).
+    image: (H, W) float32 [0, 1]; mask: (H, W) bool (all zero when ``rois`` is empty);
+    spacing from the full mammogram's header.
     """
-    image = load_image(image_file)
+    image, spacing = load_image_and_spacing(image_file)
     mask = np.zeros(image.shape, dtype=bool)
     for candidates in rois:
         same = [c for c in candidates if image_shape(c) == image.shape]
@@ -173,7 +188,7 @@ def load_with_rois(image_file: Path, rois: tuple[tuple[Path, ...], ...]) -> Load
         m = load_mask(same[0])
         check_same_size(image, m, image_file, same[0])
         mask |= m
-    return Loaded(image, mask)
+    return Loaded(image, mask, spacing)
 
 
 class _DicomIndex:

@@ -13,7 +13,7 @@ Options:
   get an all-zero mask), ``optional`` (``has_mask`` only where one is found) or ``none``.
 - ``mask_suffixes``: file-name suffixes that mark a mask.
 
-Presets (``shared/DATASETS.md``): ``qamebi`` (Ardakani et al., masks required), ``tbud``
+Presets (``docs/datasets.md``): ``qamebi`` (Ardakani et al., masks required), ``tbud``
 (Thammasat, Rodtook et al.; masks used where present), ``mbud`` (Mendeley, Rodrigues; 100
 benign + 150 malignant, no masks). No patient ids are published.
 """

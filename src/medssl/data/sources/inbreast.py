@@ -16,10 +16,13 @@ benign; 4, 4a, 4b, 4c, 5, 6 malignant; any other value is an error naming the CS
 The mask fills the polygons of the ROIs named in option ``roi_names`` (default ``Mass``);
 a normal image has an all-zero mask. A benign/malignant image with no such ROI (INbreast
 outlines calcification-only findings as points, and ships no XML for some images) gets an
-all-zero mask by default, which keeps the thesis's INbreast counts; option
-``without_roi: no_mask`` instead marks it ``has_mask=False`` (pretraining only).
+all-zero mask by default, which keeps the thesis's INbreast counts (the builder stores
+such a finetuning image with ``has_mask = 0``: classification uses it, segmentation leaves
+it out); option ``without_roi: no_mask`` instead marks it ``has_mask=False`` (pretraining
+only, when the recipe's finetuning requires masks).
 Patient id: ``Patient ID``; where the public sheet says ``removed`` (or is empty), the
-patient hash in the DICOM file name, which the images of one patient share.
+patient hash in the DICOM file name, which the images of one patient share. Pixel spacing:
+the DICOM header's (the INbreast paper gives 70 µm pixels).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from medssl.data.imaging import load_image
+from medssl.data.imaging import load_image_and_spacing
 from medssl.data.records import Loaded, Record, Skipped
 from medssl.data.sources import Source, register_source
 from medssl.errors import ConfigError, DataError
@@ -203,9 +206,10 @@ def fill_polygons(shape: tuple[int, int], polygons: tuple[Polygon, ...]) -> np.n
 def load_with_polygons(
     dicom: Path, polygons: tuple[Polygon, ...], *, with_mask: bool = True
 ) -> Loaded:
-    """image: (H, W) float32 [0, 1]; mask: (H, W) bool from the polygons, or None."""
-    image = load_image(dicom)
-    return Loaded(image, fill_polygons(image.shape, polygons) if with_mask else None)
+    """image: (H, W) float32 [0, 1]; mask: (H, W) bool from the polygons, or None; spacing
+    from the DICOM header."""
+    image, spacing = load_image_and_spacing(dicom)
+    return Loaded(image, fill_polygons(image.shape, polygons) if with_mask else None, spacing)
 
 
 def _csv_lines(sheet: Path) -> list[list[str]]:

@@ -4,7 +4,7 @@ Data rows of ``Info.txt`` read ``mdb001 G CIRC B 535 425 197``: reference, backg
 tissue (F/G/D), abnormality class (CALC, CIRC, SPIC, MISC, ARCH, ASYM, NORM), severity
 (B/M), then x, y, radius (absent on some rows). Other lines (title, notes) are ignored.
 
-Rules (``shared/DATASETS.md``): an image with several rows is malignant if any row is M,
+Rules (``docs/datasets.md``): an image with several rows is malignant if any row is M,
 else benign if any is B, else normal (a non-NORM row without severity is an error naming
 the row). Coordinates have their origin at the bottom-left: row = 1024 - y. There are no
 pixel masks (``has_mask=False``); the circles go in ``extra["circles"]`` as

@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -49,7 +50,7 @@ class Pixels:
     window: tuple[float, float] | None = None
 
 
-def write_dicom(path: Path, image: np.ndarray, pixels: Pixels, **header: str) -> Path:
+def write_dicom(path: Path, image: np.ndarray, pixels: Pixels, **header: Any) -> Path:
     """Write ``image`` (H, W) integer values in [0, 2**bits - 1] (high = bright) to ``path``,
     with the ``header`` keywords of :func:`dicom_elements` (written plainly, as every phantom
     file: see :func:`~medssl.data.synth.write_phantoms`)."""
@@ -70,9 +71,11 @@ def dicom_elements(
     modality: str = "MG",
     sop_class: str = DIGITAL_MAMMOGRAPHY,
     date: str = "20160720",
+    spacing: tuple[float, float] | None = None,
 ) -> tuple[list[tuple[int, str, object]], list[tuple[int, str, object]]]:
     """(file meta, dataset): ``(tag, VR, value)`` triples in tag order, as :func:`write_dicom` stores them.
 
+    ``spacing``: (row, column) mm per pixel, written as ``PixelSpacing`` when given.
     Values are ``str``, ``int`` (VR US, IS) or ``bytes`` (OB, OW).
     """
     top = 2**pixels.bits - 1
@@ -121,6 +124,10 @@ def dicom_elements(
         (0x00280004, "CS", "MONOCHROME1" if pixels.monochrome1 else "MONOCHROME2"),
         (0x00280010, "US", rows),
         (0x00280011, "US", cols),
+    ]
+    if spacing is not None:
+        ds.append((0x00280030, "DS", "\\".join(f"{v:.6g}" for v in spacing)))  # PixelSpacing
+    ds += [
         (0x00280100, "US", 8 * stored.itemsize),  # BitsAllocated
         (0x00280101, "US", pixels.bits),  # BitsStored
         (0x00280102, "US", pixels.bits - 1),  # HighBit
@@ -141,7 +148,7 @@ def dicom_elements(
     return meta, ds
 
 
-def dicom_bytes(image: np.ndarray, pixels: Pixels, **header: str) -> bytes:
+def dicom_bytes(image: np.ndarray, pixels: Pixels, **header: Any) -> bytes:
     """The DICOM file (Part 10: preamble, ``DICM``, file meta, explicit-VR little-endian dataset)."""
     meta, ds = dicom_elements(image, pixels, **header)
     group = b"".join(_element(*e) for e in meta)

@@ -1,4 +1,4 @@
-"""Writers of phantoms in each public source's real on-disk layout (see ``shared/DATASETS.md``).
+"""Writers of phantoms in each public source's real on-disk layout (see ``docs/datasets.md``).
 
 One writer per source, registered in :data:`LAYOUTS` under the reader's name, so that each
 reader is exercised exactly as real data would exercise it. ``counts`` gives the number of
@@ -53,7 +53,7 @@ REAL_COUNTS: dict[str, dict[str, int]] = {
     "busi": {"normal": 133, "benign": 437, "malignant": 210},
     # BrEaST-Lesions_USG: Pawłowska et al., Sci Data (2024), 256 cases
     "breast_lesions_usg": {"normal": 4, "benign": 154, "malignant": 98},
-    # QAMEBI, TBUD: the counts the thesis used (DATASETS.md, table US1); QAMEBI's normals unused
+    # QAMEBI, TBUD: the counts the thesis used (docs/datasets.md, table US1); QAMEBI's normals unused
     "qamebi": {"normal": 0, "benign": 109, "malignant": 123},
     "tbud": {"benign": 45, "malignant": 77},
     # MBUD (Mendeley, Rodrigues): 250 images
@@ -662,6 +662,10 @@ def _cbis_tcia(
     return out
 
 
+INBREAST_SPACING_MM = 0.07
+"""INbreast's pixel spacing, 70 µm (Moreira et al. 2012); a phantom at scale s has s times
+fewer pixels per side, so its pixels span 0.07 / s mm."""
+
 INBREAST_BIRADS = {
     "normal": ("1",),
     "benign": ("2", "3"),
@@ -682,7 +686,9 @@ def write_inbreast(
 
     ``birads0`` extra images have BI-RADS 0 (readers drop them). ``Patient ID`` holds the
     patient's hash, the same as in the DICOM file names (the real sheet says "removed").
+    The DICOMs carry ``PixelSpacing`` :data:`INBREAST_SPACING_MM` / ``scale``.
     """
+    spacing = INBREAST_SPACING_MM / scale
     base = root / "INbreast Release 1.0"
     (base / "AllDICOMs").mkdir(parents=True, exist_ok=True)
     (base / "AllXML").mkdir(parents=True, exist_ok=True)
@@ -722,9 +728,10 @@ def write_inbreast(
                 dcm, m.image, _pixels(rng, m.image, 14, mono1=0.2, rescale=0.3, window=0.4),
                 patient_id=hash_, study_uid=uid(*stream.key, hash_), series_uid=uid(*stream.key, file_name, "s"),
                 instance_uid=uid(*stream.key, file_name), laterality=laterality, view=view,
+                spacing=(spacing, spacing),
             )  # fmt: skip
             if m.lesions:
-                write_staged(base / "AllXML" / f"{file_name}.xml", _inbreast_xml(m))
+                write_staged(base / "AllXML" / f"{file_name}.xml", _inbreast_xml(m, spacing))
             rows.append(
                 f"{hash_};{age};{laterality};{view};{2008 + int(rng.integers(0, 3))}{int(rng.integers(1, 13)):02d};"
                 f"{file_name};{m.density};{birads}"
@@ -734,9 +741,10 @@ def write_inbreast(
     return base
 
 
-def _inbreast_xml(m: Mammogram) -> bytes:
+def _inbreast_xml(m: Mammogram, spacing: float) -> bytes:
     """The lesions as an INbreast XML plist: masses as ``Mass`` polygons, calcifications as
-    one-point ``Calcification`` ROIs plus a ``Cluster`` polygon."""
+    one-point ``Calcification`` ROIs plus a ``Cluster`` polygon (``Point_mm`` at ``spacing``
+    mm per pixel)."""
 
     def pt(x: float, y: float) -> str:
         return f"({x:.4f}, {y:.4f})"
@@ -755,7 +763,7 @@ def _inbreast_xml(m: Mammogram) -> bytes:
                 "Min": 0.0,
                 "Name": name,
                 "NumberOfPoints": len(points),
-                "Point_mm": [pt(x * 0.07, y * 0.07) for x, y in points],
+                "Point_mm": [pt(x * spacing, y * spacing) for x, y in points],
                 "Point_px": [pt(x, y) for x, y in points],
                 "Total": 0.0,
                 "Type": 19 if len(points) > 1 else 0,
