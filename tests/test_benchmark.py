@@ -158,3 +158,17 @@ def test_smoke_report_shows_the_source_shortcut_and_per_source_metrics(smoke_ben
     assert set(mg2) == {"cbis_ddsm", "inbreast"} and mg2["cbis_ddsm"]["classes"] == "malignant"
     seg = read_csv(report / "table_per_source_segmentation.csv")
     assert {r["database"] for r in seg} == {"MG2", "USMG3"}
+
+
+def test_smoke_distances_in_mm_where_the_dicom_spacing_is_known(smoke_benchmark):
+    """MG2's INbreast finetuning images carry a pixel spacing, its CBIS-DDSM ones do not: HD in
+    mm is defined for the former and counted as undefined for the latter, never dropped."""
+    rows = read_csv(smoke_benchmark.out / "results.csv")
+    test = {}
+    for r in rows:
+        if (r["database"], r["task"], r["split"]) == ("MG2", "segmentation", "test"):
+            test.setdefault(r["run_id"], {})[r["metric"]] = float(r["value"])
+    assert test
+    for metrics in test.values():
+        assert metrics["hd_orig_px"] > 0 and metrics["hd_orig_px_undefined"] == 0
+        assert metrics["hd_mm"] > 0 and metrics["n_lesion"] > metrics["hd_mm_undefined"] >= 0

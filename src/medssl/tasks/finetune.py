@@ -217,8 +217,8 @@ class SplitData:
     rows: finetune.npy row indices (N,); ids: manifest ``file``; patients: manifest ``patient``;
     sources: manifest ``source``; orig_px: (N,) original-image pixels per stored pixel
     (max(orig_h, orig_w) / stored size: the original was padded to a square and resized);
-    mm: (N,) millimetres per stored pixel (orig_px x the manifest's ``spacing_mm``). NaN where
-    the manifest does not know.
+    mm: (N,) millimetres per stored pixel (orig_px x the manifest's pixel spacing, where rows
+    and columns agree). NaN where the manifest does not know.
     """
 
     rows: np.ndarray
@@ -313,7 +313,7 @@ def finetune_splits(
         rows = np.sort(rows)
         manifest_rows = [by_row[int(i)] for i in rows]
         orig_px = np.array([_orig_px(r, images.shape[-1]) for r in manifest_rows], dtype=float)
-        spacing = np.array([_float_or_nan(r.get("spacing_mm")) for r in manifest_rows])
+        spacing = np.array([_isotropic_spacing(r) for r in manifest_rows])
         out[s] = SplitData(
             rows=rows,
             images=np.asarray(images[rows]),
@@ -332,6 +332,15 @@ def _orig_px(row: Mapping[str, Any], size: int) -> float:
     """Original pixels per stored pixel of a finetuning image (NaN when its size is unknown)."""
     side = max(int(row.get("orig_h") or 0), int(row.get("orig_w") or 0))
     return side / size if side > 0 else float("nan")
+
+
+def _isotropic_spacing(row: Mapping[str, Any]) -> float:
+    """mm per original pixel, where the manifest knows it and rows and columns agree (within
+    1%); NaN otherwise: a Euclidean distance on an anisotropic grid has no single mm scale."""
+    r, c = _float_or_nan(row.get("spacing_row_mm")), _float_or_nan(row.get("spacing_col_mm"))
+    if not (r > 0 and c > 0) or abs(r - c) > 0.01 * max(r, c):
+        return float("nan")
+    return (r + c) / 2
 
 
 def _float_or_nan(value: Any) -> float:
