@@ -10,6 +10,7 @@ from conftest import SMOKE_SEEDS, done_runs
 from medssl.artifacts import read_csv
 from medssl.cli.main import main
 from medssl.data.database import Database
+from medssl.errors import ConfigError
 from medssl.tasks.benchmark import fold_splits, plan_runs, resolve_benchmark
 
 
@@ -172,3 +173,30 @@ def test_smoke_distances_in_mm_where_the_dicom_spacing_is_known(smoke_benchmark)
     for metrics in test.values():
         assert metrics["hd_orig_px"] > 0 and metrics["hd_orig_px_undefined"] == 0
         assert metrics["hd_mm"] > 0 and metrics["n_lesion"] > metrics["hd_mm_undefined"] >= 0
+
+
+def test_pretraining_variants_are_extra_encoders(smoke_dbs):
+    """variants add encoders (an SSL method with other pretraining settings, e.g. the
+    edge-keeping augmentation) fine-tuned under their own name beside the methods."""
+    cfg = resolve_benchmark(
+        "smoke",
+        ["methods=[simclr]", "tasks=[segmentation]",
+         "variants={simclr-edges: {method: simclr, augmentation: edges}}"],
+        seeds=1, folds=None,
+    )  # fmt: skip
+    runs = plan_runs(cfg, smoke_dbs)
+    pre = [r for r in runs if r.kind == "pretrain"]
+    assert {r.method for r in pre} == {"simclr", "simclr-edges"}
+    edges = next(r for r in pre if r.method == "simclr-edges")
+    assert edges.config["method"] == "simclr" and edges.config["augmentation"] == "edges"
+    fine = [r for r in runs if r.kind == "finetune"]
+    assert {r.init for r in fine} == {"random", "simclr", "simclr-edges"}
+    assert len({r.run_id for r in runs}) == len(runs)
+    with pytest.raises(ConfigError, match="variants.simclr"):
+        plan_runs(
+            resolve_benchmark("smoke", ["variants={simclr: {method: moco}}"], 1, None), smoke_dbs
+        )
+    with pytest.raises(ConfigError, match="expected a mapping with its method"):
+        plan_runs(
+            resolve_benchmark("smoke", ["variants={x: {augmentation: edges}}"], 1, None), smoke_dbs
+        )

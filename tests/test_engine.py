@@ -186,3 +186,32 @@ def test_written_files_and_folders_follow_the_umask(tmp_path):
         assert stat.S_IMODE(g.stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_learning_rate_scaling_warmup_and_cosine():
+    import math
+
+    import torch
+
+    from medssl.engine.optim import OptimizerConfig, build_optimizer, build_schedule, scaled_lr
+
+    cfg = OptimizerConfig(name="adamw", lr=3e-4, reference_batch=16, lr_scaling="sqrt")
+    assert scaled_lr(cfg, 64) == pytest.approx(6e-4)  # sqrt(64 / 16) = 2
+    lin = OptimizerConfig(name="sgd", lr=0.3, reference_batch=256, lr_scaling="linear")
+    assert scaled_lr(lin, 64) == pytest.approx(0.075)
+    cosine = OptimizerConfig(
+        name="adamw", lr=1.0, schedule="cosine", warmup_fraction=0.2, min_lr_fraction=0.0
+    )
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([p], cosine, batch_size=256)
+    sched = build_schedule(opt, cosine, steps_per_epoch=5, epochs=2)  # 10 steps, 2 warm-up
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:2] == pytest.approx([0.5, 1.0])  # linear warm-up
+    assert lrs[2] == pytest.approx(1.0)  # the cosine starts at the full rate ...
+    assert lrs[6] == pytest.approx(0.5 * (1 + math.cos(math.pi * 4 / 8)))
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:], strict=False))  # ... and decays
+    assert build_schedule(opt, OptimizerConfig(), steps_per_epoch=5, epochs=2) is None

@@ -63,7 +63,9 @@ OPTIONS = {
         "method_options.queue_size=64",
         "method_options.momentum=0.99",
         "method_options.temperature=0.2",
+        "method_options.batch_norm=false",
     ],
+    "byol": ["method_options.momentum_end=1.0"],  # BYOL §3.2's cosine target, as measured
 }
 # Steps are what the run costs; MoCo needs a few more to fill its queue with trained keys.
 # Only the methods measured here run in this slow test; any other registered method is left out.
@@ -143,6 +145,7 @@ def test_monitor_has_no_side_effect(db):
 def test_knn_beats_random_init(random_init_knn, db_path, tmp_path, capsys, name):
     out = tmp_path / name
     argv = ["pretrain", "--method", name, "--database", db_path, "--out", str(out)]
+    argv += ["--preset", "thesis"]  # the settings measured above: Adam, no schedule
     argv += ["--epochs", str(EPOCHS[name]), "--device", "cpu"]
     for s in SHORT_RUN + OPTIONS.get(name, []):
         argv += ["--set", s]

@@ -239,3 +239,22 @@ def test_densecl_queues_change_only_after_the_optimizer_step():
     assert torch.equal(m.queue[:4], keys) and torch.equal(m.dense_queue[:4], dense_keys)
     assert torch.equal(m.queue[4:], before[0][4:]) and int(m.queue_ptr) == 4
     assert torch.allclose(m.dense_queue.norm(dim=1), torch.ones(10), atol=1e-5)
+
+
+def test_moco_queue_bound_and_momentum_schedule():
+    """queue_fraction bounds the queue by the pretraining set (whole batches, at least one);
+    momentum_end raises the EMA momentum on a cosine (constant by default, MoCo v2)."""
+    from medssl.ssl import build_method, method_config
+    from medssl.ssl.moco import MoCo
+
+    cfg = method_config("moco", {"queue_fraction": 0.25})
+    assert MoCo.fit_to_data(cfg, n_train=1000, batch_size=64).queue_size == 192  # 250 -> 3 x 64
+    assert MoCo.fit_to_data(cfg, n_train=100, batch_size=64).queue_size == 64  # at least one
+    assert MoCo.fit_to_data(method_config("moco"), n_train=100, batch_size=64).queue_size == 16384
+    moco = build_method("moco", build_encoder(), {"momentum": 0.99, "momentum_end": 1.0})
+    assert moco.momentum_at(1, 100) == pytest.approx(0.99)
+    assert moco.momentum_at(100, 100) == pytest.approx(1.0, abs=1e-6)
+    assert 0.99 < moco.momentum_at(50, 100) < 1.0
+    constant = build_method("moco", build_encoder(), {"momentum": 0.999})
+    assert constant.momentum_at(50, 100) == 0.999
+    assert build_method("moco", build_encoder(), {"batch_norm": True}).projection_head is not None

@@ -8,8 +8,9 @@ the step:
   ``sqrt`` (the rule for Adam-type optimizers, Malladi et al. 2022, "On the SDEs and scaling
   rules for adaptive gradient algorithms": lr x sqrt(B / B_ref)) or ``none``.
 - ``schedule``: ``constant`` or ``cosine`` decay to ``min_lr_fraction`` of the rate (Loshchilov
-  & Hutter 2017, SGDR; used by SimCLR, BYOL, MoCo v2), after a linear warm-up over
-  ``warmup_epochs`` (Goyal et al. 2017; SimCLR and BYOL warm up 10 epochs). The schedule is a
+  & Hutter 2017, SGDR; used by SimCLR, BYOL, MoCo v2), after a linear warm-up over the first
+  ``warmup_fraction`` of the run's steps (Goyal et al. 2017; SimCLR and BYOL warm up 10 of
+  their 100 epochs, 0.1), so the same preset suits a run of any length. The schedule is a
   function of the optimizer step, stepped by the trainer after every step.
 
 ``build_optimizer`` wraps torch's optimizers (and lightly's LARS); ``build_schedule`` returns a
@@ -40,7 +41,7 @@ class OptimizerConfig:
     lr_scaling: str = "none"  # none | linear | sqrt (see the module docstring)
     reference_batch: int = 256  # the batch size `lr` is given for (the papers' 256)
     schedule: str = "constant"  # constant | cosine
-    warmup_epochs: float = 0.0  # linear warm-up from 0 (may be fractional)
+    warmup_fraction: float = 0.0  # share of the run's steps in linear warm-up from 0
     min_lr_fraction: float = 0.0  # cosine floor, as a fraction of the rate
 
 
@@ -52,10 +53,10 @@ def check_optimizer(cfg: OptimizerConfig, where: str = "optimizer") -> None:
     ):
         if value not in valid:
             raise ConfigError(f"{where}.{field}: {value!r} is not one of {', '.join(valid)}")
-    if not cfg.lr > 0 or cfg.weight_decay < 0 or cfg.warmup_epochs < 0:
+    if not cfg.lr > 0 or cfg.weight_decay < 0 or not 0 <= cfg.warmup_fraction < 1:
         raise ConfigError(
-            f"{where}: lr must be > 0 and weight_decay, warmup_epochs >= 0; got lr={cfg.lr}, "
-            f"weight_decay={cfg.weight_decay}, warmup_epochs={cfg.warmup_epochs}"
+            f"{where}: lr must be > 0, weight_decay >= 0 and warmup_fraction in [0, 1); got "
+            f"lr={cfg.lr}, weight_decay={cfg.weight_decay}, warmup_fraction={cfg.warmup_fraction}"
         )
     if cfg.reference_batch < 1 or not 0 <= cfg.min_lr_fraction <= 1:
         raise ConfigError(
@@ -116,10 +117,10 @@ def build_schedule(
     optimizer: torch.optim.Optimizer, cfg: OptimizerConfig, *, steps_per_epoch: int, epochs: int
 ) -> torch.optim.lr_scheduler.LambdaLR | None:
     """The per-step schedule of ``cfg`` (None for a constant rate without warm-up)."""
-    if cfg.schedule == "constant" and cfg.warmup_epochs == 0:
+    if cfg.schedule == "constant" and cfg.warmup_fraction == 0:
         return None
     total = steps_per_epoch * epochs
-    warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total)
+    warmup = round(cfg.warmup_fraction * total)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total, warmup, cfg)
     )

@@ -55,6 +55,13 @@ class SSLMethod(nn.Module):
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """Momentum/queue updates (none by default). ``step`` counts optimizer steps from 1."""
 
+    @classmethod
+    def fit_to_data(cls, config: Any, *, n_train: int, batch_size: int) -> Any:
+        """The method's config adapted to the run's data (e.g. a queue bounded by the number of
+        pretraining images); unchanged by default. The pretraining run applies it once, before
+        it builds the method, and saves the adapted config."""
+        return config
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 1, H, W) -> encoder features (N, 512)."""
         return self.encoder(x)

@@ -27,6 +27,7 @@ ranks average theirs). MoCo's paper (one BN group per GPU) is G = W.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ import torch.nn.functional as F
 from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils import dist
+from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
 from medssl.errors import ConfigError
@@ -46,11 +48,21 @@ from medssl.ssl import METHODS, SSLMethod
 class MoCoConfig:
     temperature: float = 0.07  # InfoNCE temperature, thesis §5.2 (MoCo v1 §4: 0.07)
     momentum: float = 0.999  # key-encoder EMA, MoCo §3.2 / thesis §5.2
+    # The EMA momentum rises from `momentum` to `momentum_end` on a cosine over training
+    # (BYOL §3.2; MoCo v3's option); equal to `momentum` (None) keeps it constant (MoCo v2).
+    momentum_end: float | None = None
     queue_size: int = 16384  # number of negative keys, thesis §5.2 (MoCo ImageNet: 65,536)
+    # Bound the queue by this fraction of the pretraining train images (rounded down to whole
+    # global batches, at least one): with a FIFO queue of K keys over N images an image meets
+    # its own stale key (from the previous epoch) with chance about K^2 / (2 N^2); None: no bound.
+    queue_fraction: float | None = None
     hidden_dim: int = (
         512  # MoCo v2 MLP head: 2 layers, hidden = feature width (Chen et al. 2020 §2)
     )
     output_dim: int = 128  # MoCo §3.3: 128-d keys
+    batch_norm: bool = (
+        False  # BN in the projection head (MoCo v2 has none; MoCo v3 and the thesis §5.2 add it)
+    )
     shuffle_bn_groups: int = (
         2  # BN groups of the global batch (see module doc); a multiple of the devices
     )
@@ -179,7 +191,9 @@ class MoCo(SSLMethod):
 
     def __init__(self, encoder: nn.Module, config: MoCoConfig) -> None:
         super().__init__(encoder, config)
-        self.projection_head = MoCoProjectionHead(FEATURE_DIM, config.hidden_dim, config.output_dim)
+        self.projection_head = MoCoProjectionHead(
+            FEATURE_DIM, config.hidden_dim, config.output_dim, batch_norm=config.batch_norm
+        )
         self.key_encoder = copy.deepcopy(encoder)
         self.key_head = copy.deepcopy(self.projection_head)
         deactivate_requires_grad(self.key_encoder)
@@ -222,10 +236,26 @@ class MoCo(SSLMethod):
         self._pending_keys = keys.detach()
         return loss, {}
 
+    @classmethod
+    def fit_to_data(cls, config: MoCoConfig, *, n_train: int, batch_size: int) -> MoCoConfig:
+        """``queue_size`` bounded by ``queue_fraction`` of the ``n_train`` pretraining images."""
+        if config.queue_fraction is None:
+            return config
+        whole = max(1, int(config.queue_fraction * n_train) // batch_size) * batch_size
+        return dataclasses.replace(config, queue_size=min(config.queue_size, whole))
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        """EMA momentum after optimizer step ``step`` (1-based) of ``total_steps``."""
+        end = self.config.momentum_end
+        if end is None or end == self.config.momentum:
+            return self.config.momentum
+        return cosine_schedule(step - 1, total_steps, self.config.momentum, end)
+
     @torch.no_grad()
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
-        update_momentum(self.encoder, self.key_encoder, m=self.config.momentum)
-        update_momentum(self.projection_head, self.key_head, m=self.config.momentum)
+        m = self.momentum_at(step, total_steps)
+        update_momentum(self.encoder, self.key_encoder, m=m)
+        update_momentum(self.projection_head, self.key_head, m=m)
         if self._pending_keys is not None:
             keys = self._pending_keys
             if dist.world_size() > 1:  # DDP: every rank enqueues all ranks' keys, in rank order

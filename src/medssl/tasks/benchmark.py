@@ -40,6 +40,10 @@ class BenchmarkConfig:
     seeds: int = 1  # repeats: seeds 0 .. seeds-1 (with folds: one fold assignment per seed)
     folds: int | None = None  # None: the thesis's single split; K: repeated K-fold CV
     pretrain: dict[str, Any] = field(default_factory=dict)  # overrides of PretrainConfig
+    # Extra encoders beyond `methods`, each a name -> PretrainConfig overrides with its method,
+    # e.g. {simclr-edges: {method: simclr, augmentation: edges}} (the edge-keeping augmentation
+    # of the segmentation question); fine-tuned like the methods, under their own name.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     finetune: dict[str, Any] = field(default_factory=dict)  # overrides of FinetuneConfig
     pretrain_preset: str | None = None
     finetune_preset: str | None = None
@@ -98,15 +102,18 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
     bad = [t for t in cfg.tasks if t not in ("classification", "segmentation")]
     if bad:
         raise ConfigError(f"benchmark tasks {bad}: valid are classification, segmentation")
+    encoder_specs = encoder_variants(cfg)
     runs: list[Run] = []
     encoders: dict[tuple[str, str, int], Run] = {}
     for name, db in databases.items():
         for seed in range(cfg.seeds):
-            for method in cfg.methods:
+            for enc_name, (method, extra) in encoder_specs.items():
                 base = pt.resolve_config(method, preset=cfg.pretrain_preset or "thesis")
-                merged = merge(base, {**cfg.pretrain, "seed": seed}, where="benchmark pretrain")
+                merged = merge(
+                    base, {**cfg.pretrain, **extra, "seed": seed}, where="benchmark pretrain"
+                )
                 pcfg = pt.resolve_config(cfg=merged, device=cfg.device)
-                run = Run("pretrain", name, seed, method=method, config=to_dict(pcfg), obj=pcfg)
+                run = Run("pretrain", name, seed, method=enc_name, config=to_dict(pcfg), obj=pcfg)
                 run.run_id = "pt-" + run_hash(
                     {
                         "kind": "pretrain",
@@ -116,7 +123,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     }
                 )
                 runs.append(run)
-                encoders[(name, method, seed)] = run
+                encoders[(name, enc_name, seed)] = run
     for name, db in databases.items():
         for seed in range(cfg.seeds):
             folds = [None] if cfg.folds is None else list(range(cfg.folds))
@@ -126,7 +133,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                         task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
                     )
                     fcfg = merge(fcfg, {"accelerator": cfg.device})
-                    for init in ["random", *cfg.methods]:
+                    for init in ["random", *encoder_specs]:
                         enc = None if init == "random" else encoders[(name, init, seed)]
                         run = Run(
                             "finetune",
@@ -153,6 +160,25 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                         )
                         runs.append(run)
     return runs
+
+
+def encoder_variants(cfg: BenchmarkConfig) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Encoder name -> (SSL method, PretrainConfig overrides): every method as itself, then
+    the variants (each must name its method; a name may not repeat a method's)."""
+    from medssl.ssl import get_method
+
+    out: dict[str, tuple[str, dict[str, Any]]] = {m: (m, {}) for m in cfg.methods}
+    for name, spec in cfg.variants.items():
+        if name in out or name == "random":
+            raise ConfigError(f"variants.{name}: the name is taken by a method or by random init")
+        if not isinstance(spec, dict) or "method" not in spec:
+            raise ConfigError(
+                f"variants.{name}: expected a mapping with its method, e.g. "
+                "{method: simclr, augmentation: edges}"
+            )
+        get_method(spec["method"])
+        out[name] = (spec["method"], {k: v for k, v in spec.items()})
+    return out
 
 
 # Settings that change where or how visibly a run computes, not what it computes: a run
@@ -455,7 +481,7 @@ def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) 
         epochs = int(r.config["trainer"]["epochs"] if r.kind == "pretrain" else r.config["epochs"])
         if r.kind == "pretrain":
             n = len(db.rows("pretrain")) * 2  # two views per image
-            r.estimate_s = epochs * n / speed.get(r.method, 250.0) * 1.3 + 3
+            r.estimate_s = epochs * n / speed.get(r.config["method"], 250.0) * 1.3 + 3
         else:
             n = len(db.rows("finetune"))
             r.estimate_s = epochs * n / speed[r.task] * 1.3 + 3

@@ -132,6 +132,15 @@ def resolve_config(
     )
 
 
+def fit_to_data(cfg: PretrainConfig, n_train: int) -> PretrainConfig:
+    """``cfg`` with the method's options adapted to ``n_train`` pretraining images
+    (:meth:`medssl.ssl.SSLMethod.fit_to_data`, e.g. MoCo's queue bound)."""
+    options = get_method(cfg.method).fit_to_data(
+        method_config(cfg.method, cfg.method_options), n_train=n_train, batch_size=cfg.batch_size
+    )
+    return dataclasses.replace(cfg, method_options=to_dict(options))
+
+
 def augment_config(cfg: PretrainConfig) -> AugmentConfig:
     return from_dict(AugmentConfig, cfg.augmentation_options, where="augmentation_options")
 
@@ -294,6 +303,7 @@ def run_pretraining(
             f"batch_size {cfg.batch_size} is larger than the {n_pre['train']} pretraining train images "
             f"of database {db.name}; lower it with --set batch_size=N"
         )
+    cfg = fit_to_data(cfg, n_pre["train"])
 
     trainer = Trainer(cfg.trainer)
     dev = trainer.device
