@@ -273,7 +273,8 @@ def _row(
 ARRAY_FILES = ("pretrain", "finetune", "finetune_masks")
 """The arrays of a database folder, ``<key>.npy`` each."""
 REBUILD = (
-    "rebuild the database with `medssl data build` (same preset, roots and --seed, --overwrite)"
+    "rebuild the database with `medssl data build` (same preset, roots and --seed, --overwrite; "
+    "in a benchmark's databases/ folder: delete it and rerun `medssl benchmark`)"
 )
 """What every DataError about a damaged or edited database folder tells the user to do."""
 
