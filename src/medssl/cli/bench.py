@@ -1,4 +1,5 @@
-"""`medssl bench`: pretraining throughput against the model's ceiling and a lightly reference."""
+"""`medssl bench` (alias `medssl speed`): pretraining throughput against the model's ceiling and a
+lightly reference; a speed test, not the benchmark of methods (`medssl benchmark`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure pretraining speed: model ceiling, medssl's pipeline, a lightly reference",
+        aliases=["speed"],
+        help="throughput of the training pipeline (views/s), not the benchmark of methods: "
+        "see `medssl benchmark`",
         description=(
-            "For each SSL method, train the same model with the same step on (a) views already "
-            "on the device (the ceiling), (b) medssl's pretraining stream (database on the "
-            "device, batched augmentation) and (c) lightly's PIL transforms in a DataLoader "
+            "A speed test of the training pipeline, not the benchmark of methods (that is "
+            "`medssl benchmark`, which trains and compares them); `medssl speed` is the same "
+            "command. For each SSL method, train the same model with the same step on (a) views "
+            "already on the device (the ceiling), (b) medssl's pretraining stream (database on "
+            "the device, batched augmentation) and (c) lightly's PIL transforms in a DataLoader "
             "with worker processes; print views/s, the ratios b/a and b/c, peak memory, the "
             "fine-tuning step rates and the thesis protocol's estimated duration on this "
             "device. The result is saved to ~/.cache/medssl/bench.json (its `throughput` feeds "

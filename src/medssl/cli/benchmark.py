@@ -11,10 +11,13 @@ from medssl.cli.options import add_device, add_overrides, add_roots, parse_roots
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark",
-        help="run the whole pretraining/fine-tuning matrix with statistics and a report",
-        description="Plan and run every pretraining (databases x SimCLR/MoCo/BYOL x seeds) and fine-tuning run "
-        "(classification and segmentation from every encoder and from random init), reuse finished runs, resume "
-        "interrupted ones, then write results.csv and a self-contained HTML report.",
+        help="the benchmark of methods: pretraining/fine-tuning matrix, statistics, report "
+        "(not a speed test: see `medssl bench`)",
+        description="The benchmark of methods (not a speed test: that is `medssl bench`). Plan "
+        "and run every pretraining (databases x SimCLR/MoCo/BYOL x seeds) and fine-tuning run "
+        "(classification and segmentation from every encoder and from random init), reuse "
+        "finished runs, resume interrupted ones, then write results.csv and a self-contained "
+        "HTML report.",
     )
     p.add_argument("--preset", required=True, help="thesis | demo | smoke")
     p.add_argument(
