@@ -37,7 +37,7 @@ def test_plan_covers_the_matrix_with_stable_ids(smoke_dbs):
         "the device must not change run ids"
     )
     longer = plan_runs(
-        resolve_benchmark("smoke", ["finetune.epochs=3"], seeds=2, folds=None), smoke_dbs
+        resolve_benchmark("smoke", ["finetune.trainer.epochs=3"], seeds=2, folds=None), smoke_dbs
     )
     assert {r.run_id for r in longer if r.kind == "pretrain"} == {r.run_id for r in pre}
     assert not {r.run_id for r in longer if r.kind == "finetune"} & {r.run_id for r in fine}

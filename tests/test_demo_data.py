@@ -100,12 +100,11 @@ def _from_scratch(db_dir, out, task: str, epochs: int, seed: int = 0):
     in :data:`CALIBRATION_PRECISION`."""
     from medssl.tasks.finetune import run_finetune
 
-    common = {"batch_size": 32, "progress_bar": False, "examples_per_group": 1, "patience": None}
+    trainer = {"epochs": epochs, "progress_bar": False, "patience": None}
+    trainer["precision"] = CALIBRATION_PRECISION
+    common = {"batch_size": 32, "examples_per_group": 1, "trainer": trainer}
     common["figure_splits"] = ["test"]  # the figures are not what these tests check
-    common["precision"] = CALIBRATION_PRECISION
-    return run_finetune(
-        db_dir, out, task=task, preset="demo", overrides={**common, "epochs": epochs}, seed=seed
-    )
+    return run_finetune(db_dir, out, task=task, preset="demo", overrides=common, seed=seed)
 
 
 def _mean_balanced_accuracy(db_dir, out) -> tuple[float, list[float]]:

@@ -9,9 +9,9 @@ import torch
 
 from medssl.artifacts import save_npy, write_csv, write_json
 from medssl.data.database import MANIFEST_COLUMNS, Database
+from medssl.data.labelled import finetune_splits
 from medssl.errors import ConfigError, DataError
 from medssl.tasks.finetune import (
-    finetune_splits,
     load_preset,
     preset_names,
     resolve_config,
@@ -73,7 +73,7 @@ def save_db(db: Database, path) -> str:
 
 def test_splits_follow_the_manifest():
     db = make_db(2, 1, 1)
-    splits, excluded = finetune_splits(db, "classification")
+    splits, excluded = finetune_splits(db, needs_masks=False)
     assert excluded == 0
     assert {s: len(d) for s, d in splits.items()} == {"train": 6, "val": 3, "test": 3}
     assert splits["train"].labels.tolist() == [0, 1, 2, 0, 1, 2]
@@ -84,13 +84,13 @@ def test_splits_follow_the_manifest():
 def test_split_override():
     db = make_db(2, 1, 1)
     splits, _ = finetune_splits(
-        db, "classification", {"train": [0, 1, 2, 9], "val": [3, 4, 5], "test": [6]}
+        db, needs_masks=False, split_override={"train": [0, 1, 2, 9], "val": [3, 4, 5], "test": [6]}
     )
     assert splits["train"].rows.tolist() == [0, 1, 2, 9] and splits["test"].rows.tolist() == [6]
     with pytest.raises(ConfigError, match="two splits"):
-        finetune_splits(db, "classification", {"train": [0, 1], "val": [1]})
+        finetune_splits(db, needs_masks=False, split_override={"train": [0, 1], "val": [1]})
     with pytest.raises(ConfigError, match="not finetuning rows"):
-        finetune_splits(db, "classification", {"train": [0, 99], "val": [1]})
+        finetune_splits(db, needs_masks=False, split_override={"train": [0, 99], "val": [1]})
 
 
 def test_segmentation_excludes_images_without_mask():
@@ -98,14 +98,14 @@ def test_segmentation_excludes_images_without_mask():
     for r in db.manifest:
         if r["role"] == "finetune" and r["index"] in (0, 1):
             r["has_mask"] = 0
-    splits, excluded = finetune_splits(db, "segmentation")
+    splits, excluded = finetune_splits(db, needs_masks=True, task="segmentation")
     assert excluded == 2 and len(splits["train"]) == 4
     for r in db.manifest:
         r["has_mask"] = 0
     with pytest.raises(
         DataError, match=r"database 'tiny'.*12 finetuning images lack a lesion mask"
     ):
-        finetune_splits(db, "segmentation")
+        finetune_splits(db, needs_masks=True, task="segmentation")
 
 
 def test_saved_database_loads_the_same(tmp_path):
@@ -123,11 +123,14 @@ def test_presets_and_overrides(tmp_path):
     thesis = load_preset("thesis")
     assert thesis.optimizer.name == "adam" and thesis.optimizer.lr == 1e-4
     assert (
-        thesis.optimizer.weight_decay == 1e-6 and thesis.batch_size == 64 and thesis.epochs == 100
+        thesis.optimizer.weight_decay == 1e-6
+        and thesis.batch_size == 64
+        and thesis.trainer.epochs == 100
     )
     assert thesis.class_weighting is False
-    cfg = resolve_config(preset="demo", overrides=["optimizer.lr=0.01", "epochs=2"])
-    assert cfg.optimizer.lr == 0.01 and cfg.epochs == 2
+    cfg = resolve_config(preset="demo", overrides=["optimizer.lr=0.01", "trainer.epochs=2"])
+    assert cfg.optimizer.lr == 0.01 and cfg.trainer.epochs == 2
+    assert cfg.trainer.monitor == "val_mcc" and cfg.trainer.seed == cfg.seed
     with pytest.raises(ConfigError, match="unknown fine-tuning preset 'nope'.*demo"):
         load_preset("nope")
     with pytest.raises(ConfigError, match="unknown key"):

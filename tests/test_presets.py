@@ -19,7 +19,7 @@ def test_docs_show_the_departures_table_as_the_report_renders_it():
 
 def test_thesis_fine_tuning_is_the_thesis():
     cfg = finetune_preset("thesis")
-    assert (cfg.epochs, cfg.batch_size, cfg.optimizer.name) == (100, 64, "adam")
+    assert (cfg.trainer.epochs, cfg.batch_size, cfg.optimizer.name) == (100, 64, "adam")
     assert cfg.optimizer.weight_decay == 1e-6 and cfg.optimizer.schedule == "constant"
     assert cfg.augmentation == "none"  # §5.3: supervised images unaltered
-    assert cfg.patience is None  # no early stopping in the thesis
+    assert cfg.trainer.patience is None  # no early stopping in the thesis

@@ -15,16 +15,11 @@ from medssl.bench.measure import bench_trainer, train_timed
 from medssl.bench.timing import TimedStream, count_images
 from medssl.data.batches import TrainBatches
 from medssl.data.database import Database
+from medssl.data.labelled import finetune_splits
 from medssl.engine.optim import build_optimizer
 from medssl.engine.trainer import TrainerConfig
-from medssl.tasks.finetune import (
-    TASKS,
-    build_task,
-    finetune_splits,
-    resolve_config,
-    split_tensors,
-    supervised_augment_config,
-)
+from medssl.tasks.finetune import resolve_config, supervised_augment_config
+from medssl.tasks.task import get_task, task_names
 
 
 def finetune_rates(
@@ -38,15 +33,16 @@ def finetune_rates(
 ) -> dict[str, dict[str, Any]]:
     """{task: train_timed result with ``rate`` in images/s} for every fine-tuning task."""
     out: dict[str, dict[str, Any]] = {}
-    for task in TASKS:
+    for task in task_names():
         cfg = resolve_config(None, task=task, preset="thesis", seed=trainer_config.seed)
         if batch_size is not None:
             cfg = dataclasses.replace(cfg, batch_size=batch_size)
+        kind = get_task(task)(cfg)
         trainer = bench_trainer(dataclasses.replace(trainer_config, channels_last=False))
-        splits, _ = finetune_splits(db, task)
-        data = split_tensors(splits["train"], task, trainer.device)
+        splits, _ = finetune_splits(db, needs_masks=kind.needs_masks, task=task)
+        data = kind.tensors(splits["train"], trainer.device)
         trainer.seed_everything(cfg.seed)
-        module = build_task(task, "random", cfg, splits["train"])
+        module = kind.build("random", splits["train"])
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = build_optimizer(params, cfg.optimizer, batch_size=cfg.batch_size)
         stream = TimedStream(

@@ -79,13 +79,13 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.epochs is not None:
-        overrides.append(f"epochs={args.epochs}")
+        overrides.append(f"trainer.epochs={args.epochs}")
     if args.freeze_encoder:
         overrides.append("freeze_encoder=true")
     if args.device is not None:
-        overrides.append(f"accelerator={args.device}")
+        overrides.append(f"trainer.accelerator={args.device}")
     if args.no_progress:
-        overrides += ["progress_bar=false", "epoch_log=true"]
+        overrides += ["trainer.progress_bar=false", "trainer.epoch_log=true"]
     out = run_finetune(
         args.database,
         args.out,

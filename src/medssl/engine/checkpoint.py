@@ -20,6 +20,7 @@ import torch
 
 from medssl.artifacts import save_torch
 from medssl.errors import TrainingError
+from medssl.runfiles import BEST, CHECKPOINT
 
 CHECKPOINT_FORMAT = 1
 
@@ -46,6 +47,37 @@ def load_checkpoint(
             f"{path}: not a medssl checkpoint (format {CHECKPOINT_FORMAT} expected)"
         )
     return state
+
+
+def load_best(module: torch.nn.Module, out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Load the run's best.pt into ``module``; {"epoch", "value"} of that epoch.
+
+    When no epoch had a defined monitor value (e.g. val MCC of a constant predictor, which the
+    trainer never counts as an improvement) there is no best.pt: the last epoch's weights
+    (checkpoint.pt) become best.pt, marked with value nan.
+    """
+    out_dir = Path(out_dir)
+    path = out_dir / BEST
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        last = load_checkpoint(out_dir / CHECKPOINT)
+        state = {
+            "model": last["model"],
+            "epoch": last["epoch"],
+            "monitor": None,
+            "value": float("nan"),
+        }
+        save_torch(path, state)
+    module.load_state_dict(state["model"])
+    value = state.get("value")
+    return {"epoch": int(state["epoch"]), "value": float(value) if value is not None else None}
+
+
+def clear_resume_state(out_dir: str | os.PathLike) -> None:
+    """Remove a finished run's resume state (checkpoint.pt: weights and optimizer moments, about
+    three times the model); best.pt, the records and the figures stay."""
+    (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)
 
 
 def rng_state() -> dict[str, Any]:

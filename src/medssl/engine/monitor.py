@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medssl.data.augment import to_float
+from medssl.engine.batchnorm import recompute_bn
 from medssl.errors import TrainingError
 
 
@@ -85,27 +86,13 @@ def precise_bn(
     """Within the block, ``encoder`` is in eval mode and its BN running statistics are the
     population statistics of ``images`` (uint8 (N, H, W)) under the current weights; weights,
     statistics and mode are restored on exit. Fewer than 2 images: the statistics are kept."""
-    chunks = list(images.split(batch_size))
-    if len(chunks) > 1 and len(chunks[-1]) == 1:  # BN cannot take a batch of one
-        chunks[-2:] = [torch.cat(chunks[-2:])]
     was_training = encoder.training
     saved = {k: v.clone() for k, v in encoder.state_dict().items()}
-    bns = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in bns]
     try:
-        if len(images) > 1:
-            for m in bns:
-                m.reset_running_stats()
-                m.momentum = None  # cumulative average over the chunks
-            encoder.train()
-            with torch.no_grad():
-                for chunk in chunks:
-                    encoder(_input(chunk, size))
+        recompute_bn(encoder, [_input(chunk, size) for chunk in images.split(batch_size)])
         encoder.eval()
         yield encoder
     finally:
-        for m, mom in zip(bns, momenta, strict=True):
-            m.momentum = mom
         encoder.load_state_dict(saved)
         encoder.train(was_training)
 

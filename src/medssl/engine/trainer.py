@@ -58,10 +58,7 @@ from medssl.engine.checkpoint import (
 )
 from medssl.engine.sync_batchnorm import synchronised_batchnorm
 from medssl.errors import ConfigError, TrainingError
-
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
-METRICS = "metrics.csv"
+from medssl.runfiles import BEST, CHECKPOINT, METRICS
 
 
 @dataclass

@@ -26,9 +26,8 @@ import numpy as np
 from medssl.artifacts import read_csv, read_json
 from medssl.errors import DataError
 from medssl.metrics.segmentation import PER_IMAGE_METRICS, SCALED_DISTANCES
+from medssl.runfiles import RESULT_COLUMNS
 from medssl.stats.estimands import Predictions, concat
-
-RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
 
 ModelKey = tuple[str, str, str]  # (task, database, init)
 

@@ -21,10 +21,15 @@ import numpy as np
 
 from medssl.artifacts import read_csv, read_json
 
-MONITOR = {
-    "classification": ("val_mcc", "validation MCC"),
-    "segmentation": ("val_dice", "validation Dice"),
-}
+LABELS = {"val_mcc": "validation MCC", "val_dice": "validation Dice"}
+
+
+def _monitor(folder: Path) -> str | None:
+    """The validation value that chose best.pt (done.json's "monitor")."""
+    done = folder / "done.json"
+    if not done.is_file():
+        return None
+    return str(read_json(done).get("monitor") or "") or None
 
 
 def _series(rows: Sequence[Mapping[str, str]], column: str) -> dict[int, float]:
@@ -127,20 +132,23 @@ def finetuning_overviews(
     from medssl.reporting.inputs import runs_of
     from medssl.reporting.savefig import save_figure
 
-    groups: dict[tuple[str, str], dict[str, dict[str, list]]] = {}
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
     for run_id, run in runs_of(records).items():
         folder = run_dir / "runs" / run_id
-        if run["task"] not in MONITOR or not (folder / "metrics.csv").is_file():
+        monitor = _monitor(folder)
+        if monitor is None or not (folder / "metrics.csv").is_file():
             continue
         rows = read_csv(folder / "metrics.csv")
         g = groups.setdefault((run["database"], run["task"]), {"val": {}, "loss": {}})
-        g["val"].setdefault(run["init"], []).append(_series(rows, MONITOR[run["task"]][0]))
+        g["monitor"] = monitor
+        g["val"].setdefault(run["init"], []).append(_series(rows, monitor))
         g["loss"].setdefault(run["init"], []).append(_series(rows, "train_loss"))
     figures = []
     for (db, task), curves in groups.items():
         fig, (ax_val, ax_loss) = _figure(2)
-        _draw(ax_val, curves["val"], MONITOR[task][1])
-        ax_val.set_title(f"{db} {task}: {MONITOR[task][1]}")
+        label = LABELS.get(curves["monitor"], curves["monitor"])
+        _draw(ax_val, curves["val"], label)
+        ax_val.set_title(f"{db} {task}: {label}")
         _draw(ax_loss, curves["loss"], "training loss")
         ax_loss.set_title(f"{db} {task}: training loss")
         fig.tight_layout()

@@ -151,10 +151,10 @@ def budget_line(records: Sequence[Mapping[str, Any]], provenance: Mapping[str, A
         cfg = info.get("config") if isinstance(info, dict) else None
         if not isinstance(cfg, dict):
             continue
-        if isinstance(cfg.get("trainer"), dict) and "epochs" in cfg["trainer"]:
-            epochs["pretraining"].add(int(cfg["trainer"]["epochs"]))
-        elif "epochs" in cfg:
-            epochs["fine-tuning"].add(int(cfg["epochs"]))
+        if not isinstance(cfg.get("trainer"), dict) or "epochs" not in cfg["trainer"]:
+            continue
+        stage = "pretraining" if "method" in cfg else "fine-tuning"
+        epochs[stage].add(int(cfg["trainer"]["epochs"]))
     budget = "; ".join(
         f"{k} {'/'.join(str(e) for e in sorted(v))} epochs" for k, v in epochs.items() if v
     )

@@ -25,9 +25,19 @@ from typing import Any
 from medssl import presets
 from medssl.artifacts import read_csv, read_json, write_csv, write_json
 from medssl.config import apply_overrides, from_dict, load_yaml, merge, to_dict
+from medssl.engine.checkpoint import clear_resume_state
 from medssl.errors import ConfigError, MedsslError
-
-RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
+from medssl.runfiles import (
+    BENCHMARK_CONFIG,
+    CHECKPOINT,
+    DONE,
+    ENCODER,
+    PLAN,
+    PROVENANCE,
+    RESULT_COLUMNS,
+    RESULTS,
+    RUNS,
+)
 
 
 @dataclass
@@ -99,9 +109,11 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
 
     for m in cfg.methods:
         get_method(m)
-    bad = [t for t in cfg.tasks if t not in ("classification", "segmentation")]
+    from medssl.tasks.task import task_names
+
+    bad = [t for t in cfg.tasks if t not in task_names()]
     if bad:
-        raise ConfigError(f"benchmark tasks {bad}: valid are classification, segmentation")
+        raise ConfigError(f"benchmark tasks {bad}: valid are {', '.join(task_names())}")
     encoder_specs = encoder_variants(cfg)
     runs: list[Run] = []
     encoders: dict[tuple[str, str, int], Run] = {}
@@ -132,7 +144,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     fcfg = ft.resolve_config(
                         task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
                     )
-                    fcfg = merge(fcfg, {"accelerator": cfg.device})
+                    fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}})
                     for init in ["random", *encoder_specs]:
                         enc = None if init == "random" else encoders[(name, init, seed)]
                         run = Run(
@@ -183,15 +195,18 @@ def encoder_variants(cfg: BenchmarkConfig) -> dict[str, tuple[str, dict[str, Any
 
 # Settings that change where or how visibly a run computes, not what it computes: a run
 # finished on a GPU is reused on a rerun from a CPU, with or without progress bars.
-_NOT_HASHED = ("accelerator", "progress_bar", "devices", "num_nodes", "epoch_log")
+_NOT_HASHED = frozenset(
+    f"trainer.{k}" for k in ("accelerator", "progress_bar", "epoch_log", "devices", "num_nodes")
+)
+"""Dotted paths of the settings left out of run ids (both stages nest their trainer)."""
 
 
-def _hashable(config: dict[str, Any]) -> dict[str, Any]:
+def _hashable(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in config.items():
-        if k in _NOT_HASHED:
+        if f"{prefix}{k}" in _NOT_HASHED:
             continue
-        out[k] = _hashable(v) if isinstance(v, dict) else v
+        out[k] = _hashable(v, f"{prefix}{k}.") if isinstance(v, dict) else v
     return out
 
 
@@ -222,7 +237,7 @@ def run_benchmark(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "benchmark.json", to_dict(cfg))
+    write_json(out / BENCHMARK_CONFIG, to_dict(cfg))
     databases: dict[str, Database] = {}
     for preset in cfg.data:
         for path in _ensure_databases(
@@ -233,11 +248,9 @@ def run_benchmark(
     runs = plan_runs(cfg, databases)
     _estimate(runs, databases, cfg)
     for run in runs:
-        if (out / "runs" / run.run_id / "done.json").is_file():
+        if (out / RUNS / run.run_id / DONE).is_file():
             run.status = "reused"
-            (out / "runs" / run.run_id / "checkpoint.pt").unlink(
-                missing_ok=True
-            )  # killed mid-cleanup
+            clear_resume_state(out / RUNS / run.run_id)  # killed mid-cleanup
     todo = [r for r in runs if r.status == "pending"]
     total_s = sum(r.estimate_s for r in todo)
     log(_plan_text(runs, databases, total_s, _workers(cfg)))
@@ -335,7 +348,7 @@ def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: boo
     started = time.perf_counter()
     db = Database.load(db_path)
     run_dir = out / "runs" / run.run_id
-    resume = (run_dir / "checkpoint.pt").is_file()
+    resume = (run_dir / CHECKPOINT).is_file()
     try:
         if run.kind == "pretrain":
             cfg_run = dataclasses.replace(
@@ -344,9 +357,7 @@ def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: boo
             pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume)
         else:
             encoder = (
-                "random"
-                if run.encoder_run is None
-                else out / "runs" / run.encoder_run / "encoder.pt"
+                "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
             )
             split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
             ft.run_finetune(
@@ -365,8 +376,8 @@ def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: boo
         raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
     # A finished run keeps its results, figures and model (encoder.pt / best.pt); its resume
     # state (weights + optimizer moments, ~3x the model) is dead weight across 33+ runs.
-    if (run_dir / "done.json").is_file():
-        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    if (run_dir / DONE).is_file():
+        clear_resume_state(run_dir)
     return time.perf_counter() - started
 
 
@@ -416,15 +427,15 @@ def collect_results(out: Path, runs: list[Run]) -> Path:
     for run in runs:
         if run.kind != "finetune":
             continue
-        f = out / "runs" / run.run_id / "results.csv"
+        f = out / RUNS / run.run_id / RESULTS
         if f.is_file():
             rows.extend(read_csv(f))
-    return write_csv(out / "results.csv", rows, RESULT_COLUMNS)
+    return write_csv(out / RESULTS, rows, RESULT_COLUMNS)
 
 
 def _write_plan(out: Path, runs: list[Run]) -> None:
     write_json(
-        out / "plan.json",
+        out / PLAN,
         [
             {k: v for k, v in vars(r).items() if k not in ("config", "obj")}
             | {"config_hash": run_hash(r.config)}
@@ -449,12 +460,12 @@ def _provenance(
     prov["runs"] = {
         r.run_id: {"label": r.label(), "seconds": r.seconds, "config": r.config} for r in runs
     }
-    old = out / "plan.json"
+    old = out / PLAN
     if old.is_file():
         seconds = {p["run_id"]: p.get("seconds") for p in read_json(old)}
         for rid, info in prov["runs"].items():
             info["seconds"] = info["seconds"] if info["seconds"] is not None else seconds.get(rid)
-    write_json(out / "provenance.json", prov)
+    write_json(out / PROVENANCE, prov)
 
 
 # Training throughput (views or images per second, fp32, run overheads folded in) measured
@@ -478,7 +489,7 @@ def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) 
             speed.update(read_json(bench).get("throughput", {}))
     for r in runs:
         db = databases[r.database]
-        epochs = int(r.config["trainer"]["epochs"] if r.kind == "pretrain" else r.config["epochs"])
+        epochs = int(r.config["trainer"]["epochs"])
         if r.kind == "pretrain":
             n = len(db.rows("pretrain")) * 2  # two views per image
             r.estimate_s = epochs * n / speed.get(r.config["method"], 250.0) * 1.3 + 3
