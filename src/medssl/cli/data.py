@@ -91,7 +91,7 @@ def _synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     from medssl.data.build import write_phantom_tree
     from medssl.data.recipe import demand, load_preset
-    from medssl.data.synth.layouts import check_scale, describe_scale
+    from medssl.data.synth.phantoms import check_scale, describe_scale
 
     recipes, scale = load_preset(args.preset)
     if args.scale is not None:

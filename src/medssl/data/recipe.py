@@ -17,7 +17,7 @@ from medssl.data.records import CLASSES, Record
 from medssl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from medssl.data.synth.layouts import Scale
+    from medssl.data.synth.phantoms import Scale
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 
@@ -102,7 +102,7 @@ def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], Scale]:
         raise ConfigError(f"recipe file {path} does not exist")
     data = load_yaml(path)
     items = data.pop("databases", None)
-    from medssl.data.synth.layouts import check_scale
+    from medssl.data.synth.phantoms import check_scale
 
     scale = check_scale(data.pop("phantom_scale", 1.0), f"{path}: phantom_scale")
     if items is None:

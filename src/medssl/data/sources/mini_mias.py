@@ -24,6 +24,9 @@ import numpy as np
 from medssl.data.imaging import load_image_and_masks
 from medssl.data.records import Record
 from medssl.data.sources import Source, register_source
+from medssl.data.synth.files import save_image, write_text
+from medssl.data.synth.mammography import render_mammogram
+from medssl.data.synth.stream import labels_in_order
 from medssl.errors import DataError
 
 SIZE = 1024  # every mini-MIAS image is 1024 x 1024; the y axis points up from the bottom row
@@ -103,6 +106,61 @@ class MiniMIAS(Source):
                 )
             )
         return sorted(out, key=lambda r: r.file)
+
+    @classmethod
+    def write_phantoms(
+        cls, root: Path, counts: dict[str, int], stream, *, scale: float = 1.0
+    ) -> Path:
+        """``mdbNNN.pgm`` (1024 x 1024, 8-bit) and ``Info.txt`` (bottom-left origin, as
+        published).
+
+        Images ``2k-1`` and ``2k`` are the left and right breasts of patient ``k``. Some
+        abnormal images have several rows (a malignant image may carry a benign row), some
+        rows no coordinates. ``scale`` is ignored: mini-MIAS is always 1024 x 1024.
+        """
+        labels = labels_in_order(counts)
+        lines = [
+            "MIAS database (mini), phantom written by medssl",
+            "reference | tissue | class | severity | x | y | radius (origin bottom-left)",
+        ]
+        for n, j in enumerate(stream(0).permutation(len(labels)), start=1):
+            label = labels[j]
+            rng = stream(1, n)
+            m = render_mammogram(
+                rng, label, shape=(SIZE, SIZE), bits=8, laterality="L" if n % 2 else "R"
+            )
+            ref = f"mdb{n:03d}"
+            save_image(root / f"{ref}.pgm", m.image.astype(np.uint8), "PPM")  # PPM writes P5
+            lines += _phantom_rows(rng, ref, label, m)
+        write_text(root / "Info.txt", "\n".join(lines) + "\n")
+        return root
+
+
+def _phantom_rows(rng: np.random.Generator, ref: str, label: str, m) -> list[str]:
+    """``Info.txt`` rows of one phantom: NORM, or one row per lesion (a class drawn from the
+    lesion's kind and shape; 8% without coordinates)."""
+    tissue = "FGGD"[m.density - 1]
+    if not m.lesions:
+        return [f"{ref} {tissue} NORM"]
+    lines = []
+    for a, lesion in enumerate(m.lesions):
+        severity = "M" if label == "malignant" else "B"
+        if a > 0 and label == "malignant" and rng.random() < 0.5:
+            severity = "B"
+        if lesion.kind == "calcification":
+            abn = "CALC"
+        elif label == "benign":
+            abn = "CIRC" if rng.random() < 0.8 else "MISC"
+        else:
+            abn = str(rng.choice(["SPIC", "MISC", "ARCH"], p=[0.7, 0.2, 0.1]))
+        o = lesion.outline
+        if rng.random() < 0.08:
+            lines.append(f"{ref} {tissue} {abn} {severity}")
+        else:
+            radius = int(round(max(o.rx, o.ry) * 1.2))
+            x, y = int(round(o.cx)), SIZE - int(round(o.cy))
+            lines.append(f"{ref} {tissue} {abn} {severity} {x} {y} {radius}")
+    return lines
 
 
 def _parse(line: str, info: Path, row_no: int):
