@@ -20,7 +20,7 @@ synth = pytest.importorskip("medssl.data.synth")
 write_source = getattr(synth, "write_source", None)
 
 # Sources whose publishers give patient ids (docs/datasets.md); the others give none.
-PUBLISHED_PATIENTS = {"breast_lesions_usg", "cbis_ddsm", "inbreast", "mini_mias"}
+PUBLISHED_PATIENTS = {"breast_lesions_usg", "cbis_ddsm", "csv", "inbreast", "mini_mias"}
 
 # Sources whose phantoms carry a pixel spacing in their DICOM headers (INbreast's 70 µm,
 # scaled); the others' phantoms carry none (real CBIS-DDSM headers are not known here).

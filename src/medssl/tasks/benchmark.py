@@ -117,11 +117,19 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                 )
                 runs.append(run)
                 encoders[(name, method, seed)] = run
+    from medssl.data.database import database_tasks
+    from medssl.data.splits import kfold_assignments
+
     for name, db in databases.items():
+        if cfg.folds is not None:  # a class smaller than the folds is an error before any run
+            rows = db.rows("finetune")
+            labels, patients = [r["label"] for r in rows], [r["patient"] for r in rows]
+            kfold_assignments(labels, patients, cfg.folds, 0, where=name)
+        tasks = [t for t in cfg.tasks if t in database_tasks(db)]  # classification-only dbs
         for seed in range(cfg.seeds):
             folds = [None] if cfg.folds is None else list(range(cfg.folds))
             for fold in folds:
-                for task in cfg.tasks:
+                for task in tasks:
                     fcfg = ft.resolve_config(
                         task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
                     )

@@ -33,11 +33,13 @@ class Source(ABC):
     modality: ClassVar[str]  # "us" or "mg"
     options: ClassVar[dict[str, Any]] = {}  # option name -> default; unknown options are an error
     published_classes: ClassVar[tuple[str, ...]] = CLASSES  # the classes its images carry
+    root_may_be_file: ClassVar[bool] = False  # the root may be a file (a CSV), not a folder
 
     def __init__(self, root: str | Path, *, lenient: bool = False, **options: Any) -> None:
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError("source folder does not exist or is not a folder", file=str(self.root))
+        if not (self.root.is_dir() or (self.root_may_be_file and self.root.is_file())):
+            what = "folder or file" if self.root_may_be_file else "folder"
+            raise DataError(f"source {what} does not exist or is not a {what}", file=str(self.root))
         unknown = set(options) - set(self.options)
         if unknown:
             raise ConfigError(

@@ -9,7 +9,10 @@ else benign if any is B, else normal (a non-NORM row without severity is an erro
 the row). Coordinates have their origin at the bottom-left: row = 1024 - y. There are no
 pixel masks (``has_mask=False``); the circles go in ``extra["circles"]`` as
 ``"col,row,radius;..."`` for a coarse localisation check (:func:`circles`,
-:func:`circle_mask`). Images come in left/right pairs of one patient:
+:func:`circle_mask`). Option ``circles_as_masks: true`` makes the circles the masks
+(``coarse_mask`` records, manifest column ``coarse_mask`` 1: approximate regions, not
+outlines); a normal image then has an empty mask, and an abnormal one whose rows give no
+coordinates none. Images come in left/right pairs of one patient:
 patient = (number + 1) // 2.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from medssl.data.imaging import load_image_and_masks
-from medssl.data.records import Record
+from medssl.data.records import Loaded, Record
 from medssl.data.sources import Source, register_source
 from medssl.data.synth.files import save_image, write_text
 from medssl.data.synth.mammography import render_mammogram
@@ -43,6 +46,7 @@ def _info(folder: Path) -> Path | None:
 @register_source("mini_mias")
 class MiniMIAS(Source):
     modality = "mg"
+    options = {"circles_as_masks": False}
 
     def records(self) -> list[Record]:
         top = self.locate(
@@ -88,6 +92,12 @@ class MiniMIAS(Source):
             )
             found = [r[4] for r in rows[ref] if r[4] is not None]
             number = int(ref[3:])
+            coarse = bool(self.opts["circles_as_masks"]) and (label == "normal" or bool(found))
+            loader = (
+                functools.partial(load_with_circles, image, tuple(found))
+                if coarse
+                else functools.partial(load_image_and_masks, image, (), with_mask=False)
+            )
             out.append(
                 Record(
                     source=self.name,
@@ -96,8 +106,9 @@ class MiniMIAS(Source):
                     modality=self.modality,
                     patient=f"{(number + 1) // 2:03d}",
                     mask_files=(),
-                    loader=functools.partial(load_image_and_masks, image, (), with_mask=False),
-                    has_mask=False,
+                    loader=loader,
+                    has_mask=coarse,
+                    coarse_mask=coarse and label != "normal",
                     extra=(
                         ("tissue", rows[ref][0][1]),
                         ("abnormality", "+".join(sorted({r[2] for r in rows[ref]}))),
@@ -192,6 +203,12 @@ def _parse(line: str, info: Path, row_no: int):
         x, y, radius = (int(round(float(n))) for n in numbers)
         circle = (x, SIZE - y, radius)
     return ref, tissue, abnormality, severity, circle
+
+
+def load_with_circles(image: Path, found: tuple[tuple[int, int, int], ...]) -> Loaded:
+    """image: (H, W) float32 [0, 1]; mask: (H, W) bool, the abnormality circles filled."""
+    loaded = load_image_and_masks(image, (), with_mask=False)
+    return Loaded(loaded.image, circle_mask(loaded.image.shape, list(found)), None)
 
 
 def circles(record: Record) -> list[tuple[int, int, int]]:
