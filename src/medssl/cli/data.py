@@ -162,9 +162,17 @@ def _build(args: argparse.Namespace) -> int:
         available_sources=args.available_sources,
     )
     for path in paths:
+        db = Database.load(path)
         if not args.quiet:
-            print(describe(Database.load(path)))
-        print(f"database written: {path}")
+            print(describe(db))
+        conflicts = db.meta.get("label_conflicts", {}).get("found", [])
+        note = ""
+        if conflicts:
+            left = sum(len(c.get("left_out", [])) for c in conflicts)
+            note = f" ({len(conflicts)} label conflict(s)" + (
+                f", {left} image(s) left out)" if left else ", kept)"
+            )
+        print(f"database written: {path}{note}")
     return 0
 
 

@@ -240,6 +240,7 @@ def build_database(
     progress: bool = False,
     phantoms: Collection[str] = (),
     left_out_sources: dict[str, dict[str, dict[str, int]]] | None = None,
+    origin: str = "",
 ) -> Path:
     """Build one database folder at ``out`` from source folders ``roots`` (name -> folder).
 
@@ -252,12 +253,16 @@ def build_database(
     synthetic phantoms; a folder written by :func:`write_phantom_tree` (``medssl data
     synth``) is recognised by its marker as well. ``left_out_sources``: quotas of sources a
     preset names but the user does not have (``--available-sources``), recorded.
+    ``origin``: the preset or recipe file, named in errors.
     """
     sources = open_sources(recipe, roots, lenient=lenient)
     records = {name: src.records() for name, src in sources.items()}
     skipped: list[Skipped] = [s for src in sources.values() for s in src.skipped]
     rng = np.random.default_rng([seed, _stable_int(recipe.name)])
-    where = ", ".join(f"--root {s}={roots[s]}" for s in recipe.source_names())
+    where = ", ".join(
+        ([f"--preset {origin}"] if origin else [])
+        + [f"--root {s}={roots[s]}" for s in recipe.source_names()]
+    )
 
     def cells(role: str) -> dict[Key, int]:
         return {
@@ -309,7 +314,7 @@ def build_database(
     short += [s for s in after if (s.role, s.source, s.label) not in seen]
 
     accepted = list(filler.accepted.values())
-    _check_classes(recipe, accepted)
+    _check_classes(recipe, accepted, origin)
     manifest, arrays = _assemble(accepted, recipe, filler.groups, seed)
     used: dict[str, dict[str, dict[str, int]]] = {}
     for c in filled:
@@ -355,7 +360,7 @@ def _with_note(s: Shortfall, recipe: Recipe, records: dict[str, list[Record]]) -
     return dataclasses.replace(s, note=note)
 
 
-def _check_classes(recipe: Recipe, accepted: list[Accepted]) -> None:
+def _check_classes(recipe: Recipe, accepted: list[Accepted], origin: str) -> None:
     """Each finetuning class needs an image in every fold of its split (thesis §5.1: 60/20/20
     is 5 stratified folds): fewer is an error that names the class and what to do."""
     from medssl.data.splits import folds_for
@@ -366,7 +371,8 @@ def _check_classes(recipe: Recipe, accepted: list[Accepted]) -> None:
     if thin:
         text = ", ".join(f"{c} has {n}" for c, n in thin.items())
         raise DataError(
-            f"recipe {recipe.name}: finetuning class(es) too small for the "
+            f"recipe {recipe.name}{' of ' + origin if origin else ''}: finetuning class(es) too "
+            "small for the "
             f"{'/'.join(f'{x:g}' for x in recipe.split_finetune)} split (split_finetune), whose "
             f"{k} stratified folds need at least {k} images of each class: {text}; raise those "
             "classes' finetuning quotas, or set them to 0 to leave the class out"
@@ -644,6 +650,7 @@ def build_preset(
             overwrite=overwrite,
             phantoms=generated,
             left_out_sources=left_out[r.name],
+            origin=str(preset),
         )
         for r in recipes
     ]

@@ -57,7 +57,7 @@ class Survey:
     roots: dict[str, Path]
     records: dict[str, list[Record]]
     counts: dict[Key, Counter] = field(default_factory=dict)
-    unusable: set[str] = field(default_factory=set)  # duplicates and conflicts (record keys)
+    grouped: set[str] = field(default_factory=set)  # records of duplicate or conflict groups
     conflicts: list[list[str]] = field(default_factory=list)  # groups, "source:file (label)"
     skipped: int = 0
 
@@ -109,8 +109,8 @@ def survey(roots: dict[str, Path], *, lenient: bool = False) -> Survey:
                 cell["pretraining only"] += 1
             else:
                 cell["with mask" if usable else "without mask"] += 1
-            if len(labels) > 1 or i > 0:
-                out.unusable.add(record_key(rec))
+            if len(group) > 1:
+                out.grouped.add(record_key(rec))
     return out
 
 
@@ -141,8 +141,8 @@ def starter_recipe(s: Survey, name: str, *, finetune_share: float = 0.5) -> Reci
 
 def _pretrain_fit(s: Survey, recipe: Recipe, key: Key, ft: dict[Key, int]) -> int:
     """Pretraining images of ``key`` a build can draw for certain: the fewest left after the
-    finetuning draw of build seeds :data:`SURVEY_SEEDS`, less the cell's duplicates and
-    conflicts."""
+    finetuning draw of build seeds :data:`SURVEY_SEEDS`, none of a duplicate or conflict
+    group (its twin may be in finetuning, which refuses it)."""
     from medssl.data.build import _stable_int
 
     ft_keys = {k: n for k, n in ft.items() if n}
@@ -153,7 +153,7 @@ def _pretrain_fit(s: Survey, recipe: Recipe, key: Key, ft: dict[Key, int]) -> in
         orders = {k: rng.permutation(len(pools[k])) for k in ft_keys}
         taken, patients = first_draws(pools, orders, ft_keys)
         pool = pretrain_pool(s.records, key, taken, patients)
-        n = sum(record_key(r) not in s.unusable for r in pool)
+        n = sum(record_key(r) not in s.grouped for r in pool)
         least = n if least is None else min(least, n)
     return max(0, least or 0)
 

@@ -101,9 +101,10 @@ class CSVSource(Source):
         if not text:
             raise DataError("column image is empty")
         image = _resolve(sheet, text)
-        if text in seen:
-            raise DataError(f"image {text!r} is listed again (first in row {seen[text]})")
-        seen[text] = row_no
+        where = str(image.resolve())
+        if where in seen:
+            raise DataError(f"image {text!r} is listed again (first in row {seen[where]})")
+        seen[where] = row_no
         if not image.is_file():
             raise DataError(f"image {text!r} not found (looked for {image})")
         if image.suffix.lower() not in IMAGE_SUFFIXES:
