@@ -306,6 +306,10 @@ def test_classification_only_database_finetunes_and_plans_no_segmentation(tmp_pa
         overrides={**overrides, "examples_per_group": 1, "precision": "32-true"},
     )  # fmt: skip
     assert {r["metric"] for r in read_csv(run / "results.csv")} >= {"balanced_accuracy", "mcc"}
+    from medssl.tasks.finetune import finetune_splits
+
+    with pytest.raises(DataError, match="serves classification only"):
+        finetune_splits(db, "segmentation")
     cfg = BenchmarkConfig(methods=["simclr"], seeds=1)
     runs = plan_runs(cfg, {"CLS": db})
     assert {r.task for r in runs if r.kind == "finetune"} == {"classification"}

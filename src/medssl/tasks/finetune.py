@@ -49,7 +49,7 @@ from medssl.artifacts import (
 from medssl.config import apply_overrides, load_yaml, merge, to_dict
 from medssl.data.augment import SUPERVISED_AUGMENTATIONS, SupervisedAugmentConfig, to_float
 from medssl.data.batches import TrainBatches, eval_batches
-from medssl.data.database import SPLITS, Database
+from medssl.data.database import SPLITS, Database, database_tasks
 from medssl.data.records import CLASSES
 from medssl.engine.optim import OptimizerConfig, build_optimizer, build_schedule, check_optimizer
 from medssl.engine.trainer import BEST, CHECKPOINT, Trainer, TrainerConfig
@@ -250,6 +250,12 @@ def finetune_splits(
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    if task not in database_tasks(db):  # a classification-only database (recipe tasks)
+        raise DataError(
+            f"database {db.name!r} serves {', '.join(database_tasks(db))} only (database.json "
+            f"tasks, from its recipe's tasks); build it with {task} in the recipe's tasks",
+            file=str(db.path) if db.path else None,
+        )
     by_row = {int(r["index"]): r for r in db.rows("finetune")}
     if split_override is None:
         assign = {
