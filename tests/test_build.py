@@ -407,7 +407,7 @@ def test_patient_known_spacing_and_small_lesions_are_recorded(tmp_path):
 
 def test_phantom_sources_are_listed(tmp_path):
     from medssl.artifacts import write_json
-    from medssl.data.build import PHANTOM_MARKER
+    from medssl.data.synth.phantoms import PHANTOM_MARKER
 
     root = write_items(tmp_path / "tree" / "toy", toy_lines(n_per_class=10, patients=False))
     r = recipe(ft=5, pt=5)

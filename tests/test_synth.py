@@ -372,8 +372,8 @@ def test_counts_are_checked(tmp_path):
 def test_cli_synth_writes_a_whole_tree_that_builds_reuse(tmp_path, capsys):
     from medssl.artifacts import read_json
     from medssl.cli.main import main
-    from medssl.data.build import ensure_phantoms
     from medssl.data.recipe import demand, load_preset
+    from medssl.data.synth.phantoms import ensure_phantoms
 
     out = tmp_path / "phantoms"
     argv = ["data", "synth", "--preset", "smoke", "--scale", "0.1", "--out", str(out)]

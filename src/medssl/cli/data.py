@@ -125,9 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    from medssl.data.build import write_phantom_tree
     from medssl.data.recipe import demand, load_preset
-    from medssl.data.synth.phantoms import check_scale, describe_scale
+    from medssl.data.synth.phantoms import check_scale, describe_scale, write_phantom_tree
 
     recipes, scale = load_preset(args.preset)
     if args.scale is not None:

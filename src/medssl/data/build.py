@@ -5,7 +5,10 @@ first and the pretraining quotas from what remains (thesis tables 5.1-5.2). With
 (source, class) cell the candidates are drawn in a seeded random order; each drawn image is
 loaded, checked against every accepted image for duplicates (:mod:`medssl.data.dedupe`) and
 preprocessed (:mod:`medssl.data.preprocess`). A patient never spans the two roles, and an
-image whose twin is in the other role is refused. Splits are stratified and patient-grouped
+image whose twin is in the other role is refused; twins whose labels differ (label
+conflicts) are left out, the whole duplicate group, and their quotas draw again (recipe
+``label_conflicts``). Every quota is checked against its candidates before loading
+(:mod:`medssl.data.quotas`). Splits are stratified and patient-grouped
 (:mod:`medssl.data.splits`). The database folder appears only when complete.
 
 Label policies (``docs/datasets.md``, "What serves which task"):
@@ -25,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -51,10 +54,8 @@ from medssl.data.recipe import Recipe
 from medssl.data.records import Record, Skipped
 from medssl.data.sources import Source, open_source
 from medssl.data.splits import stratified_group_split
+from medssl.data.synth.phantoms import ensure_phantoms, phantom_sources
 from medssl.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from medssl.data.synth.phantoms import Scale
 
 
 @dataclass
@@ -555,24 +556,6 @@ def _mm(value: float | str) -> str:
     return "" if value == "" else repr(float(value))
 
 
-def phantom_sources(roots: dict[str, Path]) -> set[str]:
-    """Sources whose folder lies in a phantom tree written by :func:`write_phantom_tree`
-    (its marker names the folder among its roots)."""
-    from medssl.artifacts import read_json
-
-    found = set()
-    for name, root in roots.items():
-        root = Path(root).resolve()
-        for folder in (root, *root.parents):
-            marker = folder / PHANTOM_MARKER
-            if marker.is_file():
-                saved = read_json(marker).get("roots", {})
-                if any(Path(v).resolve() == root for v in saved.values()):
-                    found.add(name)
-                break
-    return found
-
-
 def _stable_int(text: str) -> int:
     return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
 
@@ -676,61 +659,3 @@ def _available_only(
         kept.append(smaller)
         dropped[r.name] = gone
     return kept, dropped
-
-
-PHANTOM_MARKER = "phantoms.json"
-
-
-def write_phantom_tree(
-    folder: Path,
-    counts: dict[str, dict[str, int]],
-    *,
-    seed: int,
-    scale: Scale = 1.0,
-    overwrite: bool = False,
-) -> dict[str, Path]:
-    """``write_phantoms`` into a temporary sibling of ``folder``, moved into place whole with
-    its marker (seed, scale, counts, roots, and the tree's file count and bytes), so an
-    interrupted write leaves nothing behind.
-
-    The phantom files themselves are written plainly, without an fsync each (thousands of
-    journal commits, 15 s of the demo's ~35 s): an interrupted or failed write never
-    reaches the move, and after an operating-system crash the marker's inventory no longer
-    matches files the disk did not keep, so :func:`ensure_phantoms` writes them again."""
-    from medssl.data.synth import write_phantoms
-
-    folder = Path(folder)
-    with atomic_dir(folder, overwrite=overwrite) as tmp:
-        written = write_phantoms(tmp, counts, seed=seed, scale=scale)
-        roots = {k: folder / Path(v).relative_to(tmp) for k, v in written.items()}
-        stamp = {"seed": seed, "scale": scale, "counts": counts, "inventory": _inventory(tmp)}
-        write_json(tmp / PHANTOM_MARKER, {**stamp, "roots": {k: str(r) for k, r in roots.items()}})
-    return roots
-
-
-def ensure_phantoms(
-    folder: Path, counts: dict[str, dict[str, int]], *, seed: int, scale: Scale = 1.0
-) -> dict[str, Path]:
-    """Write phantoms once; reuse them when ``folder`` already holds the same counts and seed,
-    and the files its marker lists (their number and bytes)."""
-    from medssl.artifacts import read_json
-
-    stamp = {"seed": seed, "scale": scale, "counts": counts}
-    marker = folder / PHANTOM_MARKER
-    if marker.is_file():
-        saved = read_json(marker)
-        if all(saved.get(k) == v for k, v in stamp.items()) and saved.get(
-            "inventory"
-        ) == _inventory(folder):
-            return {k: Path(v) for k, v in saved["roots"].items()}
-    return write_phantom_tree(folder, counts, seed=seed, scale=scale, overwrite=True)
-
-
-def _inventory(folder: Path) -> dict[str, int]:
-    """{files, bytes} of a phantom tree, its marker left out."""
-    sizes = [
-        p.stat().st_size
-        for p in Path(folder).rglob("*")
-        if p.is_file() and p.name != PHANTOM_MARKER
-    ]
-    return {"files": len(sizes), "bytes": sum(sizes)}
