@@ -298,11 +298,11 @@ def build_database(
         pool = pretrain_pool(records, k, filler.taken, filler.patients["finetune"])
         filled.append(_Cell("pretrain", k, n, pool, rng.permutation(len(pool))))
         filler.fill(filled[-1])
-    while True:  # cells that lost images to a label conflict draw again
-        before = sum(c.got for c in filled)
+    while True:  # cells that lost images to a label conflict draw again, until none can
+        drawn = sum(c.pos for c in filled)
         for cell in filled:
             filler.fill(cell)
-        if sum(c.got for c in filled) == before:
+        if sum(c.pos for c in filled) == drawn:
             break
     after = [
         Shortfall(c.role, *c.key, want[c.role][c.key], c.got, "after loading")
