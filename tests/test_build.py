@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def test_same_seed_same_database_other_seed_other_split(tmp_path):
 
 def test_quota_larger_than_source_names_source_and_class(tmp_path):
     root = write_items(tmp_path / "toy", toy_lines(n_per_class=12))
-    with pytest.raises(DataError, match=r"finetune/toy/benign = 20 .* only 12"):
+    with pytest.raises(DataError, match=r"finetune/toy/benign: quota 20, 12 usable with masks"):
         build_database(recipe(ft=20, pt=0), {"toy": root}, tmp_path / "db")
     assert not (tmp_path / "db").exists()
     db = Database.load(
@@ -200,42 +201,75 @@ def test_duplicates_across_roles_are_refused_and_within_role_share_a_split(tmp_p
 
 
 def test_duplicate_in_other_role_is_refused(tmp_path):
-    lines = [f"b{i:02d}.png benign - {i}" for i in range(6)] + [
-        "m00.png malignant - 3"
-    ]  # m00 == b03
+    # n06 == n03, a normal that shows a finding: pretraining only, and its twin is finetuning's
+    lines = [f"n{i:02d}.png normal - {i}" for i in range(6)] + ["n06.png normal - 3 finding"]
     root = write_items(tmp_path / "toy", lines)
     r = Recipe(
-        name="T", quotas={"finetune": {"toy": {"benign": 6}}, "pretrain": {"toy": {"malignant": 1}}}
+        name="T", quotas={"finetune": {"toy": {"normal": 6}}, "pretrain": {"toy": {"normal": 1}}}
     )
     with pytest.raises(DataError, match="after removing duplicates"):
         build_database(r, {"toy": root}, tmp_path / "db")
     db = Database.load(build_database(r, {"toy": root}, tmp_path / "db", lenient=True))
     assert db.meta["duplicates"][0]["action"].startswith("refused")
-    assert "duplicate of toy:b03.png" in (tmp_path / "db" / "skipped.csv").read_text()
+    assert db.meta["label_conflicts"]["found"] == []
+    assert "duplicate of toy:n03.png" in (tmp_path / "db" / "skipped.csv").read_text()
 
 
 def test_missing_root_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match=r"needs source folder\(s\) for \['toy'\].*--root"):
+    with pytest.raises(DataError, match=r"needs the source folder\(s\) of toy: pass --root"):
         build_database(recipe(), {}, tmp_path / "db")
 
 
 def test_near_duplicate_in_other_role_is_refused(tmp_path):
-    lines = [f"b{i:02d}.png benign - {i}" for i in range(6)] + [
-        "m00.png malignant - 3 near",
-        "m01.png malignant - 50",
+    lines = [f"n{i:02d}.png normal - {i}" for i in range(6)] + [
+        "n06.png normal - 3 near finding",
+        "n07.png normal - 50 finding",
     ]
     root = write_items(tmp_path / "toy", lines)
     r = Recipe(
-        name="T", quotas={"finetune": {"toy": {"benign": 6}}, "pretrain": {"toy": {"malignant": 2}}}
+        name="T", quotas={"finetune": {"toy": {"normal": 6}}, "pretrain": {"toy": {"normal": 2}}}
     )
     db = Database.load(build_database(r, {"toy": root}, tmp_path / "db", lenient=True))
-    assert [row["file"] for row in db.rows("pretrain")] == ["m01.png"]
+    assert [row["file"] for row in db.rows("pretrain")] == ["n07.png"]
     (dup,) = db.meta["duplicates"]
     assert (
         dup["kind"] == "near"
-        and dup["twin"] == "toy:b03.png"
+        and dup["twin"] == "toy:n03.png"
         and dup["action"].startswith("refused")
     )
+
+
+def test_duplicates_whose_labels_differ_are_left_out_both(tmp_path):
+    """m00 is b03's image labelled malignant, m01 a near copy of it: a label conflict. The
+    malignant pair, drawn for finetuning first, and b03, drawn for pretraining, are all left
+    out and counted; ``label_conflicts: keep`` keeps the pair and reports the conflict."""
+    lines = [f"b{i:02d}.png benign - {i}" for i in range(8)] + [
+        "m00.png malignant - 3",
+        "m01.png malignant - 3 near",
+        *[f"m{i:02d}.png malignant - {40 + i}" for i in range(2, 8)],
+    ]
+    root = write_items(tmp_path / "toy", lines)
+    quotas = {"finetune": {"toy": {"malignant": 8}}, "pretrain": {"toy": {"benign": 8}}}
+    r = Recipe(name="T", quotas=quotas, split_finetune=(0.5, 0.25, 0.25))
+    with pytest.raises(DataError, match=r"finetune/toy/malignant: quota 8, 6 usable after"):
+        build_database(r, {"toy": root}, tmp_path / "a")
+    db = Database.load(build_database(r, {"toy": root}, tmp_path / "a", lenient=True))
+    assert not {r["file"] for r in db.manifest} & {"b03.png", "m00.png", "m01.png"}
+    assert len(db.rows("finetune")) == 6 and len(db.rows("pretrain")) == 7
+    conflicts = db.meta["label_conflicts"]
+    assert conflicts["policy"] == "exclude"
+    ((found,),) = [conflicts["found"]]
+    assert found["image"] == "toy:b03.png" and found["twin"] in {"toy:m00.png", "toy:m01.png"}
+    assert found["labels"] == {"image": "benign", "twin": "malignant"}
+    assert sorted(found["left_out"]) == ["toy:b03.png", "toy:m00.png", "toy:m01.png"]
+    assert (tmp_path / "a" / "skipped.csv").read_text().count("label conflict") == 3
+    assert db.meta["quotas_used"] == {
+        "finetune": {"toy": {"malignant": 6}}, "pretrain": {"toy": {"benign": 7}}
+    }  # fmt: skip
+    kept = dataclasses.replace(r, label_conflicts="keep")
+    db = Database.load(build_database(kept, {"toy": root}, tmp_path / "b", lenient=True))
+    assert {"m00.png", "m01.png"} <= {r["file"] for r in db.rows("finetune")}
+    assert [c["action"] for c in db.meta["label_conflicts"]["found"]] == ["kept"]
 
 
 def test_balanced_mode_matches_rarest_class_and_modality_across_databases(tmp_path):
@@ -292,7 +326,9 @@ def test_a_normal_with_a_finding_is_never_a_finetuning_normal(tmp_path):
             "pretrain": {"toy": {"normal": 15}},
         },
     )
-    with pytest.raises(DataError, match=r"finetune/toy/normal = 12 .* only 10 .*20 more .*finding"):
+    with pytest.raises(
+        DataError, match=r"finetune/toy/normal: quota 12, 10 usable .*20 more .*finding"
+    ):
         build_database(r, {"toy": root}, tmp_path / "db")
     db = Database.load(build_database(r, {"toy": root}, tmp_path / "db", lenient=True))
     ft, pt = db.rows("finetune"), db.rows("pretrain")
@@ -300,8 +336,9 @@ def test_a_normal_with_a_finding_is_never_a_finetuning_normal(tmp_path):
         f"n{i:02d}.png" for i in range(10)
     ]
     assert db.meta["shortfalls"] == [
-        {"role": "finetune", "source": "toy", "class": "normal", "want": 12, "available": 10}
-    ]
+        {"role": "finetune", "source": "toy", "class": "normal", "want": 12, "available": 10,
+         "when": "before loading"}
+    ]  # fmt: skip
     # pretraining may use them (the thesis's CBIS-DDSM counts): 15 of the 20, flagged
     assert len(pt) == 15 and all(x["normal_with_finding"] == 1 for x in pt)
     assert all(x["normal_with_finding"] == 0 for x in ft)
@@ -370,7 +407,7 @@ def test_patient_known_spacing_and_small_lesions_are_recorded(tmp_path):
 
 def test_phantom_sources_are_listed(tmp_path):
     from medssl.artifacts import write_json
-    from medssl.data.build import PHANTOM_MARKER
+    from medssl.data.synth.phantoms import PHANTOM_MARKER
 
     root = write_items(tmp_path / "tree" / "toy", toy_lines(n_per_class=10, patients=False))
     r = recipe(ft=5, pt=5)

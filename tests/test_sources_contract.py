@@ -1,7 +1,7 @@
 """Contract test over every registered source: a phantom miniature written in the source's real
 on-disk layout (``medssl.data.synth.write_source``) reads back into valid, loadable records.
 
-A new source is covered by registering it (and teaching the phantom writer its layout).
+A new source is covered by registering it with its phantom writer (``Source.write_phantoms``).
 """
 
 from __future__ import annotations
@@ -20,20 +20,16 @@ synth = pytest.importorskip("medssl.data.synth")
 write_source = getattr(synth, "write_source", None)
 
 # Sources whose publishers give patient ids (docs/datasets.md); the others give none.
-PUBLISHED_PATIENTS = {"breast_lesions_usg", "cbis_ddsm", "inbreast", "mini_mias"}
+PUBLISHED_PATIENTS = {"breast_lesions_usg", "cbis_ddsm", "csv", "inbreast", "mini_mias"}
 
 # Sources whose phantoms carry a pixel spacing in their DICOM headers (INbreast's 70 µm,
 # scaled); the others' phantoms carry none (real CBIS-DDSM headers are not known here).
 SPACING_IN_PHANTOMS = {"inbreast"}
 
 
-# A generic source is written in the layout of one of its presets.
-LAYOUT_OF = {"class_folder": "qamebi"}
-
-
 def _counts(name: str) -> dict[str, int]:
     """One normal (where the source has normals) and two of each lesion class."""
-    classes = synth.SOURCE_CLASSES[LAYOUT_OF.get(name, name)]
+    classes = SOURCES.get(name).published_classes
     return {c: (1 if c == "normal" else 2) for c in classes}
 
 
@@ -43,9 +39,7 @@ def miniatures(tmp_path_factory):
         pytest.skip("medssl.data.synth.write_source is not available yet")
     base = tmp_path_factory.mktemp("sources")
     return {
-        name: write_source(
-            LAYOUT_OF.get(name, name), base / name / "download", _counts(name), seed=0, scale=0.25
-        )
+        name: write_source(name, base / name / "download", _counts(name), seed=0, scale=0.25)
         for name in SOURCES.names()
     }
 

@@ -12,13 +12,11 @@ import pydicom
 import pytest
 from PIL import Image
 
+from medssl.data.sources import SOURCES
 from medssl.data.synth import (
-    DEFAULT_COUNTS,
-    LAYOUTS,
-    REAL_COUNTS,
-    SOURCE_CLASSES,
     generate_mammogram,
     generate_ultrasound,
+    phantom_writers,
     render_mammogram,
     write_phantoms,
     write_source,
@@ -54,10 +52,10 @@ def phantoms(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
 
 def test_every_layout_is_written(phantoms):
     _, roots = phantoms
-    assert set(roots) == set(LAYOUTS.names()) == set(TINY)
-    assert set(DEFAULT_COUNTS) == set(REAL_COUNTS) == set(SOURCE_CLASSES)
+    assert set(roots) == set(TINY) == set(phantom_writers()) - {"class_folder", "csv"}
     for name, root in roots.items():
         assert root.is_dir(), name
+    assert set(phantom_writers()) == set(SOURCES.names())  # every source writes phantoms
 
 
 def test_same_seed_same_bytes_other_seed_differs(phantoms, tmp_path):
@@ -68,36 +66,6 @@ def test_same_seed_same_bytes_other_seed_differs(phantoms, tmp_path):
         assert _tree_digest(tmp_path / "a" / name) == _tree_digest(out / name), name
     other = write_phantoms(tmp_path / "b", {"busi": TINY["busi"]}, seed=4, scale=SCALE)
     assert _tree_digest(other["busi"]) != _tree_digest(out / "busi" / "Dataset_BUSI_with_GT")
-
-
-def test_forked_and_spawned_workers_write_the_same_bytes(phantoms, tmp_path):
-    """Workers fork where the parent is torch- and thread-free (the ``data synth`` command)
-    and spawn otherwise; both write the same files as one process does."""
-    import subprocess
-    import sys
-
-    import torch  # noqa: F401  (loaded: the start method must be spawn)
-
-    from medssl.data.synth.layouts import start_method
-
-    assert start_method() == "spawn"
-    out, _ = phantoms
-    counts = {k: TINY[k] for k in ("busi", "cbis_ddsm", "inbreast")}
-    code = (
-        "import sys; from medssl.data.synth.layouts import start_method, write_phantoms; "
-        f"write_phantoms(sys.argv[1], {counts!r}, seed=3, scale={SCALE}, workers=2); "
-        "print(start_method(), 'torch' in sys.modules)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "forked")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert done.stdout.split() == ["fork", "False"], done.stdout + done.stderr
-    write_phantoms(tmp_path / "spawned", counts, seed=3, scale=SCALE, workers=2)
-    write_phantoms(tmp_path / "serial", counts, seed=3, scale=SCALE, workers=1)
-    for name in counts:
-        for way in ("forked", "spawned", "serial"):
-            assert _tree_digest(tmp_path / way / name) == _tree_digest(out / name), (way, name)
 
 
 def test_generators_are_pure_functions_of_the_rng():
@@ -282,31 +250,6 @@ def test_mammography_dicoms_read_back(phantoms):
     assert 14 in bits and 8 in bits
 
 
-@pytest.mark.parametrize(
-    "shape, dtype",
-    [((37, 23, 3), np.uint8), ((19, 41), np.uint8), ((1, 7, 3), np.uint8), ((6, 5), bool)],
-)
-def test_png_encoder_round_trips_through_pillow(shape, dtype):
-    """The phantom PNG encoder writes files Pillow decodes (and verifies) to the same pixels:
-    RGB, grey, one row, and a bool mask stored as 0 / 255."""
-    import io
-
-    from medssl.data.synth.png import png_bytes
-
-    rng = np.random.default_rng(len(shape))
-    array = rng.integers(0, 256, size=shape).astype(np.uint8)
-    if dtype is bool:
-        array = array > 127
-    data = png_bytes(array)
-    Image.open(io.BytesIO(data)).verify()  # chunk CRCs and structure
-    image = Image.open(io.BytesIO(data))
-    assert image.mode == ("RGB" if len(shape) == 3 else "L")
-    expected = array.astype(np.uint8) * 255 if dtype is bool else array
-    np.testing.assert_array_equal(np.asarray(image), expected)
-    with pytest.raises(ValueError, match="uint8"):
-        png_bytes(array.astype(np.uint16))
-
-
 def test_outline_mask_is_the_sign_of_its_signed_field():
     """``Outline.mask`` skips the angle where rho alone decides; it must give exactly
     ``signed > 0``, for smooth and spiculated outlines, rotated, and clipped by the image."""
@@ -326,104 +269,6 @@ def test_outline_mask_is_the_sign_of_its_signed_field():
         expected = np.zeros(shape, dtype=bool)
         expected[box] = s > 0
         np.testing.assert_array_equal(outline.mask(shape), expected)
-
-
-def _pydicom_reference(image, pixels, **header):
-    """The dataset ``write_dicom`` stores, built and written by pydicom (the oracle)."""
-    import io
-
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    from medssl.data.synth.dicom import IMPLEMENTATION_UID, IMPLEMENTATION_VERSION
-
-    top = 2**pixels.bits - 1
-    dtype = np.uint8 if pixels.bits <= 8 else np.uint16
-    values = image.astype(np.float64)
-    if pixels.rescale is not None:
-        values = np.rint((image.astype(np.float32) - pixels.rescale[1]) / pixels.rescale[0])
-    stored = np.clip(values, 0, top).astype(dtype)
-    if pixels.monochrome1:
-        stored = top - stored
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = header["sop_class"]
-    meta.MediaStorageSOPInstanceUID = header["instance_uid"]
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = header["sop_class"]
-    ds.SOPInstanceUID = header["instance_uid"]
-    ds.StudyInstanceUID = header["study_uid"]
-    ds.SeriesInstanceUID = header["series_uid"]
-    ds.Modality = header["modality"]
-    ds.PatientID = ds.PatientName = header["patient_id"]
-    ds.StudyDate = "20160720"
-    ds.SeriesDescription = header["series_description"]
-    ds.SeriesNumber = ds.InstanceNumber = 1
-    if header["laterality"]:
-        ds.ImageLaterality = header["laterality"]
-    if header["view"]:
-        ds.ViewPosition = header["view"]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME1" if pixels.monochrome1 else "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape
-    if header.get("spacing") is not None:
-        ds.PixelSpacing = [f"{v:.6g}" for v in header["spacing"]]
-    ds.BitsAllocated = 8 * stored.itemsize
-    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = pixels.bits, pixels.bits - 1, 0
-    if pixels.rescale is not None:
-        ds.RescaleSlope, ds.RescaleIntercept = f"{pixels.rescale[0]:g}", f"{pixels.rescale[1]:g}"
-        ds.RescaleType = "US"
-    if pixels.window is not None:
-        ds.WindowCenter, ds.WindowWidth = f"{pixels.window[0]:.1f}", f"{pixels.window[1]:.1f}"
-    ds.PixelData = stored.tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
-@pytest.mark.parametrize(
-    "bits, mono1, rescale, window, laterality, view, spacing",
-    [
-        (8, False, None, None, "", "", None),
-        (12, True, (2.0, 0.0), (900.5, 300.0), "L", "MLO", None),
-        (14, False, None, (8000.0, 4000.0), "R", "CC", (0.07 / 0.3, 0.07 / 0.3)),
-        (16, True, (1.0, 0.0), None, "L", "CC", (0.1, 0.05)),
-    ],
-)
-def test_dicom_encoder_matches_pydicom(
-    tmp_path, bits, mono1, rescale, window, laterality, view, spacing
-):
-    """The phantom DICOM encoder writes, element for element, what pydicom writes for the same
-    dataset: same tags, VRs and values (file meta included), same pixels, valid Part 10."""
-    from medssl.data.synth.dicom import Pixels, dicom_elements, uid, write_dicom
-
-    rng = np.random.default_rng(bits)
-    image = rng.integers(0, 2**bits, size=(37, 23)).astype(np.uint16)
-    pixels = Pixels(bits, monochrome1=mono1, rescale=rescale, window=window)
-    header = dict(
-        patient_id="Mass-Training_P_00001_LEFT_CC", study_uid=uid("s"), series_uid=uid("t"),
-        instance_uid=uid("i"), series_description="full mammogram images",
-        laterality=laterality, view=view, modality="MG", sop_class="1.2.840.10008.5.1.4.1.1.1.2",
-        spacing=spacing,
-    )  # fmt: skip
-    path = write_dicom(tmp_path / "ours.dcm", image, pixels, **header)
-    ours = pydicom.dcmread(path)  # strict Part 10 read: preamble, DICM, meta group
-    ref = pydicom.dcmread(
-        pydicom.filebase.DicomBytesIO(_pydicom_reference(image, pixels, **header))
-    )
-
-    def elements(ds):
-        return [(e.tag, e.VR, e.value) for e in ds]
-
-    assert elements(ours.file_meta) == elements(ref.file_meta)
-    assert elements(ours) == elements(ref)
-    np.testing.assert_array_equal(ours.pixel_array, ref.pixel_array)
-    meta, body = dicom_elements(image, pixels, **header)
-    tags = [t for t, _, _ in body]
-    assert tags == sorted(tags)  # a dataset's elements in ascending tag order (PS3.5 §7.1)
 
 
 def test_cbis_roi_masks_are_full_size_binary(phantoms):
@@ -518,7 +363,7 @@ def test_mini_mias_coordinates_point_at_the_lesion(tmp_path):
 def test_counts_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="valid: benign, malignant"):
         write_source("mbud", tmp_path, {"normal": 1})
-    with pytest.raises(ConfigError, match="unknown phantom layout 'nope'"):
+    with pytest.raises(ConfigError, match="unknown source 'nope'"):
         write_source("nope", tmp_path, {})
     with pytest.raises(ConfigError, match=">= 0"):
         write_source("busi", tmp_path, {"benign": -1})
@@ -527,8 +372,8 @@ def test_counts_are_checked(tmp_path):
 def test_cli_synth_writes_a_whole_tree_that_builds_reuse(tmp_path, capsys):
     from medssl.artifacts import read_json
     from medssl.cli.main import main
-    from medssl.data.build import ensure_phantoms
     from medssl.data.recipe import demand, load_preset
+    from medssl.data.synth.phantoms import ensure_phantoms
 
     out = tmp_path / "phantoms"
     argv = ["data", "synth", "--preset", "smoke", "--scale", "0.1", "--out", str(out)]
@@ -541,10 +386,20 @@ def test_cli_synth_writes_a_whole_tree_that_builds_reuse(tmp_path, capsys):
     marker = read_json(out / "phantoms.json")
     assert marker["seed"] == 0 and marker["scale"] == 0.1 and marker["counts"] == counts
     assert sorted(marker["roots"]) == sorted(counts)
+    files = [p for p in out.rglob("*") if p.is_file() and p.name != "phantoms.json"]
+    assert marker["inventory"] == {
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+    }
     # a build asking for the same phantoms reuses the tree as it is
     before = _tree_digest(out)
     roots = ensure_phantoms(out, counts, seed=0, scale=0.1)
     assert {k: str(v) for k, v in roots.items()} == marker["roots"]
+    assert _tree_digest(out) == before
+    # files the disk lost (an OS crash after the tree moved into place) are written again
+    victim = next(p for p in sorted(out.rglob("*.png")))
+    victim.write_bytes(b"")
+    ensure_phantoms(out, counts, seed=0, scale=0.1)
     assert _tree_digest(out) == before
     # an existing folder is replaced only when asked, with a one-line error otherwise
     assert main(argv) == 2
@@ -558,7 +413,7 @@ def test_cli_synth_writes_a_whole_tree_that_builds_reuse(tmp_path, capsys):
 def test_scale_per_modality(tmp_path):
     """A preset may size ultrasound and mammography phantoms apart ({us: .., mg: ..})."""
     from medssl.data.recipe import load_preset
-    from medssl.data.synth.layouts import check_scale, describe_scale, source_scale
+    from medssl.data.synth import check_scale, describe_scale, source_scale
 
     recipe = tmp_path / "r.yaml"
     body = "databases:\n  - name: X\n    quotas: {finetune: {busi: {benign: 1}}}\n"
@@ -573,8 +428,8 @@ def test_scale_per_modality(tmp_path):
             load_preset(recipe)
     assert check_scale(1, "x") == 1.0
     counts = {"busi": {"benign": 1}, "inbreast": {"benign": 1}}
-    both = write_phantoms(tmp_path / "a", counts, seed=0, scale={"us": 0.5, "mg": 0.1}, workers=1)
-    one = write_phantoms(tmp_path / "b", counts, seed=0, scale=0.5, workers=1)
+    both = write_phantoms(tmp_path / "a", counts, seed=0, scale={"us": 0.5, "mg": 0.1})
+    one = write_phantoms(tmp_path / "b", counts, seed=0, scale=0.5)
     # ultrasound as at scale 0.5, byte for byte; mammograms five times smaller
     assert _tree_digest(both["busi"]) == _tree_digest(one["busi"])
 
@@ -582,17 +437,3 @@ def test_scale_per_modality(tmp_path):
         return pydicom.dcmread(next(root.rglob("*.dcm"))).Rows
 
     assert 4 < rows(one["inbreast"]) / rows(both["inbreast"]) < 6
-
-
-@pytest.mark.parametrize(
-    ("small", "large"),
-    [((7, 5), (301, 253)), ((40, 28), (160, 112)), ((1, 3), (1, 40)), ((1, 1), (5, 5))],
-)
-def test_field_enlargement_matches_pil(small, large):
-    """Fields are enlarged in numpy with PIL's sampling (bilinear and nearest)."""
-    from medssl.data.synth.fields import resize
-
-    field = np.random.default_rng(0).standard_normal(small).astype(np.float32)
-    for nearest, method in ((False, Image.Resampling.BILINEAR), (True, Image.Resampling.NEAREST)):
-        pil = np.asarray(Image.fromarray(field, mode="F").resize(large[::-1], method))
-        np.testing.assert_allclose(resize(field, large, nearest=nearest), pil, atol=1e-5)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import os
@@ -53,19 +52,6 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
-
-
-def write_staged(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` plainly (no temporary sibling, no fsync): only for files
-    inside a folder being built under :func:`atomic_dir`, where the folder is the atomic
-    unit (synced once and moved into place whole) and a crash leaves nothing trusted.
-    Bulk writers (thousands of phantom images) save two system calls and a sync per file."""
-    path = Path(path)
-    if not path.parent.is_dir():  # one stat, cheaper than mkdir's failing system call
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
     return path
 
 
@@ -155,11 +141,3 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
-
-
-def sha1_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

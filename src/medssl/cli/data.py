@@ -1,4 +1,4 @@
-"""`medssl data synth|build|describe`: phantoms, databases and their tables."""
+"""`medssl data synth|survey|build|describe`: phantoms, what sources hold, databases, tables."""
 
 from __future__ import annotations
 
@@ -65,6 +65,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="skip bad items (counted with their reason in skipped.csv and describe) instead of stopping",
     )
     b.add_argument(
+        "--fit-quotas",
+        action="store_true",
+        help="lower quotas the sources cannot fill to what they hold, keeping the recipe's class "
+        "ratios (the quotas used are recorded in database.json); without it every shortfall is "
+        "one error",
+    )
+    b.add_argument(
+        "--available-sources",
+        action="store_true",
+        help="build from the sources given with --root only: the preset's other sources and "
+        "their quotas are left out (recorded in database.json and describe)",
+    )
+    b.add_argument(
         "--balanced",
         action="store_true",
         help="replace the recipe quotas by balanced ones (rarest class and modality, same across databases)",
@@ -72,11 +85,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--phantoms",
         action="store_true",
-        help="generate phantoms for sources without --root (any preset)",
+        help="generate phantoms for sources without --root (any preset; a warning names them)",
     )
     b.add_argument("--overwrite", action="store_true", help="replace existing database folders")
     b.add_argument("--quiet", action="store_true", help="do not print the tables")
     b.set_defaults(func=_build)
+
+    v = verbs.add_parser(
+        "survey",
+        help="count what source folders hold and write a starter recipe",
+        description="Read the given sources and print, per source and class, the images each role "
+        "may use (with and without masks, after removing duplicates and label conflicts), then write "
+        "a starter recipe that `medssl data build --preset RECIPE.yaml` builds as written.",
+    )
+    add_roots(v)
+    v.add_argument("--out", required=True, type=Path, help="starter recipe to write (.yaml)")
+    v.add_argument("--name", default=None, help="database name (default: the file's stem)")
+    v.add_argument(
+        "--finetune-share",
+        type=float,
+        default=0.5,
+        help="share of each class's finetuning-eligible images given to finetuning (default 0.5); "
+        "pretraining takes the rest",
+    )
+    v.add_argument(
+        "--lenient", action="store_true", help="skip bad items (counted) instead of stopping"
+    )
+    v.add_argument("--overwrite", action="store_true", help="replace RECIPE.yaml if it exists")
+    v.set_defaults(func=_survey)
 
     d = verbs.add_parser(
         "describe",
@@ -89,9 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    from medssl.data.build import write_phantom_tree
     from medssl.data.recipe import demand, load_preset
-    from medssl.data.synth.layouts import check_scale, describe_scale
+    from medssl.data.synth.phantoms import check_scale, describe_scale, write_phantom_tree
 
     recipes, scale = load_preset(args.preset)
     if args.scale is not None:
@@ -121,12 +156,40 @@ def _build(args: argparse.Namespace) -> int:
         lenient=args.lenient,
         overwrite=args.overwrite,
         balanced=args.balanced,
+        fit_quotas=args.fit_quotas,
         phantoms=True if args.phantoms else None,
+        available_sources=args.available_sources,
     )
     for path in paths:
+        db = Database.load(path)
         if not args.quiet:
-            print(describe(Database.load(path)))
-        print(f"database written: {path}")
+            print(describe(db))
+        conflicts = db.meta.get("label_conflicts", {}).get("found", [])
+        note = ""
+        if conflicts:
+            left = sum(len(c.get("left_out", [])) for c in conflicts)
+            note = f" ({len(conflicts)} label conflict(s)" + (
+                f", {left} image(s) left out)" if left else ", kept)"
+            )
+        print(f"database written: {path}{note}")
+    return 0
+
+
+def _survey(args: argparse.Namespace) -> int:
+    from medssl.data.survey import run_survey
+
+    roots = parse_roots(args.root)
+    print(
+        run_survey(
+            roots,
+            args.out,
+            name=args.name,
+            finetune_share=args.finetune_share,
+            lenient=args.lenient,
+            overwrite=args.overwrite,
+        ),
+        end="",
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 from pathlib import Path
 
 from medssl.errors import ConfigError
@@ -34,6 +35,12 @@ def add_roots(p: argparse.ArgumentParser) -> None:
 
 
 def parse_roots(items: list[str]) -> dict[str, Path]:
+    """``--root SOURCE=DIR`` items as {source: folder}; every SOURCE must be a registered
+    source (a misspelt one is an error with the closest name, before anything is built or
+    replaced by phantoms), and no source may be given twice."""
+    from medssl.data.sources import SOURCES, _import_all
+
+    _import_all()
     roots: dict[str, Path] = {}
     for item in items:
         if "=" not in item:
@@ -41,5 +48,16 @@ def parse_roots(items: list[str]) -> dict[str, Path]:
                 f"--root {item!r}: expected SOURCE=DIR, e.g. --root busi=/data/Dataset_BUSI_with_GT"
             )
         name, folder = item.split("=", 1)
-        roots[name.strip()] = Path(folder).expanduser()
+        name = name.strip()
+        if name not in SOURCES:
+            close = difflib.get_close_matches(name, SOURCES.names(), n=1, cutoff=0.6)
+            hint = (
+                f"did you mean {close[0]}?" if close else f"sources: {', '.join(SOURCES.names())}"
+            )
+            raise ConfigError(f"--root {name}=: no source {name!r}; {hint}")
+        if name in roots:
+            raise ConfigError(f"--root {name}= is given twice; pass each source once")
+        if not folder.strip():
+            raise ConfigError(f"--root {name}=: the folder is missing, e.g. --root {name}=DIR")
+        roots[name] = Path(folder).expanduser()
     return roots

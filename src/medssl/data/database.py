@@ -49,7 +49,8 @@ MANIFEST_COLUMNS = (
     # image itself (or its duplicate group): resampling groups resamples images
     "sha1",  # content hash of the decoded grey image
     "orig_h",
-    "orig_w",  # original size in pixels (before padding to square and resizing)
+    "orig_w",  # size in pixels of what was padded to square and resized: the original image,
+    # or its breast crop (crop_box)
     "spacing_row_mm",  # mm between original pixel rows (DICOM PixelSpacing[0], else
     # ImagerPixelSpacing[0]); "" when unknown
     "spacing_col_mm",  # mm between original pixel columns ([1]); "" when unknown
@@ -58,8 +59,19 @@ MANIFEST_COLUMNS = (
     "multi_mask",  # 1 when the source shipped several lesion masks
     "normal_with_finding",  # 1: labelled normal by a source option although the image shows a
     # finding (CBIS-DDSM BENIGN_WITHOUT_CALLBACK as normal); pretraining rows only
+    "coarse_mask",  # 1: the stored mask is an approximate region (mini-MIAS circles), not an
+    # outline of the lesion
+    "crop_box",  # "top,left,height,width" of the breast crop in the original image (recipe
+    # crop: breast, mammograms); "" when the whole image was used
 )
-OPTIONAL_COLUMNS = ("patient_known", "spacing_row_mm", "spacing_col_mm", "normal_with_finding")
+OPTIONAL_COLUMNS = (
+    "patient_known",
+    "spacing_row_mm",
+    "spacing_col_mm",
+    "normal_with_finding",
+    "coarse_mask",
+    "crop_box",
+)
 """Columns older manifests lack: loaded as ``None`` there (unknown)."""
 DATABASE_KEYS = {
     "empty_lesion_masks": "{source: finetuning images labelled benign/malignant with an empty "
@@ -67,6 +79,17 @@ DATABASE_KEYS = {
     "normals_with_finding": "{source: pretraining normals that show a finding}",
     "mask_resize": "{rule, components, rescued, by_source: {source: {components, rescued}}}",
     "phantoms": "[sources generated as synthetic phantoms]; [] for real data",
+    "tasks": "[what the finetuning images serve: classification, segmentation]",
+    "quotas_used": "{role: {source: {class: images drawn}}}",
+    "fit_quotas": "true when the quotas were fitted to what the sources hold (--fit-quotas)",
+    "shortfalls": "[{role, source, class, want, available, when}] quotas not filled "
+    "(--lenient / --fit-quotas)",
+    "label_conflicts": "{policy: exclude | keep, found: [{image, twin, kind, role, twin_role, "
+    "labels: {image, twin}, action, left_out}]}",
+    "left_out_sources": "{source: {role: {class: quota}}} of a preset's sources not available "
+    "(--available-sources)",
+    "crop": "{rule, cropped, widened_for_mask, by_source}: the breast crop of mammograms",
+    "coarse_masks": "{source: finetuning masks that are approximate regions}",
 }
 """``database.json`` keys of the label, mask and phantom policies (absent in older files)."""
 
@@ -265,6 +288,8 @@ def _row(
         has_mask=int(bool(has_mask)),
         multi_mask=0,
         normal_with_finding=0,
+        coarse_mask=0,
+        crop_box="",
     )
     row.update(kw)
     return row
@@ -294,10 +319,11 @@ def _parse_row(
     try:
         for key in ("index", "orig_h", "orig_w", "has_mask", "multi_mask"):
             row[key] = int(raw[key]) if raw.get(key, "") != "" else 0
-        for key in ("patient_known", "normal_with_finding"):
+        for key in ("patient_known", "normal_with_finding", "coarse_mask"):
             row[key] = int(raw[key]) if raw.get(key, "") != "" else None
         for key in ("spacing_row_mm", "spacing_col_mm"):
             row[key] = float(raw[key]) if raw.get(key, "") != "" else None
+        row["crop_box"] = raw.get("crop_box")  # "" when uncropped, None when not recorded
     except ValueError as e:
         raise bad(f"{e}: expected a number") from None
     role, split, label = raw.get("role"), raw.get("split"), raw.get("label")
@@ -463,3 +489,9 @@ def check_database_folder(path: Path, *, flag: str = "database") -> Path:
         f"{flag}: not a medssl database (no database.json); build one with `medssl data build`",
         file=str(path),
     )
+
+
+def database_tasks(db: Database) -> tuple[str, ...]:
+    """What the database's finetuning images serve (``database.json`` ``tasks``): databases
+    built before the key existed serve classification and segmentation."""
+    return tuple(db.meta.get("tasks", ("classification", "segmentation")))

@@ -1,8 +1,9 @@
 """`medssl data describe`: a database's tables in the form of thesis tables 5.2 and 5.3.
 
 Table 5.2 counts images per role, source and class; table 5.3 per role, split and class.
-Items left out (lenient mode, label rules), duplicates found and quota shortfalls follow,
-then the label and mask policies' counts (``docs/datasets.md``, "What serves which task"):
+Items left out (lenient mode, label rules), duplicates and label conflicts found, sources
+left out (``--available-sources``) and quota shortfalls (with the quotas used when they were
+fitted) follow, then the label and mask policies' counts (``docs/datasets.md``, "What serves which task"):
 normals that show a finding, lesion images without a mask, lesions kept by the mask
 downsampling, and which images have a published patient id and a known pixel spacing.
 """
@@ -73,10 +74,14 @@ def describe(db: Database) -> str:
             f"**Synthetic phantoms, not patient data:** {', '.join(db.phantoms)}",
             "",
         ]
+    tasks = meta.get("tasks", ["classification", "segmentation"])
     out.append(
         f"checksum {meta.get('checksum', '?')[:12]}, seed {meta.get('seed', '?')}, "
-        f"image sizes: {image_sizes(meta)}"
+        f"image sizes: {image_sizes(meta)}, tasks: {', '.join(tasks)}"
     )
+    crop = meta.get("recipe", {}).get("crop", "none")
+    if crop != "none":
+        out.append(f"mammograms cropped: {meta.get('crop', {}).get('rule', crop)}")
     out += [
         "",
         "## Table 5.2: images per source and class",
@@ -96,13 +101,37 @@ def describe(db: Database) -> str:
         out.append(
             f"- {d['kind']}: {d['image']} ({d['role']}) ~ {d['twin']} ({d['twin_role']}): {d['action']}"
         )
+    conflicts = meta.get("label_conflicts")
+    if conflicts is not None:
+        found = conflicts["found"]
+        out += ["", f"## Label conflicts (duplicates whose labels differ): {len(found)}"]
+        out.append(f"policy: {conflicts['policy']} (recipe label_conflicts)")
+        for c in found:
+            out.append(
+                f"- {c['kind']}: {c['image']} ({c['labels']['image']}) ~ {c['twin']} "
+                f"({c['labels']['twin']}): {c['action']}"
+            )
+    left_out = meta.get("left_out_sources") or {}
+    if left_out:
+        out += ["", f"## Sources left out (--available-sources): {len(left_out)}"]
+        for source, per_role in left_out.items():
+            parts = [f"{role} {sum(per_class.values())}" for role, per_class in per_role.items()]
+            out.append(f"- {source}: quotas dropped ({', '.join(parts)} images)")
     short = meta.get("shortfalls", [])
     if short:
-        out += ["", f"## Quota shortfalls (lenient mode): {len(short)}"]
+        how = "--fit-quotas" if meta.get("fit_quotas") else "--lenient"
+        out += ["", f"## Quota shortfalls ({how}): {len(short)}"]
         for s in short:
             out.append(
-                f"- {s['role']}/{s['source']}/{s['class']}: wanted {s['want']}, got {s['available']}"
+                f"- {s['role']}/{s['source']}/{s['class']}: wanted {s['want']}, "
+                f"{s['available']} available"
             )
+    if meta.get("fit_quotas"):
+        out += ["", "## Quotas used (fitted to the sources, class ratios kept)"]
+        for role, per_source in meta.get("quotas_used", {}).items():
+            for source, per_class in per_source.items():
+                cells = ", ".join(f"{c} {n}" for c, n in sorted(per_class.items()))
+                out.append(f"- {role}/{source}: {cells}")
     out += ["", *policy_lines(db)]
     return "\n".join(out) + "\n"
 
@@ -126,6 +155,19 @@ def policy_lines(db: Database) -> list[str]:
         out.append(
             f"- finetuning benign/malignant images with an empty mask (has_mask 0: "
             f"classification only, not segmentation): {n}" + (f" ({per})" if per else "")
+        )
+    coarse = meta.get("coarse_masks") or {}
+    if coarse:
+        per = ", ".join(f"{s} {k}" for s, k in coarse.items())
+        out.append(
+            f"- coarse masks (approximate regions, not outlines; manifest coarse_mask 1): "
+            f"{sum(coarse.values())} ({per})"
+        )
+    crop = meta.get("crop")
+    if crop and crop.get("cropped"):
+        out.append(
+            f"- breast crop: {crop['cropped']} mammogram(s) cropped, {crop['widened_for_mask']} "
+            "widened to hold their lesion mask"
         )
     resize = meta.get("mask_resize")
     if resize is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from medssl.data.database import SPLITS, Database
+from medssl.data.database import SPLITS, Database, database_tasks
 from medssl.data.records import CLASSES
 from medssl.errors import ConfigError, DataError
 
@@ -47,6 +47,12 @@ class SplitData:
         return len(self.rows)
 
 
+def serves(db: Database, *, needs_masks: bool) -> bool:
+    """Whether ``db`` serves a task: every database has labels; masks only where its recipe's
+    ``tasks`` (``database.json``) include segmentation."""
+    return not needs_masks or "segmentation" in database_tasks(db)
+
+
 def finetune_splits(
     db: Database,
     *,
@@ -60,8 +66,16 @@ def finetune_splits(
     finetuning pool): either ``{"train": rows, "val": rows, "test": rows}`` (rows of
     ``finetune.npy``) or one split name per finetuning row, in row order. With
     ``needs_masks`` (segmentation), images whose manifest row has ``has_mask = 0`` are left
-    out (counted); an empty split is an error naming the database and ``task``.
+    out (counted); an empty split is an error naming the database and ``task``, and so is a
+    task that needs masks on a database built for classification only (its recipe's ``tasks``).
     """
+    if needs_masks and not serves(db, needs_masks=True):
+        raise DataError(
+            f"database {db.name!r} serves {', '.join(database_tasks(db))} only (database.json "
+            f"tasks, from its recipe's tasks), and {task} needs lesion masks; build it with "
+            "segmentation in the recipe's tasks",
+            file=str(db.path) if db.path else None,
+        )
     by_row = {int(r["index"]): r for r in db.rows("finetune")}
     if split_override is None:
         assign = {

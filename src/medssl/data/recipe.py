@@ -1,12 +1,14 @@
 """Database recipes: per-source, per-class quotas for each role (thesis tables 5.1-5.2).
 
-A recipe is a YAML preset (``recipes/<name>.yaml``) or a user file. A preset file holds one
-recipe, or several under ``databases:`` (the demo builds US1, MG2 and USMG3 together).
-Unknown keys are an error; ``to_dict`` of the resolved recipe is saved in ``database.json``.
+A recipe is a YAML preset (``recipes/<name>.yaml``) or a user file (``docs/datasets.md``,
+"Recipes"). A preset file holds one recipe, or several under ``databases:`` (the demo
+builds US1, MG2 and USMG3 together). Unknown keys are an error; ``to_dict`` of the resolved
+recipe is saved in ``database.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +19,12 @@ from medssl.data.records import CLASSES, Record
 from medssl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from medssl.data.synth.layouts import Scale
+    from medssl.data.synth.phantoms import Scale
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
+TASKS = ("classification", "segmentation")
+CROPS = ("none", "breast")
+LABEL_CONFLICTS = ("exclude", "keep")
 
 
 @dataclass
@@ -39,7 +44,12 @@ class Recipe:
     pad_pretrain: bool = False  # thesis: pretraining images are resized without padding
     split_pretrain: tuple[float, ...] = (0.8, 0.2)  # thesis §5.1: 80/20 train/validation
     split_finetune: tuple[float, ...] = (0.6, 0.2, 0.2)  # thesis §5.1: 60/20/20
-    finetune_requires_mask: bool = True  # finetuning images serve segmentation too
+    # what the finetuning images serve; without segmentation they need no masks
+    tasks: tuple[str, ...] = TASKS
+    # mammograms cropped to the breast before padding (medssl.data.preprocess.breast_box)
+    crop: str = "none"
+    # duplicates whose labels differ: left out (both), or kept and reported
+    label_conflicts: str = "exclude"
 
     def __post_init__(self) -> None:
         for role, per_source in self.quotas.items():
@@ -57,6 +67,21 @@ class Recipe:
                         raise ConfigError(
                             f"recipe {self.name}: quotas.{role}.{source}.{cls} must be a count >= 0, got {n!r}"
                         )
+        for key, value, valid in (
+            ("crop", self.crop, CROPS),
+            ("label_conflicts", self.label_conflicts, LABEL_CONFLICTS),
+        ):
+            if value not in valid:
+                raise ConfigError(
+                    f"recipe {self.name}: {key}: {value!r}; valid: {', '.join(valid)}"
+                )
+        self.tasks = tuple(self.tasks)
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad or not self.tasks:
+            raise ConfigError(
+                f"recipe {self.name}: tasks: {list(self.tasks)}; valid: a non-empty list of "
+                f"{', '.join(TASKS)}"
+            )
         for role, fr in (("pretrain", self.split_pretrain), ("finetune", self.split_finetune)):
             if len(fr) != len(SPLITS[role]):
                 raise ConfigError(
@@ -68,6 +93,26 @@ class Recipe:
 
     def quota(self, role: str) -> dict[str, dict[str, int]]:
         return self.quotas.get(role, {})
+
+    @property
+    def finetune_requires_mask(self) -> bool:
+        """Finetuning images need a mask when they serve segmentation."""
+        return "segmentation" in self.tasks
+
+    def without_sources(
+        self, missing: set[str]
+    ) -> tuple[Recipe, dict[str, dict[str, dict[str, int]]]]:
+        """This recipe with the quotas of ``missing`` sources removed, and those quotas
+        ({source: {role: {class: n}}}, only sources the recipe names)."""
+        dropped: dict[str, dict[str, dict[str, int]]] = {}
+        quotas: dict[str, dict[str, dict[str, int]]] = {}
+        for role, per_source in self.quotas.items():
+            for source, per_class in per_source.items():
+                if source in missing:
+                    dropped.setdefault(source, {})[role] = dict(per_class)
+                else:
+                    quotas.setdefault(role, {})[source] = dict(per_class)
+        return dataclasses.replace(self, quotas=quotas), dict(sorted(dropped.items()))
 
 
 def finetune_candidate(record: Record, recipe: Recipe) -> bool:
@@ -102,7 +147,7 @@ def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], Scale]:
         raise ConfigError(f"recipe file {path} does not exist")
     data = load_yaml(path)
     items = data.pop("databases", None)
-    from medssl.data.synth.layouts import check_scale
+    from medssl.data.synth.phantoms import check_scale
 
     scale = check_scale(data.pop("phantom_scale", 1.0), f"{path}: phantom_scale")
     if items is None:

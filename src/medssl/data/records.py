@@ -49,6 +49,8 @@ class Record:
     # labelled normal by a source option although the image shows a finding (CBIS-DDSM's
     # BENIGN_WITHOUT_CALLBACK read as normal): pretraining may use it, finetuning never does
     normal_with_finding: bool = False
+    # the mask is an approximate region, not an outline (mini-MIAS circles, when asked for)
+    coarse_mask: bool = False
 
     def load(self) -> Loaded:
         return self.loader()

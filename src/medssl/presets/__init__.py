@@ -16,6 +16,10 @@ from medssl.errors import ConfigError
 
 FOLDER = Path(__file__).resolve().parent
 STAGES = ("pretrain", "finetune", "benchmark")
+DEFAULT = "medssl"
+"""The pretraining and fine-tuning preset when none is named (``medssl pretrain``,
+``medssl finetune`` and their functions): settings measured and sourced for ~300-1,000
+images. The benchmark's presets name theirs (the thesis benchmark keeps the thesis's)."""
 
 
 def preset_names(stage: str) -> list[str]:

@@ -55,8 +55,10 @@ class BenchmarkConfig:
     # of the segmentation question); fine-tuned like the methods, under their own name.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     finetune: dict[str, Any] = field(default_factory=dict)  # overrides of FinetuneConfig
-    pretrain_preset: str | None = None
-    finetune_preset: str | None = None
+    # The stages' presets: the thesis's unless a benchmark preset names another (medssl's
+    # defaults are `medssl pretrain`/`finetune`'s, not the thesis benchmark's).
+    pretrain_preset: str = "thesis"
+    finetune_preset: str = "thesis"
     device: str = "auto"  # auto | cpu | cuda
     # Runs at a time, each in its own process: None = one per GPU when there are several,
     # else 1. On a CPU, N workers split the cores (small runs are overhead-bound, so 2 workers
@@ -120,7 +122,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
     for name, db in databases.items():
         for seed in range(cfg.seeds):
             for enc_name, (method, extra) in encoder_specs.items():
-                base = pt.resolve_config(method, preset=cfg.pretrain_preset or "thesis")
+                base = pt.resolve_config(method, preset=cfg.pretrain_preset)
                 merged = merge(
                     base, {**cfg.pretrain, **extra, "seed": seed}, where="benchmark pretrain"
                 )
@@ -136,11 +138,21 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                 )
                 runs.append(run)
                 encoders[(name, enc_name, seed)] = run
+    from medssl.data.labelled import serves
+    from medssl.data.splits import kfold_assignments
+    from medssl.tasks.task import get_task
+
     for name, db in databases.items():
+        if cfg.folds is not None:  # a class smaller than the folds is an error before any run
+            rows = db.rows("finetune")
+            labels, patients = [r["label"] for r in rows], [r["patient"] for r in rows]
+            kfold_assignments(labels, patients, cfg.folds, 0, where=name)
+        # a classification-only database (its recipe's tasks) gets no segmentation runs
+        tasks = [t for t in cfg.tasks if serves(db, needs_masks=get_task(t).needs_masks)]
         for seed in range(cfg.seeds):
             folds = [None] if cfg.folds is None else list(range(cfg.folds))
             for fold in folds:
-                for task in cfg.tasks:
+                for task in tasks:
                     fcfg = ft.resolve_config(
                         task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
                     )

@@ -116,14 +116,16 @@ def resolve_config(
     """The resolved configuration of one run.
 
     ``config`` (a FinetuneConfig, or a partial dict laid over the preset) or else the preset
-    (default ``thesis``); then ``overrides`` (``--set`` strings ``"optimizer.lr=1e-3"`` or a
+    (default :data:`medssl.presets.DEFAULT`); then ``overrides`` (``--set`` strings ``"optimizer.lr=1e-3"`` or a
     nested dict); then ``task`` and ``seed`` when given. The trainer's seed and monitor are
     the run's.
     """
     if isinstance(config, FinetuneConfig):
         cfg = config
     else:
-        cfg = merge(load_preset(preset or "thesis"), dict(config or {}), where="finetune config")
+        cfg = merge(
+            load_preset(preset or presets.DEFAULT), dict(config or {}), where="finetune config"
+        )
     if isinstance(overrides, Mapping):
         cfg = merge(cfg, dict(overrides), where="finetune overrides")
     else:

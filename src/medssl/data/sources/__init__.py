@@ -1,8 +1,11 @@
 """Public-source readers: one file per source, each registered in :data:`SOURCES`.
 
 A reader turns the folder a user downloaded (exactly as its publisher distributes it, see
-``docs/datasets.md``) into :class:`~medssl.data.records.Record` objects. Adding a 9th source
-is one new file in this package that subclasses :class:`Source` and registers itself.
+``docs/datasets.md``) into :class:`~medssl.data.records.Record` objects. Beside its reader, a source writes its
+synthetic phantoms in the same layout (:meth:`Source.write_phantoms`), so the tests read
+every source as real data would be read. Adding a source is one new file in this package
+that subclasses :class:`Source` and registers itself (``docs/architecture.md``, "Add a
+source").
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from medssl.data.records import Record, Skipped
+from medssl.data.records import CLASSES, Record, Skipped
 from medssl.errors import ConfigError, DataError
 from medssl.registry import Registry
+
+if TYPE_CHECKING:
+    from medssl.data.synth.stream import Stream
 
 SOURCES: Registry[type[Source]] = Registry("source")
 
@@ -26,11 +32,14 @@ class Source(ABC):
 
     modality: ClassVar[str]  # "us" or "mg"
     options: ClassVar[dict[str, Any]] = {}  # option name -> default; unknown options are an error
+    published_classes: ClassVar[tuple[str, ...]] = CLASSES  # the classes its images carry
+    root_may_be_file: ClassVar[bool] = False  # the root may be a file (a CSV), not a folder
 
     def __init__(self, root: str | Path, *, lenient: bool = False, **options: Any) -> None:
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError("source folder does not exist or is not a folder", file=str(self.root))
+        if not (self.root.is_dir() or (self.root_may_be_file and self.root.is_file())):
+            what = "folder or file" if self.root_may_be_file else "folder"
+            raise DataError(f"source {what} does not exist or is not a {what}", file=str(self.root))
         unknown = set(options) - set(self.options)
         if unknown:
             raise ConfigError(
@@ -72,13 +81,30 @@ class Source(ABC):
     def records(self) -> list[Record]:
         """All usable records under ``self.root``, in a deterministic (sorted) order."""
 
+    @classmethod
+    def write_phantoms(
+        cls, root: Path, counts: dict[str, int], stream: Stream, *, scale: float = 1.0
+    ) -> Path:
+        """Write synthetic phantoms under ``root`` in this source's published layout.
 
-def register_source(name: str, **preset: Any):
-    """Class decorator: register a reader under ``name`` (optionally with preset options)."""
+        counts: class -> usable images, one entry per class of :attr:`published_classes`; ``stream``
+        gives each item its own seeded generator; ``scale`` shrinks the images. Returns
+        the folder to pass as ``--root NAME=DIR``. Called through
+        :func:`medssl.data.synth.write_source`; a source without phantoms keeps this default.
+        """
+        raise NotImplementedError(f"{cls.__name__} writes no phantoms")
+
+
+def register_source(name: str, *, published: tuple[str, ...] | None = None, **preset: Any):
+    """Class decorator: register a reader under ``name``, optionally as a preset of it: with
+    preset options, and ``published``, the classes that preset's publisher ships."""
 
     def decorator(cls: type[Source]) -> type[Source]:
-        if preset:
-            sub = type(cls.__name__ + "_" + name, (cls,), {"options": {**cls.options, **preset}})
+        if preset or published:
+            attrs: dict[str, Any] = {"options": {**cls.options, **preset}}
+            if published:
+                attrs["published_classes"] = published
+            sub = type(cls.__name__ + "_" + name, (cls,), attrs)
             sub.registry_name = name
             SOURCES.add(name, sub)
         else:

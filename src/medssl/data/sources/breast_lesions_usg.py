@@ -15,9 +15,14 @@ import csv
 import functools
 from pathlib import Path
 
+import numpy as np
+
 from medssl.data.imaging import load_image_and_masks
 from medssl.data.records import CLASSES, Record
 from medssl.data.sources import Source, register_source
+from medssl.data.synth.files import save_image, save_mask, write_xlsx
+from medssl.data.synth.stream import labels_in_order
+from medssl.data.synth.ultrasound import phantom_size, render_ultrasound
 from medssl.errors import DataError
 
 REQUIRED = ("Image_filename", "Mask_tumor_filename", "Classification")
@@ -117,6 +122,74 @@ class BreastLesionsUSG(Source):
             loader=functools.partial(load_image_and_masks, image, masks),
             has_mask=True,
         )
+
+    @classmethod
+    def write_phantoms(
+        cls, root: Path, counts: dict[str, int], stream, *, scale: float = 1.0
+    ) -> Path:
+        """``BrEaST-Lesions_USG-images_and_masks/caseNNN.png`` + ``caseNNN_tumor.png``
+        (+ ``caseNNN_other1.png``) and the clinical sheet as xlsx."""
+        folder = root / "BrEaST-Lesions_USG-images_and_masks"
+        folder.mkdir(parents=True, exist_ok=True)
+        labels = labels_in_order(counts)
+        rows = []
+        for case, j in enumerate(stream(0).permutation(len(labels)), start=1):
+            label = labels[j]
+            rng = stream(1, case)
+            rgb, masks = render_ultrasound(rng, label, size=phantom_size(rng, scale))
+            name = f"case{case:03d}"
+            grey = rgb.mean(axis=2).astype(np.uint8) if rng.random() < 0.5 else rgb
+            save_image(folder / f"{name}.png", grey)
+            tumor = ""
+            if masks:
+                tumor = f"{name}_tumor.png"
+                save_mask(folder / tumor, masks[0])
+            elif rng.random() < 0.5:  # some normal cases ship an empty tumour mask
+                tumor = f"{name}_tumor.png"
+                save_mask(folder / tumor, np.zeros(rgb.shape[:2], dtype=bool))
+            other = ""
+            if rng.random() < 0.1:  # a mask of another finding, not a lesion of interest
+                other = f"{name}_other1.png"
+                o = np.zeros(rgb.shape[:2], dtype=bool)
+                h, w = o.shape
+                o[h // 10 : h // 6, w // 10 : w // 5] = True
+                save_mask(folder / other, o)
+            rows.append(_phantom_row(rng, case, name, label, tumor, other))
+        sheet = folder / "BrEaST-Lesions-USG-clinical-data-Dec-15-2023.xlsx"
+        write_xlsx(sheet, PHANTOM_COLUMNS, rows, title="BrEaST-Lesions-USG")
+        return folder
+
+
+PHANTOM_COLUMNS = (
+    "CaseID", "Image_filename", "Mask_tumor_filename", "Mask_other_filename", "Pixel_size", "Age",
+    "Tissue_composition", "Shape", "Margin", "Echogenicity", "Posterior_features", "BIRADS",
+    "Verification", "Classification",
+)  # fmt: skip
+"""The published clinical sheet's columns, as the phantom sheet carries them."""
+
+
+def _phantom_row(rng, case: int, name: str, label: str, tumor: str, other: str) -> dict:
+    lesion = label != "normal"
+    return {
+        "CaseID": case,
+        "Image_filename": f"{name}.png",
+        "Mask_tumor_filename": tumor,
+        "Mask_other_filename": other,
+        "Pixel_size": round(float(rng.uniform(0.005, 0.012)), 4),
+        "Age": int(rng.integers(18, 85)),
+        "Tissue_composition": str(
+            rng.choice(["homogeneous: fat", "homogeneous: fibroglandular", "heterogeneous"])
+        ),
+        "Shape": ("oval" if label == "benign" else "irregular") if lesion else "not applicable",
+        "Margin": ("circumscribed" if label == "benign" else "not circumscribed")
+        if lesion
+        else "not applicable",
+        "Echogenicity": "hypoechoic" if lesion else "not applicable",
+        "Posterior_features": "no" if lesion else "not applicable",
+        "BIRADS": {"normal": "1", "benign": "3", "malignant": "4c"}[label],
+        "Verification": "confirmed by biopsy" if lesion else "confirmed by follow-up care",
+        "Classification": label,
+    }
 
 
 def read_sheet(path: Path) -> list[tuple[int, dict[str, str]]]:

@@ -22,9 +22,13 @@ import functools
 import re
 from pathlib import Path
 
+import numpy as np
+
 from medssl.data.imaging import load_image_and_masks
 from medssl.data.records import CLASSES, Record
 from medssl.data.sources import Source, register_source
+from medssl.data.synth.files import save_image, save_mask
+from medssl.data.synth.ultrasound import phantom_size, render_ultrasound
 from medssl.errors import ConfigError, DataError
 
 _MASK = re.compile(r"^(?P<stem>.+?)_mask(_\d+)?$", re.IGNORECASE)
@@ -103,6 +107,36 @@ class BUSI(Source):
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
+
+    @classmethod
+    def write_phantoms(
+        cls,
+        root: Path,
+        counts: dict[str, int],
+        stream,
+        *,
+        scale: float = 1.0,
+        multi_mask: float = 0.03,
+    ) -> Path:
+        """``Dataset_BUSI_with_GT/<class>/<class> (i).png`` + ``<class> (i)_mask.png`` (and
+        ``_mask_1`` ...); ``multi_mask``: share of lesion images with several lesions, one
+        mask file each."""
+        base = root / "Dataset_BUSI_with_GT"
+        for ci, label in enumerate(("benign", "malignant", "normal")):
+            folder = base / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(1, counts[label] + 1):
+                rng = stream(ci, i)
+                several = label != "normal" and rng.random() < multi_mask
+                n = 1 + int(rng.integers(1, 3)) if several else 1
+                rgb, masks = render_ultrasound(
+                    rng, label, size=phantom_size(rng, scale), n_lesions=n
+                )
+                save_image(folder / f"{label} ({i}).png", rgb)
+                for k, m in enumerate(masks or [np.zeros(rgb.shape[:2], dtype=bool)]):
+                    suffix = "_mask" if k == 0 else f"_mask_{k}"
+                    save_mask(folder / f"{label} ({i}){suffix}.png", m)
+        return base
 
 
 def _masks_by_stem(folder: Path, *, split: bool) -> dict[str, list[Path]]:

@@ -29,9 +29,11 @@ import csv
 import functools
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from medssl.artifacts import csv_text
 from medssl.data.imaging import (
     check_same_size,
     image_shape,
@@ -41,6 +43,9 @@ from medssl.data.imaging import (
 )
 from medssl.data.records import Loaded, Record, Skipped
 from medssl.data.sources import Source, register_source
+from medssl.data.synth.files import SECONDARY_CAPTURE, Pixels, uid, write_dicom, write_text
+from medssl.data.synth.mammography import Mammogram, render_mammogram
+from medssl.data.synth.stream import labels_in_order
 from medssl.errors import ConfigError, DataError
 
 CSV_NAMES = (
@@ -62,6 +67,7 @@ def _csvs(folder: Path) -> list[Path]:
 class CBISDDSM(Source):
     modality = "mg"
     options = {"bwc_as": "benign"}
+    published_classes = ("benign", "malignant")
 
     def records(self) -> list[Record]:
         bwc = self.opts["bwc_as"]
@@ -168,6 +174,83 @@ class CBISDDSM(Source):
             normal_with_finding=with_finding,
         )
 
+    @classmethod
+    def write_phantoms(
+        cls,
+        root: Path,
+        counts: dict[str, int],
+        stream,
+        *,
+        scale: float = 1.0,
+        disagree: int = 2,
+        without_callback: float = 0.3,
+        cropped: float = 0.5,
+    ) -> Path:
+        """The four case-description CSVs in ``root`` and the TCIA tree ``root/CBIS-DDSM/``.
+
+        ``disagree`` extra images carry rows that disagree in pathology (readers drop them);
+        ``without_callback`` of benign images are ``BENIGN_WITHOUT_CALLBACK``; ``cropped``:
+        share of ROIs shipped with a cropped-image DICOM. Disk paths differ from the CSV after
+        the first component (``1-1.dcm`` for ``000000.dcm``; dated study/series folder names
+        on some); where a ROI's mask and cropped image share a folder their order is random
+        (the mask is full size). Patients have one or two images (CC and MLO of one side) of
+        one class.
+        """
+        tree = root / "CBIS-DDSM"
+        items = [(c, False) for c in labels_in_order(counts)] + [("malignant", True)] * disagree
+        order = stream(0).permutation(len(items))
+        patients: list[list[int]] = []
+        rng0 = stream(1)
+        by_class: dict[str, list[int]] = {}
+        for j in order:
+            by_class.setdefault(f"{items[j][0]}{items[j][1]}", []).append(int(j))
+        for group in by_class.values():
+            k = 0
+            while k < len(group):
+                size = 2 if rng0.random() < 0.6 else 1
+                patients.append(group[k : k + size])
+                k += size
+        patients = [patients[i] for i in rng0.permutation(len(patients))]
+        rows: dict[str, list[dict[str, Any]]] = {}
+        pid = 0
+        for p, members in enumerate(patients):
+            pid += 1 + int(rng0.integers(0, 3))  # real ids have gaps
+            patient = f"P_{pid:05d}"
+            side = "LEFT" if rng0.random() < 0.5 else "RIGHT"
+            test = rng0.random() < 0.2
+            for v, j in enumerate(members):
+                label, disagreeing = items[j]
+                rng = stream(2, p, v)
+                two = ("CC", "MLO")
+                view = two[v] if len(members) == 2 else two[int(rng.integers(2))]
+                kind = "mass" if rng.random() < 0.55 else "calcification"
+                n = 2 if disagreeing else 1 + int(rng.random() < 0.25) + int(rng.random() < 0.05)
+                bits = int(rng.choice([8, 12, 16], p=[0.15, 0.35, 0.5]))
+                m = render_mammogram(
+                    rng, label, scale=scale, bits=bits, laterality=side[0], view=view,
+                    n_lesions=n, kinds=(kind,) * n,
+                )  # fmt: skip
+                abbrev = "Mass" if kind == "mass" else "Calc"
+                split = "Test" if test else "Training"
+                prefix = f"{abbrev}-{split}_{patient}_{side}_{view}"
+                paths = _phantom_tcia(tree, prefix, m, rng, stream.key, cropped)
+                if label == "malignant":
+                    pathology = ["MALIGNANT"] * n
+                else:
+                    bwc = rng.random() < without_callback
+                    pathology = ["BENIGN_WITHOUT_CALLBACK" if bwc else "BENIGN"] * n
+                if disagreeing:
+                    pathology = ["BENIGN", "MALIGNANT"]
+                sheet = f"{abbrev.lower()}_case_description_{'test' if test else 'train'}_set.csv"
+                for a in range(n):
+                    row = _phantom_row(rng, a, patient, side, view, kind, pathology[a], paths, m)
+                    rows.setdefault(sheet, []).append(row)
+        for kind, columns in (("mass", PHANTOM_MASS_COLUMNS), ("calc", PHANTOM_CALC_COLUMNS)):
+            for split in ("train", "test"):
+                name = f"{kind}_case_description_{split}_set.csv"
+                write_text(root / name, csv_text(rows.get(name, []), columns))
+        return root
+
 
 def load_with_rois(image_file: Path, rois: tuple[tuple[Path, ...], ...]) -> Loaded:
     """Full mammogram + union of its ROI masks; each ROI is the candidate DICOM of the image's size.
@@ -248,3 +331,117 @@ class _DicomIndex:
         found = [p for p in (self._direct(roi_path), self._direct(crop_path)) if p is not None]
         found += self._folder(roi_path) + self._folder(crop_path)
         return list(dict.fromkeys(found))  # unique, the CSV's own ROI path first
+
+
+PHANTOM_MASS_COLUMNS = (
+    "patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
+    "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
+    "image file path", "cropped image file path", "ROI mask file path",
+)  # fmt: skip
+PHANTOM_CALC_COLUMNS = (
+    "patient_id", "breast density", "left or right breast", "image view", "abnormality id",
+    "abnormality type", "calc type", "calc distribution", "assessment", "pathology", "subtlety",
+    "image file path", "cropped image file path", "ROI mask file path",
+)  # fmt: skip
+"""The published mass and calcification CSVs' columns (the density column is spelt two ways)."""
+
+
+def _phantom_row(rng, a: int, patient, side, view, kind, pathology: str, paths, m) -> dict:
+    """Row of abnormality ``a`` of one phantom mammogram, as the case-description CSVs hold it."""
+    roi_path = paths["roi"][a]
+    if rng.random() < 0.3:  # the real CSVs carry a stray newline at the end of some paths
+        roi_path += "\n"
+    benign = pathology != "MALIGNANT"
+    row = {
+        "patient_id": patient,
+        "left or right breast": side,
+        "image view": view,
+        "abnormality id": a + 1,
+        "abnormality type": kind,
+        "assessment": int(rng.integers(2, 4) if benign else rng.integers(4, 6)),
+        "pathology": pathology,
+        "subtlety": int(rng.integers(1, 6)),
+        "image file path": paths["image"],
+        "cropped image file path": paths["cropped"][a],
+        "ROI mask file path": roi_path,
+    }
+    if kind == "mass":
+        row["breast_density"] = m.density
+        row["mass shape"] = "OVAL" if benign else "IRREGULAR"
+        row["mass margins"] = "CIRCUMSCRIBED" if benign else "SPICULATED"
+    else:
+        row["breast density"] = m.density
+        row["calc type"] = "PUNCTATE" if benign else "PLEOMORPHIC"
+        row["calc distribution"] = "CLUSTERED"
+    return row
+
+
+def _phantom_tcia(
+    tree: Path,
+    prefix: str,
+    m: Mammogram,
+    rng: np.random.Generator,
+    key: tuple[int, int],
+    cropped: float,
+) -> dict[str, Any]:
+    """Write one full mammogram, its ROI masks (and cropped images) as TCIA folders.
+
+    Returns the CSV paths: {"image": str, "roi": [str per lesion], "cropped": [str per lesion]}.
+    """
+    dated = rng.random() < 0.5  # newer TCIA downloads name folders by date and series description
+    number = int(rng.integers(10000, 99999))
+
+    def folders(name: str, series: str) -> tuple[str, str, Path, str]:
+        """(study uid, series uid, folder on disk, folder as the CSV names it)."""
+        study, ser = uid(*key, name, "study"), uid(*key, name, series)
+        csv_dir = f"{name}/{study}/{ser}"
+        if dated:
+            disk = (
+                tree / name / f"07-20-2016-DDSM-{number % 100000:05d}"
+                / f"1.000000-{series}-{number % 97:05d}"
+            )  # fmt: skip
+        else:
+            disk = tree / name / study / ser
+        return study, ser, disk, csv_dir
+
+    study, ser, disk, csv_dir = folders(prefix, "full mammogram images")
+    pixels = Pixels.draw(rng, m.image, m.bits, mono1=0.15, rescale=0.4, window=0.3)
+    write_dicom(
+        disk / "1-1.dcm", m.image, pixels, patient_id=prefix, study_uid=study, series_uid=ser,
+        instance_uid=uid(*key, prefix, "image"), series_description="full mammogram images",
+        laterality=m.laterality, view=m.view,
+    )  # fmt: skip
+    out: dict[str, Any] = {"image": f"{csv_dir}/000000.dcm", "roi": [], "cropped": []}
+    for a, lesion in enumerate(m.lesions, start=1):
+        name = f"{prefix}_{a}"
+        mask = lesion.mask(m.image.shape)
+        study, ser, disk, csv_dir = folders(name, "ROI mask images")
+        with_crop = rng.random() < cropped
+        together = with_crop and rng.random() < 0.5
+        mask_file, crop_file = (
+            ("1-1.dcm", "1-2.dcm") if rng.random() < 0.5 else ("1-2.dcm", "1-1.dcm")
+        )
+        if not together:
+            mask_file = "1-1.dcm"
+        write_dicom(
+            disk / mask_file, mask.astype(np.uint8) * 255, Pixels(8), patient_id=name,
+            study_uid=study, series_uid=ser, instance_uid=uid(*key, name, "roi"),
+            series_description="ROI mask images", sop_class=SECONDARY_CAPTURE, modality="OT",
+        )  # fmt: skip
+        out["roi"].append(f"{csv_dir}/000001.dcm" if with_crop else f"{csv_dir}/000000.dcm")
+        if with_crop:
+            rows, cols = np.nonzero(mask)
+            crop = m.image[
+                max(0, rows.min() - 8) : rows.max() + 9, max(0, cols.min() - 8) : cols.max() + 9
+            ]
+            _, c_ser, c_disk, c_csv = folders(name, "cropped images")
+            target = disk / crop_file if together else c_disk / "1-1.dcm"
+            write_dicom(
+                target, crop, Pixels(m.bits), patient_id=name, study_uid=study,
+                series_uid=ser if together else c_ser, instance_uid=uid(*key, name, "crop"),
+                series_description="cropped images", sop_class=SECONDARY_CAPTURE, modality="OT",
+            )  # fmt: skip
+            out["cropped"].append(f"{csv_dir}/000000.dcm" if together else f"{c_csv}/000000.dcm")
+        else:
+            out["cropped"].append(f"{csv_dir}/000001.dcm")
+    return out

@@ -23,20 +23,30 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
+
 from medssl.data.imaging import RASTER_SUFFIXES, load_image_and_masks
 from medssl.data.records import CLASSES, Record
 from medssl.data.sources import Source, register_source
+from medssl.data.synth.files import save_image, save_mask
+from medssl.data.synth.ultrasound import phantom_size, render_ultrasound
 from medssl.errors import ConfigError, DataError
 
 DEFAULT_CLASSES = {"benign": "benign", "malignant": "malignant", "normal": "normal"}
+PHANTOM_STEMS = {
+    "qamebi": lambda label, i: f"{label} ({i})",
+    "tbud": lambda label, i: f"{label[0].upper()}{i:03d}",
+    "mbud": lambda label, i: f"{label}_{i:04d}",
+}
+"""Phantom file names per preset (how each publisher names its images); others: ``<class>_<i>``."""
 _MASK_DIRS = ("masks", "mask")
 _IGNORED_DIRS = ("__macosx",)
 
 
 @register_source("class_folder")
 @register_source("qamebi", masks="required")
-@register_source("tbud", masks="optional")
-@register_source("mbud", masks="none")
+@register_source("tbud", masks="optional", published=("benign", "malignant"))
+@register_source("mbud", masks="none", published=("benign", "malignant"))
 class ClassFolder(Source):
     modality = "us"
     options = {"classes": DEFAULT_CLASSES, "masks": "optional", "mask_suffixes": ("_mask", "_seg")}
@@ -133,6 +143,31 @@ class ClassFolder(Source):
             loader=functools.partial(load_image_and_masks, image, masks, with_mask=has_mask),
             has_mask=has_mask,
         )
+
+    @classmethod
+    def write_phantoms(
+        cls, root: Path, counts: dict[str, int], stream, *, scale: float = 1.0
+    ) -> Path:
+        """Class folders ``Benign/``, ``Malignant/`` (``Normal/``) of PNG/JPG/BMP images, with
+        ``<stem>_mask.png`` beside each unless the preset ships no masks (``masks: none``)."""
+        name = getattr(cls, "registry_name", "class_folder")
+        stem = PHANTOM_STEMS.get(name, lambda label, i: f"{label}_{i}")
+        masks = cls.options["masks"] != "none"
+        formats = [("png", "PNG"), ("jpg", "JPEG"), ("bmp", "BMP")]
+        for ci, label in enumerate(CLASSES):
+            if counts.get(label, 0) == 0:
+                continue
+            folder = root / label.capitalize()
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(1, counts[label] + 1):
+                rng = stream(ci, i)
+                rgb, lesions = render_ultrasound(rng, label, size=phantom_size(rng, scale))
+                ext, fmt = formats[int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
+                save_image(folder / f"{stem(label, i)}.{ext}", rgb, fmt)
+                if masks:
+                    m = lesions[0] if lesions else np.zeros(rgb.shape[:2], dtype=bool)
+                    save_mask(folder / f"{stem(label, i)}_mask.png", m)
+        return root
 
 
 def _exts(image: Path) -> list[str]:

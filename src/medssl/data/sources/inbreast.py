@@ -39,6 +39,9 @@ from PIL import Image, ImageDraw
 from medssl.data.imaging import load_image_and_spacing
 from medssl.data.records import Loaded, Record, Skipped
 from medssl.data.sources import Source, register_source
+from medssl.data.synth.files import Pixels, uid, write_dicom, write_text
+from medssl.data.synth.mammography import Mammogram, render_mammogram
+from medssl.data.synth.stream import labels_in_order
 from medssl.errors import ConfigError, DataError
 
 BIRADS: dict[str, str | None] = {
@@ -161,6 +164,67 @@ class INbreast(Source):
             extra=(("birads", birads), ("rois", str(len(polygons)))),
         )
 
+    @classmethod
+    def write_phantoms(
+        cls, root: Path, counts: dict[str, int], stream, *, scale: float = 1.0, birads0: int = 2
+    ) -> Path:
+        """``INbreast Release 1.0/`` with ``INbreast.csv`` (``;``), ``AllDICOMs/`` (14-bit),
+        ``AllXML/`` plists.
+
+        ``birads0`` extra images have BI-RADS 0 (readers drop them). ``Patient ID`` holds the
+        patient's hash, the same as in the DICOM file names (the real sheet says "removed").
+        The DICOMs carry ``PixelSpacing`` :data:`PHANTOM_SPACING_MM` / ``scale``. Patients
+        have 1-4 images.
+        """
+        spacing = PHANTOM_SPACING_MM / scale
+        base = root / "INbreast Release 1.0"
+        (base / "AllDICOMs").mkdir(parents=True, exist_ok=True)
+        (base / "AllXML").mkdir(parents=True, exist_ok=True)
+        items = labels_in_order(counts) + ["zero"] * birads0
+        order = [int(j) for j in stream(0).permutation(len(items))]
+        rng0 = stream(1)
+        names = 20_000_000 + rng0.choice(34_000_000, size=len(items), replace=False)
+        rows = []
+        k = 0
+        while k < len(order):
+            members = order[k : k + int(rng0.integers(1, 5))]
+            k += len(members)
+            hash_ = f"{int(rng0.integers(0, 2**63)):016x}"
+            age = str(int(rng0.integers(35, 85)))
+            for v, j in enumerate(members):
+                label = items[j]
+                rng = stream(2, j)
+                laterality, view = ("L", "R")[v // 2 % 2], ("CC", "MLO")[v % 2]
+                drawn = "benign" if label == "zero" else label
+                m = render_mammogram(
+                    rng, drawn, scale=scale, bits=14, laterality=laterality, view=view
+                )
+                birads = (
+                    "0"
+                    if label == "zero"
+                    else str(rng.choice(PHANTOM_BIRADS[label], p=PHANTOM_WEIGHTS[label]))
+                )
+                file_name = str(names[j])
+                ml = "CC" if view == "CC" else "ML"
+                dcm = base / "AllDICOMs" / f"{file_name}_{hash_}_MG_{laterality}_{ml}_ANON.dcm"
+                pixels = Pixels.draw(rng, m.image, 14, mono1=0.2, rescale=0.3, window=0.4)
+                write_dicom(
+                    dcm, m.image, pixels, patient_id=hash_, study_uid=uid(*stream.key, hash_),
+                    series_uid=uid(*stream.key, file_name, "s"),
+                    instance_uid=uid(*stream.key, file_name), laterality=laterality, view=view,
+                    spacing=(spacing, spacing),
+                )  # fmt: skip
+                if m.lesions:
+                    xml = _phantom_xml(m, spacing)
+                    (base / "AllXML" / f"{file_name}.xml").write_bytes(xml)
+                date = f"{2008 + int(rng.integers(0, 3))}{int(rng.integers(1, 13)):02d}"
+                rows.append(
+                    f"{hash_};{age};{laterality};{view};{date};{file_name};{m.density};{birads}"
+                )
+        header = "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads"
+        write_text(base / "INbreast.csv", "\n".join([header, *rows]) + "\n")
+        return base
+
 
 def read_rois(xml: Path, names: tuple[str, ...]) -> tuple[Polygon, ...]:
     """Polygons (x, y in pixels) of the ROIs whose ``Name`` is in ``names`` (any case)."""
@@ -239,3 +303,60 @@ def _norm(header: str) -> str:
 def _cell(value: str) -> str:
     value = value.strip()
     return value[:-2] if re.fullmatch(r"\d+\.0", value) else value
+
+
+PHANTOM_SPACING_MM = 0.07
+"""INbreast's pixel spacing, 70 µm (Moreira et al. 2012); a phantom at scale s has s times
+fewer pixels per side, so its pixels span 0.07 / s mm."""
+
+PHANTOM_BIRADS = {
+    "normal": ("1",),
+    "benign": ("2", "3"),
+    "malignant": ("4a", "4b", "4c", "5", "6"),
+}
+PHANTOM_WEIGHTS = {
+    "normal": (1.0,),
+    "benign": (0.9, 0.1),
+    "malignant": (0.15, 0.1, 0.2, 0.45, 0.1),
+}
+"""How often each BI-RADS value of a class appears among the phantoms."""
+
+
+def _phantom_xml(m: Mammogram, spacing: float) -> bytes:
+    """The lesions as an INbreast XML plist: masses as ``Mass`` polygons, calcifications as
+    one-point ``Calcification`` ROIs plus a ``Cluster`` polygon (``Point_mm`` at ``spacing``
+    mm per pixel)."""
+
+    def pt(x: float, y: float) -> str:
+        return f"({x:.4f}, {y:.4f})"
+
+    rois = []
+
+    def roi(name: str, points: np.ndarray) -> None:
+        rois.append(
+            {
+                "Area": float(len(points)),
+                "Center": pt(*points.mean(axis=0)),
+                "Dev": 0.0,
+                "IndexInImage": len(rois),
+                "Max": 0.0,
+                "Mean": 0.0,
+                "Min": 0.0,
+                "Name": name,
+                "NumberOfPoints": len(points),
+                "Point_mm": [pt(x * spacing, y * spacing) for x, y in points],
+                "Point_px": [pt(x, y) for x, y in points],
+                "Total": 0.0,
+                "Type": 19 if len(points) > 1 else 0,
+            }
+        )
+
+    for lesion in m.lesions:
+        if lesion.kind == "mass":
+            roi("Mass", lesion.outline.polygon(48))
+        else:
+            for p in lesion.points:
+                roi("Calcification", p[None, :])
+            roi("Cluster", lesion.outline.polygon(24))
+    doc = {"Images": [{"ImageIndex": 0, "NumberOfROIs": len(rois), "ROIs": rois}]}
+    return plistlib.dumps(doc, fmt=plistlib.FMT_XML)

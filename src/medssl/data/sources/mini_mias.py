@@ -9,7 +9,10 @@ else benign if any is B, else normal (a non-NORM row without severity is an erro
 the row). Coordinates have their origin at the bottom-left: row = 1024 - y. There are no
 pixel masks (``has_mask=False``); the circles go in ``extra["circles"]`` as
 ``"col,row,radius;..."`` for a coarse localisation check (:func:`circles`,
-:func:`circle_mask`). Images come in left/right pairs of one patient:
+:func:`circle_mask`). Option ``circles_as_masks: true`` makes the circles the masks
+(``coarse_mask`` records, manifest column ``coarse_mask`` 1: approximate regions, not
+outlines); a normal image then has an empty mask, and an abnormal one whose rows give no
+coordinates none. Images come in left/right pairs of one patient:
 patient = (number + 1) // 2.
 """
 
@@ -22,8 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from medssl.data.imaging import load_image_and_masks
-from medssl.data.records import Record
+from medssl.data.records import Loaded, Record
 from medssl.data.sources import Source, register_source
+from medssl.data.synth.files import save_image, write_text
+from medssl.data.synth.mammography import render_mammogram
+from medssl.data.synth.stream import labels_in_order
 from medssl.errors import DataError
 
 SIZE = 1024  # every mini-MIAS image is 1024 x 1024; the y axis points up from the bottom row
@@ -40,6 +46,7 @@ def _info(folder: Path) -> Path | None:
 @register_source("mini_mias")
 class MiniMIAS(Source):
     modality = "mg"
+    options = {"circles_as_masks": False}
 
     def records(self) -> list[Record]:
         top = self.locate(
@@ -85,6 +92,12 @@ class MiniMIAS(Source):
             )
             found = [r[4] for r in rows[ref] if r[4] is not None]
             number = int(ref[3:])
+            coarse = bool(self.opts["circles_as_masks"]) and (label == "normal" or bool(found))
+            loader = (
+                functools.partial(load_with_circles, image, tuple(found))
+                if coarse
+                else functools.partial(load_image_and_masks, image, (), with_mask=False)
+            )
             out.append(
                 Record(
                     source=self.name,
@@ -93,8 +106,9 @@ class MiniMIAS(Source):
                     modality=self.modality,
                     patient=f"{(number + 1) // 2:03d}",
                     mask_files=(),
-                    loader=functools.partial(load_image_and_masks, image, (), with_mask=False),
-                    has_mask=False,
+                    loader=loader,
+                    has_mask=coarse,
+                    coarse_mask=coarse and label != "normal",
                     extra=(
                         ("tissue", rows[ref][0][1]),
                         ("abnormality", "+".join(sorted({r[2] for r in rows[ref]}))),
@@ -103,6 +117,61 @@ class MiniMIAS(Source):
                 )
             )
         return sorted(out, key=lambda r: r.file)
+
+    @classmethod
+    def write_phantoms(
+        cls, root: Path, counts: dict[str, int], stream, *, scale: float = 1.0
+    ) -> Path:
+        """``mdbNNN.pgm`` (1024 x 1024, 8-bit) and ``Info.txt`` (bottom-left origin, as
+        published).
+
+        Images ``2k-1`` and ``2k`` are the left and right breasts of patient ``k``. Some
+        abnormal images have several rows (a malignant image may carry a benign row), some
+        rows no coordinates. ``scale`` is ignored: mini-MIAS is always 1024 x 1024.
+        """
+        labels = labels_in_order(counts)
+        lines = [
+            "MIAS database (mini), phantom written by medssl",
+            "reference | tissue | class | severity | x | y | radius (origin bottom-left)",
+        ]
+        for n, j in enumerate(stream(0).permutation(len(labels)), start=1):
+            label = labels[j]
+            rng = stream(1, n)
+            m = render_mammogram(
+                rng, label, shape=(SIZE, SIZE), bits=8, laterality="L" if n % 2 else "R"
+            )
+            ref = f"mdb{n:03d}"
+            save_image(root / f"{ref}.pgm", m.image.astype(np.uint8), "PPM")  # PPM writes P5
+            lines += _phantom_rows(rng, ref, label, m)
+        write_text(root / "Info.txt", "\n".join(lines) + "\n")
+        return root
+
+
+def _phantom_rows(rng: np.random.Generator, ref: str, label: str, m) -> list[str]:
+    """``Info.txt`` rows of one phantom: NORM, or one row per lesion (a class drawn from the
+    lesion's kind and shape; 8% without coordinates)."""
+    tissue = "FGGD"[m.density - 1]
+    if not m.lesions:
+        return [f"{ref} {tissue} NORM"]
+    lines = []
+    for a, lesion in enumerate(m.lesions):
+        severity = "M" if label == "malignant" else "B"
+        if a > 0 and label == "malignant" and rng.random() < 0.5:
+            severity = "B"
+        if lesion.kind == "calcification":
+            abn = "CALC"
+        elif label == "benign":
+            abn = "CIRC" if rng.random() < 0.8 else "MISC"
+        else:
+            abn = str(rng.choice(["SPIC", "MISC", "ARCH"], p=[0.7, 0.2, 0.1]))
+        o = lesion.outline
+        if rng.random() < 0.08:
+            lines.append(f"{ref} {tissue} {abn} {severity}")
+        else:
+            radius = int(round(max(o.rx, o.ry) * 1.2))
+            x, y = int(round(o.cx)), SIZE - int(round(o.cy))
+            lines.append(f"{ref} {tissue} {abn} {severity} {x} {y} {radius}")
+    return lines
 
 
 def _parse(line: str, info: Path, row_no: int):
@@ -134,6 +203,12 @@ def _parse(line: str, info: Path, row_no: int):
         x, y, radius = (int(round(float(n))) for n in numbers)
         circle = (x, SIZE - y, radius)
     return ref, tissue, abnormality, severity, circle
+
+
+def load_with_circles(image: Path, found: tuple[tuple[int, int, int], ...]) -> Loaded:
+    """image: (H, W) float32 [0, 1]; mask: (H, W) bool, the abnormality circles filled."""
+    loaded = load_image_and_masks(image, (), with_mask=False)
+    return Loaded(loaded.image, circle_mask(loaded.image.shape, list(found)), None)
 
 
 def circles(record: Record) -> list[tuple[int, int, int]]:

@@ -27,6 +27,15 @@ TINT_PROBABILITY = 0.15
 """Share of images stored with a faint colour tint (as some scanners export)."""
 
 
+def phantom_size(rng: np.random.Generator, scale: float) -> tuple[int, int] | None:
+    """(H, W) of a phantom written at ``scale`` (None at 1.0: :data:`SIZE_RANGE`'s sizes);
+    at least 48 px a side."""
+    if scale == 1.0:
+        return None
+    h = max(48, int(rng.integers(310, 720) * scale))
+    return h, max(48, int(h * rng.uniform(0.85, 1.6)))
+
+
 def generate_ultrasound(
     rng: np.random.Generator, label: str, *, size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
