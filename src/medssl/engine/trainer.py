@@ -39,8 +39,8 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -216,159 +216,154 @@ class Trainer:
         resume: bool,
         fingerprint: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
-        cfg, fabric = self.config, self.fabric
-        out_dir = Path(out_dir)
+        cfg = self.config
+        run = self._setup(task, optimizer, scheduler, Path(out_dir), dict(fingerprint))
+        self._restore(run, resume)
+        if run.epoch >= cfg.epochs:
+            return run.history
+        run.total_steps = _length(train_batches(run.epoch), "train_batches") * cfg.epochs
+        best = BestTracker(cfg.monitor, cfg.monitor_mode, run.history)
+        bar = _progress(
+            cfg.progress_bar and self.fabric.is_global_zero, run.total_steps, run.global_step
+        )
+        try:
+            for epoch in range(run.epoch, cfg.epochs):
+                t0 = time.perf_counter()
+                sums, n_steps, n_seen = self._train_epoch(run, epoch, train_batches(epoch), bar, t0)
+                row, stop = self._end_epoch(run, epoch, sums, n_steps, val_batches, epoch_end)
+                row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
+                row["img_per_s"] = round(n_seen / max(row["epoch_time_s"], 1e-9), 1)
+                run.history.append(row)
+                if cfg.epoch_log and self.fabric.is_global_zero:
+                    print(_epoch_line(row, epoch, cfg), flush=True)
+                improved = stop is None and best.update(row)
+                self._save(run, epoch, improved, best.value)
+                if stop is not None:
+                    raise stop
+                if cfg.patience is not None and best.stale_epochs >= cfg.patience:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        return run.history
+
+    def _setup(self, task, optimizer, scheduler, out_dir: Path, fingerprint) -> _FitState:
+        """Fabric's wrapped model and optimizer for ``task``, in the state of a fresh run."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt_path = out_dir / CHECKPOINT
-        fingerprint = dict(fingerprint)
-
-        if cfg.channels_last:
+        if self.config.channels_last:
             task = task.to(memory_format=torch.channels_last)
-        model, opt = fabric.setup(task, optimizer)
+        model, opt = self.fabric.setup(task, optimizer)
         for name in ("training_step", "validation_step"):
-            if hasattr(task, name) and fabric.world_size > 1:
+            if hasattr(task, name) and self.fabric.world_size > 1:
                 model.mark_forward_method(name)
+        return _FitState(task, model, opt, scheduler, out_dir, fingerprint)
 
-        history: list[dict[str, Any]] = []
-        start_epoch, global_step = 0, 0
-        if resume and ckpt_path.is_file():
-            state = load_checkpoint(ckpt_path)
-            check_fingerprint(state["fingerprint"], fingerprint, path=ckpt_path)
-            task.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if scheduler is not None and state.get("scheduler") is not None:
-                scheduler.load_state_dict(state["scheduler"])
+    def _restore(self, run: _FitState, resume: bool) -> None:
+        """Continue from ``checkpoint.pt`` with ``resume`` (same fingerprint only); refuse to
+        start over an earlier run's checkpoint without it; else seed a fresh run."""
+        path = run.out_dir / CHECKPOINT
+        if resume and path.is_file():
+            state = load_checkpoint(path)
+            check_fingerprint(state["fingerprint"], run.fingerprint, path=path)
+            run.task.load_state_dict(state["model"])
+            run.opt.load_state_dict(state["optimizer"])
+            if run.scheduler is not None and state.get("scheduler") is not None:
+                run.scheduler.load_state_dict(state["scheduler"])
             set_rng_state(state["rng"])
-            history = list(state["history"])
-            start_epoch, global_step = int(state["epoch"]) + 1, int(state["global_step"])
-        elif ckpt_path.is_file():
+            run.history = list(state["history"])
+            run.epoch, run.global_step = int(state["epoch"]) + 1, int(state["global_step"])
+        elif path.is_file():
             raise TrainingError(
-                f"{ckpt_path} exists: this folder holds an earlier run; pass --resume to continue "
+                f"{path} exists: this folder holds an earlier run; pass --resume to continue "
                 "it, or choose another --out"
             )
         else:
             self.seed_everything()
 
-        if start_epoch >= cfg.epochs:
-            return history
-        steps_per_epoch = _length(train_batches(start_epoch), "train_batches")
-        total_steps = steps_per_epoch * cfg.epochs
-        best = _best_so_far(history, cfg.monitor, cfg.monitor_mode)
-        bar = _progress(cfg.progress_bar and fabric.is_global_zero, total_steps, global_step)
-        try:
-            for epoch in range(start_epoch, cfg.epochs):
-                t0 = time.perf_counter()
-                task.train()
-                sums: dict[str, torch.Tensor | float] = {}
-                pending: list[tuple[int, torch.Tensor, dict[str, Any]]] = []
-                n_seen = 0
-                last_finite: dict[str, float] = {}
-                n_steps = 0
-                for batch in train_batches(epoch):
-                    with fabric.autocast():
-                        loss, logs = model.training_step(batch)
-                    opt.zero_grad(set_to_none=True)
-                    fabric.backward(loss)
-                    opt.step()
-                    if scheduler is not None:
-                        scheduler.step()
-                    global_step += 1
-                    n_steps += 1
-                    task.after_optimizer_step(global_step, total_steps)
-                    logs = {"loss": loss.detach(), **logs}
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + (
-                            v.detach().float() if torch.is_tensor(v) else float(v)
-                        )
-                    pending.append((global_step, loss.detach(), logs))
-                    n_seen += _batch_len(batch) * fabric.world_size  # images of the global batch
-                    if len(pending) >= cfg.check_every:
-                        last_finite = _check_finite(pending, last_finite, epoch)
-                        pending = []
-                        if bar is not None:
-                            rate = n_seen / max(time.perf_counter() - t0, 1e-9)
-                            bar.set_postfix_str(
-                                f"epoch {epoch + 1}/{cfg.epochs} loss {last_finite['loss']:.4f} {rate:.0f} img/s"
-                            )
-                    if bar is not None:
-                        bar.update(1)
+    def _train_epoch(self, run: _FitState, epoch: int, batches, bar, t0: float):
+        """One pass over ``batches``: (summed logs, steps, images of the global batches)."""
+        cfg, fabric = self.config, self.fabric
+        run.task.train()
+        sums: dict[str, torch.Tensor | float] = {}
+        pending: list[tuple[int, torch.Tensor, dict[str, Any]]] = []
+        last_finite: dict[str, float] = {}
+        n_steps = n_seen = 0
+        for batch in batches:
+            with fabric.autocast():
+                loss, logs = run.model.training_step(batch)
+            run.opt.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            run.opt.step()
+            if run.scheduler is not None:
+                run.scheduler.step()
+            run.global_step += 1
+            n_steps += 1
+            run.task.after_optimizer_step(run.global_step, run.total_steps)
+            logs = {"loss": loss.detach(), **logs}
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + (
+                    v.detach().float() if torch.is_tensor(v) else float(v)
+                )
+            pending.append((run.global_step, loss.detach(), logs))
+            n_seen += _batch_len(batch) * fabric.world_size  # images of the global batch
+            if len(pending) >= cfg.check_every:
                 last_finite = _check_finite(pending, last_finite, epoch)
-                if n_steps == 0:
-                    raise TrainingError(
-                        f"epoch {epoch}: train_batches yielded no batch; is the training split empty?"
+                pending = []
+                if bar is not None:
+                    rate = n_seen / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix_str(
+                        f"epoch {epoch + 1}/{cfg.epochs} loss {last_finite['loss']:.4f} {rate:.0f} img/s"
                     )
-
-                row: dict[str, Any] = {"epoch": epoch, "step": global_step}
-                row.update({f"train_{k}": v / n_steps for k, v in self._global_mean(sums).items()})
-                row["lr"] = float(opt.param_groups[0]["lr"])
-                if val_batches is not None:
-                    row.update(
-                        {
-                            f"val_{k}": v
-                            for k, v in self._validate(model, task, val_batches(epoch)).items()
-                        }
-                    )
-                stop_error: TrainingError | None = None
-                if epoch_end is not None:
-                    try:
-                        row.update(epoch_end(epoch, dict(row)) or {})
-                    except TrainingError as e:
-                        stop_error = e
-                elapsed = time.perf_counter() - t0
-                row["epoch_time_s"] = round(elapsed, 3)
-                row["img_per_s"] = round(n_seen / max(elapsed, 1e-9), 1)
-                history.append(row)
-                if cfg.epoch_log and fabric.is_global_zero:
-                    print(_epoch_line(row, epoch, cfg), flush=True)
-
-                improved = False
-                if cfg.monitor is not None and stop_error is None:
-                    value = row.get(cfg.monitor)
-                    if value is None:
-                        raise ConfigError(
-                            f"trainer.monitor: {cfg.monitor!r} is not among this run's logs "
-                            f"({', '.join(sorted(row))}); choose one of them"
-                        )
-                    improved = _improves(float(value), best, cfg.monitor_mode)
-                    if improved:
-                        best = float(value)
-                if fabric.is_global_zero:
-                    write_csv(out_dir / METRICS, history, _columns(history))
-                    if improved:
-                        save_torch(
-                            out_dir / BEST,
-                            {
-                                "model": task.state_dict(),
-                                "epoch": epoch,
-                                "monitor": cfg.monitor,
-                                "value": best,
-                            },
-                        )
-                    save_checkpoint(
-                        ckpt_path,
-                        {
-                            "model": task.state_dict(),
-                            "optimizer": opt.state_dict(),
-                            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                            "epoch": epoch,
-                            "global_step": global_step,
-                            "rng": rng_state(),
-                            "history": history,
-                            "fingerprint": fingerprint,
-                        },
-                    )
-                fabric.barrier()
-                if stop_error is not None:
-                    raise stop_error
-                if (
-                    cfg.patience is not None
-                    and _epochs_since_best(history, cfg.monitor, cfg.monitor_mode) >= cfg.patience
-                ):
-                    break
-        finally:
             if bar is not None:
-                bar.close()
-        return history
+                bar.update(1)
+        _check_finite(pending, last_finite, epoch)
+        if n_steps == 0:
+            raise TrainingError(
+                f"epoch {epoch}: train_batches yielded no batch; is the training split empty?"
+            )
+        return sums, n_steps, n_seen
+
+    def _end_epoch(self, run, epoch, sums, n_steps, val_batches, epoch_end):
+        """The epoch's row (train means over ranks, lr, validation, epoch_end's logs) and the
+        TrainingError epoch_end raised to stop the run, if any."""
+        row: dict[str, Any] = {"epoch": epoch, "step": run.global_step}
+        row.update({f"train_{k}": v / n_steps for k, v in self._global_mean(sums).items()})
+        row["lr"] = float(run.opt.param_groups[0]["lr"])
+        if val_batches is not None:
+            logs = self._validate(run.model, run.task, val_batches(epoch))
+            row.update({f"val_{k}": v for k, v in logs.items()})
+        stop: TrainingError | None = None
+        if epoch_end is not None:
+            try:
+                row.update(epoch_end(epoch, dict(row)) or {})
+            except TrainingError as e:
+                stop = e
+        return row, stop
+
+    def _save(self, run: _FitState, epoch: int, improved: bool, best: float | None) -> None:
+        """metrics.csv, best.pt when the monitor improved, and the resume state (rank 0)."""
+        if self.fabric.is_global_zero:
+            write_csv(run.out_dir / METRICS, run.history, _columns(run.history))
+            if improved:
+                save_torch(
+                    run.out_dir / BEST,
+                    {"model": run.task.state_dict(), "epoch": epoch,
+                     "monitor": self.config.monitor, "value": best},
+                )  # fmt: skip
+            save_checkpoint(
+                run.out_dir / CHECKPOINT,
+                {
+                    "model": run.task.state_dict(),
+                    "optimizer": run.opt.state_dict(),
+                    "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+                    "epoch": epoch,
+                    "global_step": run.global_step,
+                    "rng": rng_state(),
+                    "history": run.history,
+                    "fingerprint": run.fingerprint,
+                },
+            )
+        self.fabric.barrier()
 
     def _global_mean(self, sums: dict[str, torch.Tensor | float]) -> dict[str, float]:
         """The mean over ranks of each rank's epoch sums (the sums themselves on one device).
@@ -467,23 +462,50 @@ def _improves(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value < best if mode == "min" else value > best)
 
 
-def _best_so_far(history: list[dict[str, Any]], key: str | None, mode: str) -> float | None:
-    best = None
-    for row in history:
-        if key is not None and row.get(key) is not None and _improves(float(row[key]), best, mode):
-            best = float(row[key])
-    return best
+class BestTracker:
+    """The best value of the monitored log so far and the epochs since it (early stopping),
+    rebuilt from a resumed history; no monitor: never improves, never stale."""
+
+    def __init__(self, key: str | None, mode: str, history: Sequence[Mapping[str, Any]]) -> None:
+        self.key, self.mode = key, mode
+        self.value: float | None = None
+        self.stale_epochs = 0
+        for row in history:
+            self._observe(row.get(key) if key is not None else None)
+
+    def _observe(self, value: Any) -> bool:
+        if value is not None and _improves(float(value), self.value, self.mode):
+            self.value, self.stale_epochs = float(value), 0
+            return True
+        self.stale_epochs += 1
+        return False
+
+    def update(self, row: Mapping[str, Any]) -> bool:
+        """Whether ``row``'s monitored value improves on the best (a missing key is an error)."""
+        if self.key is None:
+            return False
+        if self.key not in row:
+            raise ConfigError(
+                f"trainer.monitor: {self.key!r} is not among this run's logs "
+                f"({', '.join(sorted(row))}); choose one of them"
+            )
+        return self._observe(row[self.key])
 
 
-def _epochs_since_best(history: list[dict[str, Any]], key: str | None, mode: str) -> int:
-    best, since = None, 0
-    for row in history:
-        value = row.get(key) if key is not None else None
-        if value is not None and _improves(float(value), best, mode):
-            best, since = float(value), 0
-        else:
-            since += 1
-    return since
+@dataclass
+class _FitState:
+    """What one ``fit`` carries from epoch to epoch."""
+
+    task: nn.Module
+    model: nn.Module  # the task wrapped by Fabric
+    opt: torch.optim.Optimizer
+    scheduler: Any | None
+    out_dir: Path
+    fingerprint: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0  # the next epoch to train
+    global_step: int = 0
+    total_steps: int = 0
 
 
 def _progress(enabled: bool, total: int, done: int):
