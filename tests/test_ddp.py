@@ -36,13 +36,13 @@ import torch.multiprocessing as mp
 
 from medssl.artifacts import read_csv
 from medssl.data.augment import AugmentConfig
+from medssl.data.batches import ViewBatches
 from medssl.engine.checkpoint import load_checkpoint
 from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError
 from medssl.models.encoder import build_encoder
 from medssl.ssl import build_method, method_names
 from medssl.ssl.moco import forward_in_groups, groups_per_rank
-from medssl.tasks import pretrain
 from medssl.tasks.pretrain import run_pretraining
 from test_pretrain import phantom_db, save_db
 
@@ -52,7 +52,7 @@ GLOBAL_BATCH = 16
 
 def _stream(world_size: int, rank: int) -> list[tuple[torch.Tensor, ...]]:
     images = torch.randint(0, 256, (40, 48, 48), generator=torch.Generator().manual_seed(3))
-    stream = pretrain.ViewBatches(
+    stream = ViewBatches(
         images.to(torch.uint8),
         GLOBAL_BATCH,
         AugmentConfig(size=32),
@@ -78,7 +78,7 @@ def test_ranks_hold_blocks_of_the_one_device_views():
 
 def test_global_batch_must_split_evenly():
     with pytest.raises(ConfigError, match="multiple of the 3 devices"):
-        pretrain.ViewBatches(
+        ViewBatches(
             torch.zeros(8, 4, 4, dtype=torch.uint8),
             8,
             AugmentConfig(),
@@ -88,7 +88,7 @@ def test_global_batch_must_split_evenly():
             world_size=3,
         )
     with pytest.raises(ConfigError, match="last batch of 3 images"):
-        pretrain.ViewBatches(
+        ViewBatches(
             torch.zeros(11, 4, 4, dtype=torch.uint8),
             8,
             AugmentConfig(),
@@ -122,6 +122,8 @@ def test_moco_groups_update_running_stats_once_from_their_mean():
 
 # Two ranks: one training step of every registered method, then the curve runs.
 
+PRESET = "thesis"  # Adam (one Adam step in the tolerances below), MoCo's unbounded queue
+
 HEADS = {  # narrow heads: these runs are about equality, not quality (others: defaults)
     "simclr": {"hidden_dim": 64, "output_dim": 32},
     "moco": {"hidden_dim": 64, "output_dim": 32, "queue_size": 64},
@@ -143,8 +145,9 @@ def _overrides(method: str, devices: int) -> list[str]:
 
 def _pretrain(db: str, out: Path, method: str, devices: int) -> Path:
     return run_pretraining(
-        db, out, method=method, overrides=_overrides(method, devices), epochs=2, device="cpu"
-    )
+        db, out, method=method, preset=PRESET, overrides=_overrides(method, devices), epochs=2,
+        device="cpu",
+    )  # fmt: skip
 
 
 def _method(name: str):
@@ -300,6 +303,7 @@ def test_two_processes_give_the_one_process_curve(method, two_ranks, one_process
 def test_cli_launches_the_second_process(curve_db, one_process, tmp_path):
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "medssl.cli.main", "pretrain", "--method", "moco"]
+    argv += ["--preset", PRESET]
     argv += ["--database", curve_db, "--out", str(out), "--epochs", "2", "--device", "cpu"]
     for s in _overrides("moco", devices=WORLD):
         argv += ["--set", s]

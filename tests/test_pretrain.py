@@ -115,15 +115,18 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
         assert np.isfinite(float(rows[-1][key])), key
     for r in rows:  # 4 pretraining-val images: 4 fixed view pairs
         assert 0 <= float(r["alignment"]) <= 4 and -4.5 < float(r["uniformity"]) <= 0
-    assert float(rows[-1]["lr"]) == pytest.approx(0.014)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["method"] == "simclr" and cfg["method_options"]["temperature"] == 0.07
-    assert {k: cfg["optimizer"][k] for k in ("name", "lr", "weight_decay", "schedule")} == {
-        "name": "adam",
-        "lr": 0.014,
-        "weight_decay": 1e-6,
-        "schedule": "constant",
-    }  # thesis §5.2, no schedule
+    # the default preset is medssl's: SGD 0.06 at batch 128, linear batch scaling, warm-up
+    # then cosine, SimCLR at temperature 0.5 (presets/pretrain_medssl.yaml)
+    assert cfg["method"] == "simclr" and cfg["method_options"]["temperature"] == 0.5
+    assert {k: cfg["optimizer"][k] for k in ("name", "lr", "reference_batch", "lr_scaling")} == {
+        "name": "sgd",
+        "lr": 0.06,
+        "reference_batch": 128,
+        "lr_scaling": "linear",
+    }
+    assert cfg["optimizer"]["schedule"] == "cosine" and cfg["optimizer"]["warmup_fraction"] == 0.1
+    assert 0 <= float(rows[-1]["lr"]) <= 0.06 * 8 / 128  # batch 8, decayed
     assert cfg["trainer"]["epochs"] == 2 and cfg["augmentation_options"]["size"] == 32
     load_encoder(out / "encoder.pt", build_encoder())
     done = read_json(out / "done.json")
@@ -264,7 +267,7 @@ def test_resume_with_other_config_names_the_field(db_path, tmp_path):
         (["--method", "simclr", "--set", "optimizer.betas=0.9"], "unknown key(s) ['betas']"),
         (
             ["--method", "simclr", "--preset", "nope"],
-            "unknown pretraining preset 'nope'; valid names: edges, thesis",
+            "unknown pretraining preset 'nope'; valid names: edges, medssl, thesis",
         ),
     ],
 )
@@ -397,3 +400,26 @@ def test_random_init_reading_is_the_runs_initial_encoder(db_path, tmp_path, monk
     assert (out / "health.png").is_file() and not (out / "done.json").exists()
     health = pretrain.run_health(out)
     assert health.epochs == 1 and health.random_knn == pytest.approx(expected, abs=1e-6)
+
+
+def test_thesis_and_medssl_presets_resolve_to_their_sources():
+    """The thesis preset is thesis §5.2 (Adam 0.014, weight decay 1e-6, no schedule, SimCLR
+    at 0.07, MoCo with 16,384 keys at 0.999 and a BN head); medssl's is lightly's SGD recipe
+    with the small-data method settings of presets/pretrain_medssl.yaml."""
+    from medssl.tasks.pretrain import resolve_config
+
+    thesis = resolve_config("simclr", preset="thesis")
+    assert (thesis.optimizer.name, thesis.optimizer.lr, thesis.optimizer.weight_decay) == (
+        "adam",
+        0.014,
+        1e-6,
+    )
+    assert thesis.optimizer.schedule == "constant" and thesis.method_options["temperature"] == 0.07
+    moco = resolve_config("moco", preset="thesis").method_options
+    assert (moco["queue_size"], moco["momentum"], moco["batch_norm"]) == (16384, 0.999, True)
+    medssl = resolve_config("moco")  # the default preset
+    assert medssl.optimizer.name == "sgd" and medssl.optimizer.schedule == "cosine"
+    opts = medssl.method_options
+    assert (opts["temperature"], opts["momentum"], opts["momentum_end"]) == (0.2, 0.99, 1.0)
+    assert opts["queue_fraction"] == 0.5 and opts["batch_norm"] is False
+    assert resolve_config("byol").method_options["momentum_end"] == 1.0

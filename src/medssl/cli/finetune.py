@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument(
-        "--preset", default="thesis", help="fine-tuning preset (presets/finetune_<name>.yaml)"
+        "--preset",
+        default="medssl",
+        help="fine-tuning preset (presets/finetune_<name>.yaml; default: medssl, thesis: §5.3)",
     )
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     p.add_argument(

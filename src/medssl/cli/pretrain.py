@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Pretrain a 1-channel ResNet-18 on a database's pretraining images and write "
             "config.yaml, random_init.json, metrics.csv, checkpoint.pt, encoder.pt, "
-            "loss_curve.png, tsne.png, health.png and done.json to --out. Settings: the preset (default: thesis, §5.2), then --set "
+            "loss_curve.png, tsne.png, health.png and done.json to --out. Settings: the preset (default: medssl; thesis: §5.2), then --set "
             "key=value (e.g. --set optimizer.lr=0.01 --set method_options.temperature=0.1)."
         ),
     )
@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="number of epochs (preset: 100)")
     add_overrides(p, "optimizer.lr=1e-3")
     p.add_argument(
-        "--preset", default="thesis", help="settings preset name or YAML path (default: thesis)"
+        "--preset",
+        default="medssl",
+        help="settings preset name or YAML path (default: medssl; thesis: the thesis's §5.2)",
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     add_device(p)
