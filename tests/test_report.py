@@ -239,13 +239,18 @@ def test_numeric_summary(built):
 
 
 def test_data_tables_exact(built):
-    assert "| US1 | finetune | busi | 2 | 3 | 1 | 6 |" in _md(built, "table_5_2_sources")
-    assert "| MG2 | pretrain | extra | 0 | 2 | 0 | 2 |" in _md(built, "table_5_2_sources")
+    """Tables 5.2 and 5.3 in the thesis's column order (benign, malignant, normal, total), a
+    total row per role, the same rows `medssl data describe` prints."""
+    sources = _md(built, "table_5_2_sources")
+    assert "| database | role | source | benign | malignant | normal | total |" in sources
+    assert "| US1 | finetune | busi | 3 | 1 | 2 | 6 |" in sources
+    assert "| MG2 | pretrain | extra | 2 | 0 | 0 | 2 |" in sources
+    assert "| US1 | finetune | total | 3 | 1 | 2 | 6 |" in sources
     splits = _md(built, "table_5_3_splits")
     for row in (
-        "| US1 | finetune | train | 1 | 2 | 0 | 3 |",
-        "| US1 | finetune | val | 0 | 1 | 0 | 1 |",
-        "| US1 | finetune | test | 1 | 0 | 1 | 2 |",
+        "| US1 | finetune | train | 2 | 0 | 1 | 3 |",
+        "| US1 | finetune | val | 1 | 0 | 0 | 1 |",
+        "| US1 | finetune | test | 0 | 1 | 1 | 2 |",
     ):
         assert row in splits
 

@@ -1,4 +1,5 @@
-"""Batch streams of fine-tuning tensors already on the training device.
+"""Batch streams of tensors already on the training device: view pairs for pretraining
+(``ViewBatches``) and labelled batches for fine-tuning.
 
 ``TrainBatches`` shuffles and augments (``data.augment.augment_supervised``, the same geometry
 for an image and its mask) as a pure function of (seed, epoch), so a resumed run sees the
@@ -14,7 +15,8 @@ from collections.abc import Iterator
 
 import torch
 
-from medssl.data.augment import SupervisedAugmentConfig, augment_supervised
+from medssl.data.augment import AugmentConfig, SupervisedAugmentConfig, augment_supervised, views
+from medssl.errors import ConfigError
 
 
 class TrainBatches:
@@ -70,3 +72,73 @@ def eval_batches(
 
 def n_batches(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
+
+
+class ViewBatches:
+    """Sized, re-iterable stream of (view0, view1) batches from uint8 images on the device.
+
+    images: uint8 (N, S, S) on the training device. Order and views come from a generator on
+    that device seeded with ``seed``: the stream is a pure function of (images, seed), which
+    is what makes ``--resume`` land on the same weights. The last batch is dropped when it
+    is partial (``drop_last``) or smaller than 2 (batch norm and pairs need two).
+
+    Under DDP (``world_size`` > 1) ``batch_size`` is the global batch. Every rank draws the
+    same order and the views of the whole global batch from the same generator, and keeps
+    its contiguous block of rows (rank 0 the first ``batch_size / world_size``): the ranks'
+    views together are, row for row, the one-device batch, so N devices train on what one
+    would. Each rank pays for augmenting the whole batch (25 ms per 64 images against a
+    ~2 s training step on a 2-core CPU, README "Performance"); contiguous blocks make a
+    rank's rows one group of the one-device batch (MoCo's shuffled BN, ``ssl.moco``).
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        batch_size: int,
+        aug: AugmentConfig,
+        seed: int,
+        *,
+        shuffle: bool,
+        drop_last: bool,
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if world_size > 1 and batch_size % world_size:
+            raise ConfigError(
+                f"batch_size {batch_size} must be a multiple of the {world_size} devices "
+                "(it is the global batch, split evenly across them)"
+            )
+        self.images, self.batch_size, self.aug, self.seed = images, batch_size, aug, seed
+        self.shuffle, self.channels_last = shuffle, channels_last
+        self.rank, self.world_size = rank, world_size
+        n = images.shape[0]
+        full, rest = divmod(n, batch_size)
+        partial = rest >= 2 and not drop_last
+        if partial and rest % world_size:
+            raise ConfigError(
+                f"the last batch of {rest} images cannot be split evenly across the "
+                f"{world_size} devices; choose a batch_size that divides the {n} images"
+            )
+        self.n_batches = full + (1 if partial else 0)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        dev = self.images.device
+        g = torch.Generator(device=dev).manual_seed(self.seed)
+        n = self.images.shape[0]
+        order = (
+            torch.randperm(n, generator=g, device=dev)
+            if self.shuffle
+            else torch.arange(n, device=dev)
+        )
+        for i in range(self.n_batches):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            pair = views(self.images[idx], self.aug, g, channels_last=self.channels_last)
+            if self.world_size > 1:
+                share = len(idx) // self.world_size
+                rows = slice(self.rank * share, (self.rank + 1) * share)
+                pair = tuple(v[rows] for v in pair)
+            yield pair

@@ -11,6 +11,8 @@ downsampling, and which images have a published patient id and a known pixel spa
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from medssl.artifacts import read_csv
 from medssl.data.database import SPLITS, Database
@@ -18,11 +20,13 @@ from medssl.data.database import SPLITS, Database
 THESIS_CLASS_ORDER = ("benign", "malignant", "normal")  # column order of thesis tables 5.1-5.3
 
 
-def composition_rows(db: Database) -> list[dict[str, object]]:
-    """Table 5.2 rows: role, source, one count per class, total (a 'total' row per role)."""
+def composition_rows(manifest: Sequence[Mapping[str, Any]]) -> list[dict[str, object]]:
+    """Table 5.2 rows of one database's manifest rows: role, source, one count per class (in
+    the thesis's column order), total, and a 'total' row per role. The one definition of the
+    table: ``medssl data describe`` and the benchmark report both print it."""
     rows: list[dict[str, object]] = []
     for role in ("pretrain", "finetune"):
-        items = db.rows(role)
+        items = [r for r in manifest if r["role"] == role]
         count = Counter((r["source"], r["label"]) for r in items)
         for source in sorted({r["source"] for r in items}):
             row: dict[str, object] = {"role": role, "source": source}
@@ -36,12 +40,13 @@ def composition_rows(db: Database) -> list[dict[str, object]]:
     return rows
 
 
-def split_rows(db: Database) -> list[dict[str, object]]:
-    """Table 5.3 rows: role, split, one count per class, total."""
+def split_rows(manifest: Sequence[Mapping[str, Any]]) -> list[dict[str, object]]:
+    """Table 5.3 rows of one database's manifest rows: role, split, one count per class (the
+    thesis's column order), total. The one definition, as :func:`composition_rows`."""
     rows: list[dict[str, object]] = []
     for role in ("pretrain", "finetune"):
         for split in SPLITS[role]:
-            items = db.rows(role, split)
+            items = [r for r in manifest if r["role"] == role and r["split"] == split]
             row: dict[str, object] = {"role": role, "split": split}
             row.update({c: sum(1 for r in items if r["label"] == c) for c in THESIS_CLASS_ORDER})
             row["total"] = len(items)
@@ -86,9 +91,9 @@ def describe(db: Database) -> str:
         "",
         "## Table 5.2: images per source and class",
         "",
-        markdown_table(composition_rows(db)),
+        markdown_table(composition_rows(db.manifest)),
     ]
-    out += ["## Table 5.3: images per split and class", "", markdown_table(split_rows(db))]
+    out += ["## Table 5.3: images per split and class", "", markdown_table(split_rows(db.manifest))]
     skipped = (
         read_csv(db.path / "skipped.csv") if db.path and (db.path / "skipped.csv").is_file() else []
     )

@@ -25,7 +25,7 @@ from medssl.ssl import METHODS, SSLMethod
 @dataclass
 class SimCLRConfig:
     temperature: float = 0.07  # NT-Xent temperature, thesis §5.2
-    hidden_dim: int = 512  # projection MLP hidden width = feature width (SimCLR §B.x; lightly's ResNet-18 example)
+    hidden_dim: int = 512  # projection MLP, one hidden layer as wide as the features (SimCLR §2.1; lightly's ResNet-18 example)
     output_dim: int = 128  # projection output, SimCLR §B.9 (128-d)
 
 
