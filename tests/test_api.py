@@ -226,3 +226,9 @@ def test_report_refuses_a_single_runs_folder(tmp_path, capsys):
     )
     assert "no run of this benchmark has finished yet" in _report_error(bench, capsys)
     assert not (tmp_path / "alone" / "report").exists()
+    from medssl.errors import DataError
+    from medssl.reporting.report import build_report
+
+    with pytest.raises(DataError, match="a fine-tuning run folder"):  # the API refuses it too
+        build_report(tmp_path / "alone")
+    assert not (tmp_path / "alone" / "report").exists()

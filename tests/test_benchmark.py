@@ -200,3 +200,44 @@ def test_pretraining_variants_are_extra_encoders(smoke_dbs):
         plan_runs(
             resolve_benchmark("smoke", ["variants={x: {augmentation: edges}}"], 1, None), smoke_dbs
         )
+
+
+def test_smoke_report_opens_with_the_answer_and_stays_small(smoke_benchmark):
+    """The page a reviewer reads first: the question, what was compared (the training budget
+    in one line), the verdicts and the forest plot, before any table; distances carry their
+    unit; every figure is embedded shrunk (thumbnail and enlarged view, no full-size image)."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from medssl.reporting.html import FULL_WIDTH, THUMB_WIDTH
+
+    html = (smoke_benchmark.out / "report" / "report.html").read_text(encoding="utf-8")
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "IMG", html)
+    order = [
+        text.index('<section id="answer">'),
+        text.index('class="question"'),
+        text.index("Compared: random, simclr, moco, byol on US1, MG2, USMG3"),
+        text.index('class="verdicts"'),
+        text.index('alt="Every pretrained - random difference with its 95% CI"'),
+        text.index('<section id="statistics">'),
+        text.index('<section id="data">'),
+        text.index('<section id="results">'),
+    ]
+    assert order == sorted(order), order
+    budget = text[order[2] : text.index("</p>", order[2])]
+    assert f"{SMOKE_SEEDS} seeds" in budget and "pretraining 1 epoch;" in budget, budget
+    assert "fine-tuning 1 epoch." in budget, budget
+    for unit in ("HD [px@64]", "HD95 [px@64]", "HD [orig px]", "HD [mm]"):
+        assert unit in text, unit
+    widths = [
+        Image.open(io.BytesIO(base64.b64decode(b))).width
+        for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
+    ]
+    assert widths and max(widths) <= FULL_WIDTH
+    thumbs = [w for w in widths if w <= THUMB_WIDTH]
+    assert len(thumbs) >= len(widths) // 2 - 1  # one thumbnail per enlarged view
+    # figures dominate the file: on average at most ~20 KB per embedded image (base64)
+    assert len(html) < 20_000 * len(widths) + 2_000_000, (len(html), len(widths))

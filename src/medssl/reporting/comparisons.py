@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medssl.errors import DataError
+from medssl.metrics.undefined import why_undefined
 from medssl.reporting.inputs import ModelKey, folds_of, run_values, split_sizes
 from medssl.reporting.tables import (
     Table,
@@ -280,7 +281,7 @@ def verdict_sentence(row: ComparisonRow, *, phantoms: bool = False, unit: str = 
     if row.verdict == Verdict.NOT_ASSESSABLE:
         text = f"{head}: {row.reason}"
     elif row.verdict == Verdict.UNDEFINED:
-        text = f"{head}: undefined (the metric has no value for these runs)"
+        text = f"{head}: undefined (no value for these runs: {why_undefined(row.metric)})"
     else:
         text = (
             f"{head} (method-level 95% CI {fmt_interval(m.interval, d)} over {design}; "

@@ -100,6 +100,46 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+BENCHMARK_HINT = "pass a benchmark folder (the --out of `medssl benchmark`)"
+
+
+def check_benchmark_folder(path: Path) -> Path:
+    """``path`` if a benchmark report can be built from it (it holds ``results.csv`` and is not
+    one run's folder), else a DataError that says what the folder is and what to pass.
+
+    One run's folder is recognised by the ``done.json`` that `medssl pretrain` and
+    `medssl finetune` write at its root; a benchmark writes ``plan.json`` there instead (and
+    keeps its runs' ``done.json`` in ``runs/<id>/``).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"no such folder; {BENCHMARK_HINT}", file=str(path))
+    if (path / "done.json").is_file() and not (path / "plan.json").is_file():
+        if (path / "results.csv").is_file() or (path / "best.pt").is_file():
+            kind = (
+                "a fine-tuning run folder (from `medssl finetune`; its metrics are its results.csv)"
+            )
+        else:
+            kind = "a pretraining run folder (from `medssl pretrain`; it has no results to report)"
+        parent = path.parent.parent
+        owner = (
+            f"; this run belongs to the benchmark {parent}: `medssl report {parent}`"
+            if path.parent.name == "runs" and (parent / "plan.json").is_file()
+            else ""
+        )
+        raise DataError(f"{kind}, not a benchmark folder; {BENCHMARK_HINT}{owner}", file=str(path))
+    if not (path / "results.csv").is_file():
+        started = (path / "plan.json").is_file()
+        raise DataError(
+            "no results.csv: no run of this benchmark has finished yet; rerun `medssl "
+            "benchmark` with the same --out"
+            if started
+            else f"no results.csv: not a benchmark folder; {BENCHMARK_HINT}",
+            file=str(path),
+        )
+    return path
+
+
 @dataclass
 class ModelPredictions:
     """Per-image predictions of one split for every model found (pooled over its runs) and

@@ -53,6 +53,7 @@ from medssl.reporting.departures import departures_table
 from medssl.reporting.forest import forest_plot
 from medssl.reporting.inputs import (
     DatabaseInfo,
+    check_benchmark_folder,
     read_databases,
     read_plan,
     read_predictions,
@@ -156,12 +157,16 @@ def budget_line(records: Sequence[Mapping[str, Any]], provenance: Mapping[str, A
         stage = "pretraining" if "method" in cfg else "fine-tuning"
         epochs[stage].add(int(cfg["trainer"]["epochs"]))
     budget = "; ".join(
-        f"{k} {'/'.join(str(e) for e in sorted(v))} epochs" for k, v in epochs.items() if v
+        f"{k} {'/'.join(str(e) for e in sorted(v))} epoch{'s' if max(v) != 1 else ''}"
+        for k, v in epochs.items()
+        if v
     )
     split = f"{len(folds)}-fold cross-validation" if folds else "one train/val/test split"
     return (
         f"Compared: {', '.join(inits)} on {', '.join(dbs)} for {', '.join(tasks)}; "
-        f"{len(seeds)} seed(s), {split}" + (f"; {budget}" if budget else "") + "."
+        f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}, {split}"
+        + (f"; {budget}" if budget else "")
+        + "."
     )
 
 
@@ -318,8 +323,10 @@ def shortcut_warnings(
 
 
 def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> Path:
-    """Write ``RUN_DIR/report/`` from saved artifacts; returns the path of ``report.html``."""
-    run_dir = Path(run_dir)
+    """Write ``RUN_DIR/report/`` from saved artifacts; returns the path of ``report.html``.
+    A folder that is not a benchmark's (one run's folder, no results yet) is a DataError that
+    says what it is (:func:`medssl.reporting.inputs.check_benchmark_folder`)."""
+    run_dir = check_benchmark_folder(Path(run_dir))
     options = options or ReportOptions()
     notes: list[str] = []
 

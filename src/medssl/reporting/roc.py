@@ -26,7 +26,7 @@ def plot_roc_pr(
     """Two panels: ROC (with AUROC per class) and PR (with AP per class).
 
     y_true: int (N,); probs: (N, K) probabilities. A class without positives (or negatives) in
-    the split has no curve and is labelled "undefined".
+    the split has no curve and is labelled "undefined" with the reason.
     """
     y_true = np.asarray(y_true)
     probs = np.asarray(probs, dtype=np.float64)
@@ -40,12 +40,12 @@ def plot_roc_pr(
             fpr, tpr, _ = roc_curve(pos, probs[:, k])
             ax_roc.plot(fpr, tpr, label=f"{name} (AUROC {auc[k]:.3f})")
         else:
-            ax_roc.plot([], [], label=f"{name} (undefined)")
+            ax_roc.plot([], [], label=f"{name} (undefined: no positive or no negative image)")
         if np.isfinite(ap[k]):
             prec, rec, _ = precision_recall_curve(pos, probs[:, k])
             ax_pr.step(rec, prec, where="post", label=f"{name} (AP {ap[k]:.3f})")
         else:
-            ax_pr.plot([], [], label=f"{name} (undefined)")
+            ax_pr.plot([], [], label=f"{name} (undefined: no image of the class)")
     ax_roc.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
     ax_roc.set(
         xlabel="1 - specificity",

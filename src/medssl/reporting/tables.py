@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 
 from medssl.artifacts import write_text
+from medssl.data.describe import THESIS_CLASS_ORDER, composition_rows, split_rows
+from medssl.metrics.undefined import undefined_note
 from medssl.stats.bootstrap import Interval
 from medssl.stats.method import corrected_cv_interval
 from medssl.stats.replicates import t_interval
 
 CLASS_NAMES = ("normal", "benign", "malignant")  # medssl.data.records.CLASSES
-SPLIT_ORDER = ("train", "val", "test")
-ROLE_ORDER = ("pretrain", "finetune")
 NA = "n/a"
 
 METRIC_LABELS = {
@@ -208,52 +208,37 @@ def write_table(table: Table, folder: str | Path) -> list[Path]:
 # --- data tables (5.2, 5.3) --------------------------------------------------------------------
 
 
-def _class_counts(rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
-    counts = dict.fromkeys(CLASS_NAMES, 0)
-    for r in rows:
-        counts[str(r["label"])] = counts.get(str(r["label"]), 0) + 1
-    return tuple(str(counts[c]) for c in CLASS_NAMES) + (str(sum(counts.values())),)
-
-
-def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
-    present = set(values)
-    return [v for v in order if v in present] + sorted(present - set(order))
+def _count_table(
+    manifests: Mapping[str, Sequence[Mapping[str, Any]]],
+    rows_of: Any,
+    key: str,
+    name: str,
+    title: str,
+) -> Table:
+    rows = [
+        (db, str(r["role"]), str(r[key]), *(str(r[c]) for c in THESIS_CLASS_ORDER), str(r["total"]))
+        for db, manifest in manifests.items()
+        for r in rows_of(manifest)
+    ]
+    columns = ("database", "role", key, *THESIS_CLASS_ORDER, "total")
+    return Table(name=name, title=title, columns=columns, rows=tuple(rows))
 
 
 def source_counts_table(manifests: Mapping[str, Sequence[Mapping[str, Any]]]) -> Table:
-    """Thesis Table 5.2. manifests: database name -> manifest rows (role, source, label, ...)."""
-    rows = []
-    for db, manifest in manifests.items():
-        for role in _ordered((r["role"] for r in manifest), ROLE_ORDER):
-            in_role = [r for r in manifest if r["role"] == role]
-            for source in sorted({str(r["source"]) for r in in_role}):
-                rows.append(
-                    (db, role, source, *_class_counts(r for r in in_role if r["source"] == source))
-                )
-    return Table(
-        name="table_5_2_sources",
-        title="Table 5.2: images per database, role and source, by class",
-        columns=("database", "role", "source", *CLASS_NAMES, "total"),
-        rows=tuple(rows),
-    )
+    """Thesis Table 5.2 for every database (manifests: database name -> manifest rows), rows of
+    :func:`medssl.data.describe.composition_rows`, the table's one definition."""
+    return _count_table(
+        manifests, composition_rows, "source", "table_5_2_sources",
+        "Table 5.2: images per database, role and source, by class",
+    )  # fmt: skip
 
 
 def split_counts_table(manifests: Mapping[str, Sequence[Mapping[str, Any]]]) -> Table:
-    """Thesis Table 5.3. manifests: database name -> manifest rows (role, split, label, ...)."""
-    rows = []
-    for db, manifest in manifests.items():
-        for role in _ordered((r["role"] for r in manifest), ROLE_ORDER):
-            in_role = [r for r in manifest if r["role"] == role]
-            for split in _ordered((r["split"] for r in in_role), SPLIT_ORDER):
-                rows.append(
-                    (db, role, split, *_class_counts(r for r in in_role if r["split"] == split))
-                )
-    return Table(
-        name="table_5_3_splits",
-        title="Table 5.3: images per database, role and split, by class",
-        columns=("database", "role", "split", *CLASS_NAMES, "total"),
-        rows=tuple(rows),
-    )
+    """Thesis Table 5.3 for every database, rows of :func:`medssl.data.describe.split_rows`."""
+    return _count_table(
+        manifests, split_rows, "split", "table_5_3_splits",
+        "Table 5.3: images per database, role and split, by class",
+    )  # fmt: skip
 
 
 # --- results tables (6.1, 6.2, B.2) ------------------------------------------------------------
@@ -318,6 +303,7 @@ def run_metrics_table(
     cols = [(s, m) for s in splits for m in metrics] + list(extra)
     columns = ["database", "init", "runs"] + [f"{s} {metric_label(m)}" for s, m in cols]
     rows = []
+    undefined_metrics: list[str] = []
     for db, init in model_order(records, task, baseline):
         cells = [db, init, str(len(runs.get((db, init), ())))]
         n_train, n_test = split_sizes(records, (task, db, init))
@@ -333,6 +319,8 @@ def run_metrics_table(
             undefined = sum(np.isnan(v) for v in values.values())
             cell = fmt_mean_ci(iv, decimals_for(m))
             cells.append(cell + (f" ({undefined} undef.)" if undefined and values else ""))
+            if undefined and values:
+                undefined_metrics.append(m)
         rows.append(tuple(cells))
     notes = (
         f"Mean over runs ± half-width of its {confidence:.0%} interval: across seeds on one test "
@@ -341,4 +329,6 @@ def run_metrics_table(
         "alone. n/a: undefined or not recorded; k undef.: runs whose value is undefined, left out "
         "of the mean."
     )
+    if undefined_metrics:
+        notes += f" Undefined here because {undefined_note(undefined_metrics)}."
     return Table(name=name, title=title, columns=tuple(columns), rows=tuple(rows), notes=notes)
