@@ -131,6 +131,11 @@ def test_json_schema(bench):
     for f in r["finetune"].values():
         assert f["images_per_s"] > 0 and f["items"] == STEPS * BATCH
         assert f["fingerprint"]["optimizer_steps"] == STEPS
+        plain = f["plain_loop"]  # the same steps in a hand-written loop, and the ratio
+        assert plain["items"] == STEPS * BATCH and plain["steps"] == STEPS and plain["rate"] > 0
+        assert f["ratio_to_plain_loop"] == pytest.approx(
+            f["images_per_s"] / plain["rate"], abs=2e-3
+        )
     est = r["thesis_estimate"]
     assert r["thesis_estimate_s"] == est["seconds"] > 0
     assert est["seconds"] == pytest.approx(est["pretrain_s"] + est["finetune_s"], abs=0.2)

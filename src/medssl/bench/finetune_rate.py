@@ -2,8 +2,9 @@
 
 The real fine-tuning pieces (``tasks.finetune``: thesis preset, ``finetune_splits``, the task
 module, its optimizer and its shuffled, flipped batch stream of device tensors) driven by the
-trainer's step through ``measure.train_timed``. Epoch-end work (BN recalibration, validation
-metrics) is not timed.
+trainer's step through ``measure.train_timed``, and again in a hand-written loop
+(``measure.plain_timed``: the same model, batches, optimizer and steps) for the ratio of the
+two. Epoch-end work (BN recalibration, validation metrics) is not timed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from medssl.bench.measure import bench_trainer, train_timed
+from medssl.bench.measure import bench_trainer, plain_timed, train_timed
 from medssl.bench.timing import TimedStream, count_images
 from medssl.data.batches import TrainBatches
 from medssl.data.database import Database
@@ -41,23 +42,34 @@ def finetune_rates(
         trainer = bench_trainer(dataclasses.replace(trainer_config, channels_last=False))
         splits, _ = finetune_splits(db, needs_masks=kind.needs_masks, task=task)
         data = kind.tensors(splits["train"], trainer.device)
-        trainer.seed_everything(cfg.seed)
-        module = kind.build("random", splits["train"])
-        params = [p for p in module.parameters() if p.requires_grad]
-        optimizer = build_optimizer(params, cfg.optimizer, batch_size=cfg.batch_size)
-        stream = TimedStream(
-            lambda epoch, cfg=cfg, data=data: TrainBatches(
-                data,
-                cfg.batch_size,
-                seed=cfg.seed,
-                epoch=epoch,
-                augment=supervised_augment_config(cfg),
-            ),  # fmt: skip
-            warmup=warmup,
-            steps=steps,
-            device=trainer.device,
-            count=count_images,
-        )
-        out[task] = train_timed(trainer, module, optimizer, stream, compile=compile)
+
+        def timed_run(cfg=cfg, kind=kind, data=data, splits=splits, trainer=trainer):
+            trainer.seed_everything(cfg.seed)
+            module = kind.build("random", splits["train"])
+            params = [p for p in module.parameters() if p.requires_grad]
+            optimizer = build_optimizer(params, cfg.optimizer, batch_size=cfg.batch_size)
+            stream = TimedStream(
+                lambda epoch: TrainBatches(
+                    data,
+                    cfg.batch_size,
+                    seed=cfg.seed,
+                    epoch=epoch,
+                    augment=supervised_augment_config(cfg),
+                ),  # fmt: skip
+                warmup=warmup,
+                steps=steps,
+                device=trainer.device,
+                count=count_images,
+            )
+            return module, optimizer, stream
+
+        out[task] = train_timed(trainer, *timed_run(), compile=compile)
         out[task]["batch_size"] = cfg.batch_size
+        # the same model, data, optimizer and steps in a hand-written loop
+        module, optimizer, stream = timed_run()
+        plain = plain_timed(
+            module, optimizer, stream, device=trainer.device, precision=trainer.precision
+        )
+        out[task]["plain_loop"] = plain
+        out[task]["ratio_to_plain_loop"] = round(out[task]["rate"] / max(plain["rate"], 1e-9), 3)
     return out

@@ -74,3 +74,31 @@ def train_timed(
             precision=trainer.precision,
         ),
     }
+
+
+def plain_timed(
+    task: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    stream: TimedStream,
+    *,
+    device: torch.device,
+    precision: str,
+) -> dict[str, Any]:
+    """The same steps as :func:`train_timed` in the loop a user writes by hand: forward under
+    autocast when ``precision`` is a mixed one, ``zero_grad``, ``backward``, ``step``; no
+    Fabric, no finite-loss checks, no logging. The reference the trainer is measured against
+    (issue: fine-tuning at the speed of a plain loop)."""
+    task.to(device).train()
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    for batch in stream:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss, _ = task.training_step(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return {
+        "rate": round(stream.rate, 2),
+        "seconds": round(stream.seconds or 0.0, 4),
+        "items": stream.items,
+        "steps": stream.steps,
+    }

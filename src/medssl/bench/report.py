@@ -43,7 +43,11 @@ def format_result(r: dict[str, Any]) -> str:
     if r["finetune"]:
         lines.append(
             "fine-tuning train steps: "
-            + ", ".join(f"{t} {f['images_per_s']:.1f} img/s" for t, f in r["finetune"].items())
+            + ", ".join(
+                f"{t} {f['images_per_s']:.1f} img/s ({f['ratio_to_plain_loop']:.2f} of a plain "
+                f"loop's {f['plain_loop']['rate']:.1f})"
+                for t, f in r["finetune"].items()
+            )
         )
     mem = f"peak RSS {r['peak_rss_mb']:.0f} MB (DataLoader workers: {r['peak_rss_workers_mb']:.0f} MB)"
     if r["cuda_max_allocated_mb"] is not None:
