@@ -20,6 +20,7 @@ import pytest
 from medssl.artifacts import read_csv
 from medssl.cli.main import main
 from medssl.data.database import Database
+from medssl.errors import ConfigError
 from medssl.runfiles import DONE, LOCK, RESULTS, RUNS
 from medssl.tasks import runlock
 from medssl.tasks.benchmark import plan_runs, resolve_benchmark
@@ -208,6 +209,26 @@ def test_executor_and_checkpoint_settings_leave_run_ids_alone(tiny_database):
     assert [
         r.run_id for r in plan_runs(resolve_benchmark("smoke", other, 1, None), databases)
     ] == ids
+
+
+def test_slurm_settings_become_the_sbatch_lines(tmp_path, monkeypatch):
+    from medssl.tasks.executors import ExecutorConfig, SlurmExecutor
+
+    cfg = ExecutorConfig(name="slurm", partition="gpu", cpus_per_job=8, mem_gb=16)
+    cfg.slurm = {"account": "mylab"}
+    executor = SlurmExecutor(cfg, tmp_path, workers=1, device="auto")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="executor.cluster=local"):
+        executor.submitit_executor()  # no Slurm on this machine: an error that says what to do
+    srun = tmp_path / "bin" / "srun"  # submitit looks for srun to believe it is on a cluster
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\n", encoding="utf-8")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", str(srun.parent))
+    text = executor.submitit_executor()._executor._make_submission_file_text("cmd", "uid")
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=16GB",
+                 "--time=240", "--account=mylab", f"--output={tmp_path / 'logs'}/"):  # fmt: skip
+        assert f"#SBATCH {line}" in text
 
 
 def _race(run_dir: str, barrier, results) -> None:

@@ -171,6 +171,24 @@ class SlurmExecutor(Executor):
     def parallel(self) -> int:
         return max(1, int(self.cfg.array_parallelism))
 
+    def submitit_executor(self) -> Any:
+        """submitit's AutoExecutor for ``OUT/logs`` with these settings (an error that says
+        what to do when there is no Slurm here or submitit refuses a setting)."""
+        import submitit
+
+        try:
+            ex = submitit.AutoExecutor(folder=self.out / LOGS, cluster=self.cfg.cluster)
+        except RuntimeError as e:  # no srun on PATH
+            raise ConfigError(
+                f"--executor slurm: {e}; run the benchmark on a Slurm login node, or "
+                "--set executor.cluster=local to run the same jobs on this machine"
+            ) from None
+        try:
+            ex.update_parameters(**self.parameters())
+        except (NameError, AssertionError, ValueError) as e:  # submitit's checks
+            raise ConfigError(f"executor settings: submitit refused them: {e}") from None
+        return ex
+
     def describe(self) -> str:
         c = self.cfg
         where = (
@@ -187,12 +205,7 @@ class SlurmExecutor(Executor):
 
         if not calls:
             return
-        folder = self.out / LOGS
-        ex = submitit.AutoExecutor(folder=folder, cluster=self.cfg.cluster)
-        try:
-            ex.update_parameters(**self.parameters())
-        except (NameError, AssertionError, ValueError) as e:  # submitit's checks
-            raise ConfigError(f"executor settings: submitit refused them: {e}") from None
+        ex = self.submitit_executor()
         threads = self.cfg.cpus_per_job
         with ex.batch():
             jobs = [ex.submit(_with_threads, threads, fn, *args) for args in calls]
