@@ -278,6 +278,17 @@ def test_lock_of_a_killed_holder_is_taken_over(tmp_path):
     assert first["pid"] == proc.pid and second["took_over"]["pid"] == proc.pid
 
 
+def test_lock_of_a_reused_pid_is_stale(tmp_path):
+    """The holder died and a new process got its pid: the start time tells them apart."""
+    me = runlock.this_holder()
+    assert me.pid_start is not None  # Linux
+    ghost = {**me.__dict__, "pid_start": me.pid_start - 1}
+    (tmp_path / LOCK).write_text(json.dumps(ghost), encoding="utf-8")
+    assert runlock.lock_state(tmp_path) == "stale"
+    (tmp_path / LOCK).write_text(json.dumps(me.__dict__), encoding="utf-8")
+    assert runlock.lock_state(tmp_path) == "held"
+
+
 def test_lock_from_another_host_is_stale_once_its_heartbeat_stops(tmp_path):
     other = runlock.Holder("node-elsewhere", 1, "77_3", "2026-01-01T00:00:00+00:00", "t0")
     (tmp_path / LOCK).write_text(json.dumps(other.__dict__), encoding="utf-8")

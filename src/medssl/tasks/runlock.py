@@ -49,6 +49,9 @@ class Holder:
     job_id: str | None  # the Slurm (submitit) job id, None outside a scheduler
     started: str  # ISO 8601, UTC
     token: str  # unique per claim: tells one claim's lock from another's
+    # the process's start time in clock ticks since boot (Linux /proc): a pid reused by a new
+    # process after the holder died is not mistaken for the holder; None where unknown
+    pid_start: int | None = None
 
 
 def this_holder() -> Holder:
@@ -61,6 +64,7 @@ def this_holder() -> Holder:
         job_id=job,
         started=datetime.now(UTC).isoformat(timespec="seconds"),
         token=uuid.uuid4().hex,
+        pid_start=_process_start(os.getpid()),
     )
 
 
@@ -114,7 +118,7 @@ def is_stale(run_dir: Path, holder: Holder, stale_after_s: float = STALE_AFTER_S
     """Whether ``holder``'s lock on ``run_dir`` is abandoned (see the module docstring)."""
     if holder.token == "unreadable":
         return True
-    if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
+    if holder.host == socket.gethostname() and not _pid_alive(holder.pid, holder.pid_start):
         return True
     try:
         age = time.time() - (Path(run_dir) / LOCK).stat().st_mtime
@@ -210,7 +214,8 @@ def _append_claim(run_dir: Path, me: Holder, took_over: Holder | None) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, started: int | None = None) -> bool:
+    """Whether process ``pid`` runs (and, where ``started`` is known, is the same process)."""
     if pid <= 0:
         return False
     try:
@@ -218,5 +223,18 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, another user's
-        return True
-    return True
+        pass
+    now = _process_start(pid)
+    return started is None or now is None or now == started
+
+
+def _process_start(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time, clock ticks after boot); None off Linux."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:  # the command name (field 2) may hold spaces and parentheses: split after its ')'
+        return int(text[text.rindex(")") + 2 :].split()[19])
+    except (ValueError, IndexError):
+        return None
