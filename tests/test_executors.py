@@ -233,6 +233,20 @@ def test_slurm_settings_become_the_sbatch_lines(tmp_path, monkeypatch):
         assert f"#SBATCH {line}" in text
 
 
+def test_a_failed_job_fails_the_wave_after_the_others_naming_its_run(tmp_path):
+    import math
+
+    from medssl.errors import MedsslError
+    from medssl.tasks.executors import ExecutorConfig, SlurmExecutor
+
+    cfg = ExecutorConfig(name="slurm", cluster="local", gpus_per_job=0)
+    got: dict[int, float] = {}
+    executor = SlurmExecutor(cfg, tmp_path, workers=1, device="cpu")
+    with pytest.raises(MedsslError, match=r"1 of 3 job\(s\) failed:\n  run b: job .*domain"):
+        executor.map(math.sqrt, [(4,), (-1,), (9,)], got.__setitem__, ["run a", "run b", "run c"])
+    assert got == {0: 2.0, 2: 3.0}  # the others finished and were handed back
+
+
 def _race(run_dir: str, barrier, results) -> None:
     barrier.wait()
     got = runlock.claim(run_dir)

@@ -332,7 +332,12 @@ def run_benchmark(
                 )
                 for r in ready
             ]
-            executor.map(_execute, calls, lambda i, o, ready=ready: on_result(ready, i, o))
+            executor.map(
+                _execute,
+                calls,
+                lambda i, o, ready=ready: on_result(ready, i, o),
+                [r.label() for r in ready],
+            )
             held += [r for r in ready if r.status == "held"]
             wave = _wait_for_holders(held, out, stale_s, cfg.executor.poll_s, log)
             for r in held:

@@ -67,7 +67,14 @@ class Executor:
         """Runs at a time (for the duration estimate)."""
         return self.workers
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple], on_result: OnResult) -> None:
+    def map(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple],
+        on_result: OnResult,
+        names: Sequence[str] = (),
+    ) -> None:
+        """``names[i]`` (optional) says what call i is, in errors."""
         raise NotImplementedError
 
 
@@ -90,7 +97,7 @@ class LocalExecutor(Executor):
     def describe(self) -> str:
         return f"local, {self.workers} worker(s)"
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple], on_result: OnResult) -> None:
+    def map(self, fn, calls, on_result, names=()) -> None:
         if self.workers == 1:
             for i, args in enumerate(calls):
                 on_result(i, fn(*args))
@@ -200,7 +207,7 @@ class SlurmExecutor(Executor):
         mem = f"{c.mem_gb:g} GB" if c.mem_gb is not None else "default mem"
         return f"{where}, {c.gpus_per_job} GPU, {cpus} CPU, {mem}, {c.timeout_min} min"
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple], on_result: OnResult) -> None:
+    def map(self, fn, calls, on_result, names=()) -> None:
         import submitit
 
         if not calls:
@@ -218,7 +225,9 @@ class SlurmExecutor(Executor):
             try:
                 result = job.result()
             except Exception as e:  # submitit.core.utils.UncompletedJobError and subclasses
-                failed.append(f"job {job.job_id} (log {job.paths.stderr}): {_last_line(e)}")
+                i = index[job.job_id]
+                what = f"{names[i]}: " if i < len(names) else ""
+                failed.append(f"{what}job {job.job_id} (log {job.paths.stderr}): {_last_line(e)}")
                 continue
             on_result(index[job.job_id], result)
         if failed:
@@ -240,5 +249,10 @@ def _with_threads(threads: int | None, fn: Callable[..., Any], *args: Any) -> An
 
 
 def _last_line(e: Exception) -> str:
-    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    """The error a job raised: the last line of the traceback in submitit's message (which
+    ends with the log paths), else the message's last line (a job killed without result)."""
+    text = str(e)
+    if "----------------------" in text:
+        text = text.split("----------------------")[1]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else type(e).__name__
