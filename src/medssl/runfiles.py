@@ -13,6 +13,8 @@ METRICS = "metrics.csv"  # one row per epoch (trainer)
 CHECKPOINT = "checkpoint.pt"  # resume state of the last epoch (trainer); removed when done
 BEST = "best.pt"  # weights of the best monitored epoch (trainer)
 DONE = "done.json"  # written last: the run finished
+LOCK = "lock.json"  # benchmark runs: who is training it now (tasks.runlock)
+CLAIMS = "claims.jsonl"  # benchmark runs: one line per execution (tasks.runlock)
 
 # pretraining runs
 ENCODER = "encoder.pt"  # torchvision ResNet-18 state dict without fc (models.encoder)
@@ -41,3 +43,4 @@ PROVENANCE = "provenance.json"
 RUNS = "runs"  # one folder per run, named by its run id
 DATABASES = "databases"
 REPORT = "report"
+LOGS = "logs"  # the Slurm executor's job files and logs (submitit)

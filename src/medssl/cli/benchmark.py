@@ -39,9 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overrides(p, "methods=[simclr] --set pretrain.trainer.epochs=5")
     add_device(p)
     p.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default=None,
+        help="where runs execute: local (this machine's worker processes; the default) or "
+        "slurm (one job per run through submitit, logs in OUT/logs; settings with --set "
+        "executor.partition=gpu --set executor.gpus_per_job=1 ...)",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
-        help="show the plan and the estimated duration, run nothing",
+        help="show the plan, the estimated duration and disk use and the jobs (run ids, kind, "
+        "resources); run and submit nothing",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
@@ -51,6 +60,8 @@ def _run(args: argparse.Namespace) -> int:
     from medssl.tasks.benchmark import resolve_benchmark, run_benchmark
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    if args.executor:
+        overrides.append(f"executor.name={args.executor}")
     cfg = resolve_benchmark(args.preset, overrides, args.seeds, args.folds)
     out = run_benchmark(
         cfg,

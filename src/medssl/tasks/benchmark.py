@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ from medssl.runfiles import (
     RESULTS,
     RUNS,
 )
+from medssl.tasks.executors import ExecutorConfig
+from medssl.tasks.runlock import STALE_AFTER_S, claim, lock_state
 
 
 @dataclass
@@ -64,6 +65,13 @@ class BenchmarkConfig:
     # else 1. On a CPU, N workers split the cores (small runs are overhead-bound, so 2 workers
     # on 2 cores finish a smoke matrix sooner than 1 worker with 2 threads).
     workers: int | None = None
+    # Where runs execute (`--executor local|slurm` sets executor.name): this machine's
+    # workers, or one Slurm job per run; never part of a run id.
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    # What a finished fine-tuning run keeps of its weights: none (the default: the report
+    # reads only records, predictions and figures), best (best.pt) or last (best.pt and the
+    # last epoch's checkpoint.pt). Pretraining runs always keep encoder.pt.
+    keep_checkpoints: str = "none"
 
 
 @dataclass
@@ -244,10 +252,22 @@ def run_benchmark(
     dry_run: bool = False,
     log=print,
 ) -> Path:
+    """Plan the matrix, run what is not finished through the configured executor (pretraining
+    wave first: every fine-tune of an encoder needs its encoder.pt), then collect the results
+    and build the report. A run another executor is training (its lock is live) is waited for,
+    not run again; a stale lock is taken over (see :mod:`medssl.tasks.runlock`)."""
     from medssl.data.build import build_preset
     from medssl.data.database import Database
+    from medssl.tasks.executors import get_executor
 
     out = Path(out)
+    executor = get_executor(cfg.executor.name)(
+        cfg.executor, out, workers=_workers(cfg), device=cfg.device
+    )
+    if cfg.keep_checkpoints not in KEEP_CHECKPOINTS:
+        raise ConfigError(
+            f"keep_checkpoints: {cfg.keep_checkpoints!r}; valid are {', '.join(KEEP_CHECKPOINTS)}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / BENCHMARK_CONFIG, to_dict(cfg))
     databases: dict[str, Database] = {}
@@ -259,52 +279,104 @@ def run_benchmark(
             databases[db.name] = db
     runs = plan_runs(cfg, databases)
     _estimate(runs, databases, cfg)
+    earlier = _earlier_seconds(out)
     for run in runs:
         if (out / RUNS / run.run_id / DONE).is_file():
-            run.status = "reused"
-            clear_resume_state(out / RUNS / run.run_id)  # killed mid-cleanup
+            run.status, run.seconds = "reused", earlier.get(run.run_id)
+            _prune(out / RUNS / run.run_id, run.kind, cfg.keep_checkpoints)  # killed mid-cleanup
     todo = [r for r in runs if r.status == "pending"]
     total_s = sum(r.estimate_s for r in todo)
-    log(_plan_text(runs, databases, total_s, _workers(cfg)))
+    log(_plan_text(runs, databases, total_s, executor.parallel, cfg, executor.describe()))
     _write_plan(out, runs)
     if dry_run:
+        log(_jobs_text(todo, out, cfg, executor.describe()))
         return out
 
     bar = EstimateBar(total_s, enabled=progress)
+    stale_s = cfg.executor.lock_stale_min * 60
+    counts = {"took_over": 0, "elsewhere": 0}
 
-    def finished(run: Run, seconds: float) -> None:
-        run.seconds, run.status = round(seconds, 2), "done"
+    def on_result(wave: list[Run], i: int, outcome: Outcome) -> None:
+        run = wave[i]
+        if outcome.status == "ran":
+            run.seconds, run.status = round(outcome.seconds, 2), "done"
+            counts["took_over"] += outcome.took_over is not None
+            if outcome.took_over is not None:
+                log(f"{run.label()}: took over a stale lock of {outcome.took_over}")
+        elif outcome.status == "done":
+            run.status, counts["elsewhere"] = "reused", counts["elsewhere"] + 1
+        else:
+            run.status = "held"
+            return
+        bar.describe(run.label())
         bar.advance(run.estimate_s)
         _write_plan(out, runs)
 
-    workers = _workers(cfg)
-    if workers == 1:
-        for run in todo:
-            bar.describe(run.label())
-            finished(
-                run, _execute(run, str(databases[run.database].path), cfg.folds, out, progress)
+    in_run_progress = progress and executor.progress_in_runs
+    for phase in ("pretrain", "finetune"):
+        wave = [r for r in todo if r.kind == phase]
+        while wave:
+            held = [r for r in wave if lock_state(out / RUNS / r.run_id, stale_s) == "held"]
+            for r in held:
+                r.status = "held"
+            ready = [r for r in wave if r.status != "held"]
+            calls = [
+                (
+                    r,
+                    str(databases[r.database].path),
+                    cfg.folds,
+                    out,
+                    in_run_progress,
+                    cfg.keep_checkpoints,
+                    stale_s,
+                )
+                for r in ready
+            ]
+            executor.map(
+                _execute,
+                calls,
+                lambda i, o, ready=ready: on_result(ready, i, o),
+                [r.label() for r in ready],
             )
-    else:
-        with _pool(workers, cfg.device) as pool:
-            # pretraining first: every fine-tune of an encoder needs its encoder.pt
-            for phase in ("pretrain", "finetune"):
-                futures = {
-                    pool.submit(
-                        _execute, r, str(databases[r.database].path), cfg.folds, out, False
-                    ): r
-                    for r in todo
-                    if r.kind == phase
-                }
-                for fut in as_completed(futures):
-                    bar.describe(futures[fut].label())
-                    finished(futures[fut], fut.result())
+            held += [r for r in ready if r.status == "held"]
+            wave = _wait_for_holders(held, out, stale_s, cfg.executor.poll_s, log)
+            for r in held:
+                if r.status == "held":  # finished by its holder
+                    r.status, counts["elsewhere"] = "reused", counts["elsewhere"] + 1
     bar.close()
+    if counts["took_over"] or counts["elsewhere"]:
+        log(
+            f"runs: {counts['took_over']} stale lock(s) taken over, "
+            f"{counts['elsewhere']} run(s) finished by another executor"
+        )
     collect_results(out, runs)
     _provenance(out, cfg, databases, runs)
     from medssl.reporting.report import build_report
 
     build_report(out)
     return out
+
+
+def _wait_for_holders(held: list[Run], out: Path, stale_s: float, poll_s: float, log) -> list[Run]:
+    """Wait while other executors train ``held``; the runs that need running again: those
+    whose holder let go (or died, its lock now stale) without finishing them."""
+    if not held:
+        return []
+    log(f"{len(held)} run(s) are being trained by another executor: waiting for them")
+    again: list[Run] = []
+    waiting = list(held)
+    while waiting:
+        for r in list(waiting):
+            run_dir = out / RUNS / r.run_id
+            if (run_dir / DONE).is_file():
+                waiting.remove(r)
+            elif lock_state(run_dir, stale_s) != "held":
+                waiting.remove(r)
+                r.status = "pending"
+                again.append(r)
+        if waiting:
+            time.sleep(poll_s)
+    return again
 
 
 class EstimateBar:
@@ -351,46 +423,97 @@ def _ensure_databases(preset, folder: Path, roots, seed, build_preset) -> list[P
     )
 
 
-def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: bool) -> float:
-    """Run one planned run (in this process or a worker's); returns its duration in seconds."""
+@dataclass(frozen=True)
+class Outcome:
+    """What one call of :func:`_execute` did: ``ran`` (trained, ``seconds``), ``done``
+    (finished meanwhile by another executor) or ``held`` (another executor is training it)."""
+
+    status: str
+    seconds: float = 0.0
+    took_over: str | None = None  # the stale lock's holder this run replaced
+
+
+def _execute(
+    run: Run,
+    db_path: str,
+    folds: int | None,
+    out: Path,
+    progress: bool,
+    keep: str = "none",
+    stale_s: float = STALE_AFTER_S,
+) -> Outcome:
+    """Run one planned run (in this process, a worker or a Slurm job) under its lock."""
     from medssl.data.database import Database
     from medssl.tasks import finetune as ft
     from medssl.tasks import pretrain as pt
 
-    started = time.perf_counter()
-    db = Database.load(db_path)
-    run_dir = out / "runs" / run.run_id
-    resume = (run_dir / CHECKPOINT).is_file()
-    try:
-        if run.kind == "pretrain":
-            cfg_run = dataclasses.replace(
-                run.obj, trainer=dataclasses.replace(run.obj.trainer, progress_bar=progress)
-            )
-            pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume)
-        else:
-            encoder = (
-                "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
-            )
-            split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
-            ft.run_finetune(
-                db,
-                run_dir,
-                config=run.obj,
-                init=encoder,
-                init_name=run.init,
-                fold=run.fold,
-                split_override=split,
-                run_id=run.run_id,
-                resume=resume,
-                progress=progress,
-            )
-    except MedsslError as e:
-        raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
-    # A finished run keeps its results, figures and model (encoder.pt / best.pt); its resume
-    # state (weights + optimizer moments, ~3x the model) is dead weight across 33+ runs.
+    run_dir = out / RUNS / run.run_id
     if (run_dir / DONE).is_file():
-        clear_resume_state(run_dir)
-    return time.perf_counter() - started
+        return Outcome("done")
+    held = claim(run_dir, stale_s)
+    if held is None:
+        return Outcome("held")
+    with held:
+        if (run_dir / DONE).is_file():  # finished between our look and our claim
+            return Outcome("done")
+        started = time.perf_counter()
+        db = Database.load(db_path)
+        resume = (run_dir / CHECKPOINT).is_file()
+        try:
+            if run.kind == "pretrain":
+                cfg_run = dataclasses.replace(
+                    run.obj, trainer=dataclasses.replace(run.obj.trainer, progress_bar=progress)
+                )
+                pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume)
+            else:
+                encoder = (
+                    "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
+                )
+                split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
+                ft.run_finetune(
+                    db,
+                    run_dir,
+                    config=run.obj,
+                    init=encoder,
+                    init_name=run.init,
+                    fold=run.fold,
+                    split_override=split,
+                    run_id=run.run_id,
+                    resume=resume,
+                    progress=progress,
+                )
+        except MedsslError as e:
+            raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
+        if (run_dir / DONE).is_file():
+            _prune(run_dir, run.kind, keep)
+        took = held.took_over
+        return Outcome(
+            "ran",
+            time.perf_counter() - started,
+            None if took is None else f"{took.host} pid {took.pid} job {took.job_id}",
+        )
+
+
+KEEP_CHECKPOINTS = ("none", "best", "last")
+"""What a finished fine-tuning run keeps of its weights (``keep_checkpoints``)."""
+
+
+def _prune(run_dir: Path, kind: str, keep: str) -> None:
+    """Remove a finished run's weights it no longer needs.
+
+    Every run drops its resume state (checkpoint.pt: weights and optimizer moments, about three
+    times the model), except a fine-tune with ``keep=last``, which keeps it beside best.pt.
+    Pretraining runs always keep encoder.pt (45 MB for a ResNet-18; their fine-tunes load it,
+    possibly on a later rerun with more seeds or tasks). Fine-tuning runs keep best.pt with
+    ``best``/``last`` and no .pt file with ``none``: their records, predictions and figures,
+    all the report reads, stay.
+    """
+    if kind == "finetune" and keep == "last":
+        return
+    clear_resume_state(run_dir)
+    if kind == "finetune" and keep == "none":
+        for f in run_dir.glob("*.pt"):
+            f.unlink(missing_ok=True)
 
 
 def _workers(cfg: BenchmarkConfig) -> int:
@@ -403,35 +526,6 @@ def _workers(cfg: BenchmarkConfig) -> int:
     import torch
 
     return max(1, torch.cuda.device_count())
-
-
-def _pool(workers: int, device: str) -> ProcessPoolExecutor:
-    """Worker processes (spawned: safe with CUDA and OpenMP), each pinned to one GPU when
-    there are several, or given an equal share of the CPU cores."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    gpus = ctx.Queue()
-    n_gpus = 0
-    if device != "cpu":
-        import torch
-
-        n_gpus = torch.cuda.device_count()
-    for i in range(workers):
-        gpus.put(i % n_gpus if n_gpus else None)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(gpus, threads)
-    )
-
-
-def _init_worker(gpus: Any, threads: int) -> None:
-    gpu = gpus.get()
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def collect_results(out: Path, runs: list[Run]) -> Path:
@@ -454,6 +548,17 @@ def _write_plan(out: Path, runs: list[Run]) -> None:
             for r in runs
         ],
     )
+
+
+def _earlier_seconds(out: Path) -> dict[str, float]:
+    """Run id -> duration, from the plan.json of an earlier command on this folder (a reused
+    run keeps the duration it took when it ran)."""
+    old = out / PLAN
+    if not old.is_file():
+        return {}
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        return {p["run_id"]: p["seconds"] for p in read_json(old) if p.get("seconds") is not None}
+    return {}
 
 
 def _provenance(
@@ -510,16 +615,102 @@ def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) 
             r.estimate_s = epochs * n / speed[r.task] * 1.3 + 3
 
 
-def _plan_text(runs: list[Run], databases: dict[str, Any], total_s: float, workers: int) -> str:
+def _plan_text(
+    runs: list[Run],
+    databases: dict[str, Any],
+    total_s: float,
+    workers: int,
+    cfg: BenchmarkConfig | None = None,
+    where: str = "",
+) -> str:
     n_pt = sum(r.kind == "pretrain" for r in runs)
     n_ft = len(runs) - n_pt
     reused = sum(r.status == "reused" for r in runs)
     lines = [
         f"benchmark plan: {len(databases)} database(s) {sorted(databases)}, {n_pt} pretraining and {n_ft} fine-tuning runs",
         f"  {reused} already finished (reused), {len(runs) - reused} to run; estimated "
-        f"{total_s / 60 / workers:.1f} min with {workers} worker(s)",
+        f"{total_s / 60 / min(workers, max(len(runs) - reused, 1)):.1f} min with {workers} "
+        "run(s) at a time",
     ]
+    if cfg is not None:
+        kept, in_flight = disk_estimate(runs, cfg.keep_checkpoints)
+        at_once = max(1, min(workers, len(runs) - reused))
+        lines.append(
+            f"  estimated disk for model files: {kept / 1e9:.2f} GB kept "
+            f"(keep_checkpoints={cfg.keep_checkpoints}, encoder.pt of every pretraining run), "
+            f"up to {in_flight * at_once / 1e9:.2f} GB more while {at_once} run(s) train; "
+            f"executor: {where}"
+        )
     return "\n".join(lines)
+
+
+def _jobs_text(todo: list[Run], out: Path, cfg: BenchmarkConfig, where: str) -> str:
+    """The --dry-run listing: every job that a real run would start, wave by wave."""
+    lines = [f"dry run: {len(todo)} job(s) would run ({where}); nothing submitted"]
+    stale_s = cfg.executor.lock_stale_min * 60
+    for phase in ("pretrain", "finetune"):
+        wave = [r for r in todo if r.kind == phase]
+        if wave:
+            lines.append(f"  {phase} wave, {len(wave)} job(s):")
+        for r in wave:
+            state = lock_state(out / RUNS / r.run_id, stale_s)
+            note = {"held": " [held by another executor]", "stale": " [stale lock]"}.get(state, "")
+            lines.append(f"    {r.run_id}  {r.kind:8s}  {r.label()}  ~{r.estimate_s:.0f} s{note}")
+    return "\n".join(lines)
+
+
+FLOAT_BYTES = 4  # weights are saved in float32 whatever the training precision
+
+
+def disk_estimate(runs: list[Run], keep: str) -> tuple[int, int]:
+    """Bytes of model files: kept by the finished matrix, and the most one training run adds
+    while it trains (its resume state: weights and Adam's two moments, 3x the model).
+
+    From parameter (and buffer) counts x 4 bytes; records, predictions and figures (small) are
+    not counted. Pretraining keeps encoder.pt; a fine-tune keeps nothing (``none``), best.pt
+    (``best``) or best.pt and checkpoint.pt (``last``).
+    """
+    kept, in_flight = 0, 0
+    for r in runs:
+        if r.kind == "pretrain":
+            size = _model_bytes("encoder")
+            kept += size
+        else:
+            size = _model_bytes(r.task)
+            kept += {"none": 0, "best": size, "last": 4 * size}.get(keep, 0)
+        in_flight = max(in_flight, 3 * size)
+    return kept, in_flight
+
+
+@functools.cache
+def _model_bytes(what: str) -> int:
+    """float32 bytes of the encoder (``encoder``) or of a task's network (built on the meta
+    device: shapes without memory, in milliseconds; a frozen encoder is saved all the same)."""
+    import numpy as np
+    import torch
+
+    from medssl.data.labelled import SplitData
+    from medssl.tasks.finetune import FinetuneConfig
+    from medssl.tasks.task import get_task
+
+    with torch.device("meta"):
+        if what == "encoder":
+            from medssl.models.encoder import build_encoder
+
+            model = build_encoder()
+        else:
+            empty = SplitData(
+                rows=np.zeros(0, np.int64),
+                images=np.zeros((0, 1, 1), np.uint8),
+                labels=np.zeros(0, np.int64),
+                masks=np.zeros((0, 1, 1), np.uint8),
+                ids=[],
+                patients=[],
+            )
+            cfg = FinetuneConfig(task=what)
+            model = get_task(what)(cfg).build("random", empty)
+    n = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+    return int(n) * FLOAT_BYTES
 
 
 def resolve_benchmark(

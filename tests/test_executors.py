@@ -1,0 +1,329 @@
+"""Executors and run locks: the benchmark through submitit (its local backend, the Slurm path
+minus the scheduler), --dry-run, checkpoint pruning, reruns after a kill, and the lock that
+keeps two executors from training one run twice."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medssl.artifacts import read_csv
+from medssl.cli.main import main
+from medssl.data.database import Database
+from medssl.errors import ConfigError
+from medssl.runfiles import DONE, LOCK, RESULTS, RUNS
+from medssl.tasks import runlock
+from medssl.tasks.benchmark import plan_runs, resolve_benchmark
+
+ONE_DATABASE = """\
+phantom_scale: 0.25
+databases:
+  - name: US1
+    sizes: {pretrain: 48, finetune: 32}
+    quotas:
+      pretrain:
+        busi: {normal: 8, benign: 8}
+      finetune:
+        busi: {benign: 10, malignant: 10, normal: 10}
+"""
+
+# the smallest matrix with both waves: one database, SimCLR, classification, one seed, one
+# epoch; fp32 so that reruns compute what the first run computed
+TINY = [
+    "--set", "methods=[simclr]", "--set", "tasks=[classification]",
+    "--set", "pretrain.trainer.precision=32-true", "--set", "finetune.trainer.precision=32-true",
+]  # fmt: skip
+SUBMITIT_LOCAL = [
+    "--executor", "slurm", "--set", "executor.cluster=local", "--set", "executor.gpus_per_job=0",
+    "--set", "executor.cpus_per_job=1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_database(tmp_path_factory) -> tuple[Path, Path]:
+    """(recipe file, built databases folder) of one tiny phantom database."""
+    from medssl.data.build import build_preset
+
+    root = tmp_path_factory.mktemp("tiny")
+    recipe = root / "one.yaml"
+    recipe.write_text(ONE_DATABASE, encoding="utf-8")
+    build_preset(recipe, root / "databases", phantoms=True, warn=lambda _: None)
+    return recipe, root / "databases"
+
+
+def _bench_args(out: Path, recipe: Path, *extra: str) -> list[str]:
+    return [
+        "benchmark", "--preset", "smoke", "--seeds", "1", "--out", str(out), "--no-progress",
+        "--set", f"data=[{recipe}]", *TINY, *extra,
+    ]  # fmt: skip
+
+
+def _new_bench(tmp: Path, tiny_database) -> tuple[Path, Path]:
+    recipe, dbs = tiny_database
+    out = tmp / "bench"
+    shutil.copytree(dbs, out / "databases")
+    return out, recipe
+
+
+def _claims(out: Path) -> dict[str, list[dict]]:
+    return {d.name: runlock.claims(d) for d in sorted((out / RUNS).iterdir())}
+
+
+def _tables(out: Path) -> dict[str, list[dict[str, str]]]:
+    """The results and every report table, without the runs' reuse status (done/reused)."""
+    files = [out / RESULTS, *sorted((out / "report").glob("*.csv"))]
+    return {
+        f.name: [{k: v for k, v in row.items() if k != "status"} for row in read_csv(f)]
+        for f in files
+    }
+
+
+@pytest.fixture(scope="module")
+def slurm_bench(tmp_path_factory, tiny_database):
+    """The tiny matrix run through the Slurm executor on submitit's local backend, keeping
+    best.pt; a snapshot of its folder right after."""
+    out, recipe = _new_bench(tmp_path_factory.mktemp("slurm"), tiny_database)
+    rc = main(_bench_args(out, recipe, *SUBMITIT_LOCAL, "--set", "keep_checkpoints=best"))
+    return {
+        "out": out,
+        "recipe": recipe,
+        "rc": rc,
+        "claims": _claims(out),
+        "pt_files": sorted(p.relative_to(out).as_posix() for p in (out / RUNS).glob("*/*.pt")),
+        "tables": _tables(out),
+    }
+
+
+def test_slurm_executor_runs_each_run_once_as_a_job(slurm_bench):
+    out, claims = slurm_bench["out"], slurm_bench["claims"]
+    assert slurm_bench["rc"] == 0
+    assert len(claims) == 3  # one pretraining, fine-tunes from random init and from SimCLR
+    assert all(len(c) == 1 for c in claims.values()), claims
+    assert all((out / RUNS / rid / DONE).is_file() for rid in claims)
+    assert not list((out / RUNS).glob(f"*/{LOCK}")), "a finished run releases its lock"
+    job_ids = {c[0]["job_id"] for c in claims.values()}
+    assert len(job_ids) == 3 and None not in job_ids, "each run ran in a job of its own"
+    assert {f"{j}_0_result.pkl" for j in job_ids} <= {p.name for p in (out / "logs").iterdir()}
+    pretrain = next(rid for rid in claims if rid.startswith("pt-"))
+    pretrain_done = (out / RUNS / pretrain / DONE).stat().st_mtime
+    for rid in claims:  # the fine-tuning wave starts once pretraining is done
+        if rid.startswith("ft-"):
+            assert (out / RUNS / rid / "config.yaml").stat().st_mtime >= pretrain_done
+    # keep_checkpoints=best: best.pt of each fine-tune, encoder.pt of pretraining, no resume state
+    pts = slurm_bench["pt_files"]
+    assert sum(p.endswith("/best.pt") and p.startswith("runs/ft-") for p in pts) == 2
+    assert sum(p.endswith("/encoder.pt") for p in pts) == 1
+    assert not [p for p in pts if p.endswith("checkpoint.pt")]
+    assert len(slurm_bench["tables"][RESULTS]) > 0
+
+
+@pytest.fixture(scope="module")
+def pruned(slurm_bench):
+    """The same command rerun with keep_checkpoints=none: nothing to train, weights pruned."""
+    out = slurm_bench["out"]
+    rc = main(_bench_args(out, slurm_bench["recipe"], *SUBMITIT_LOCAL))
+    return {
+        "rc": rc,
+        "claims": _claims(out),
+        "pt_files": sorted(p.relative_to(out).as_posix() for p in (out / RUNS).glob("*/*.pt")),
+        "tables": _tables(out),
+    }
+
+
+def test_keep_checkpoints_none_prunes_fine_tunes_and_leaves_the_report_unchanged(
+    slurm_bench, pruned
+):
+    assert pruned["rc"] == 0
+    assert pruned["claims"] == slurm_bench["claims"], "a rerun trains no finished run"
+    assert [p for p in pruned["pt_files"] if p.startswith("runs/ft-")] == []
+    assert [p.rsplit("/", 1)[1] for p in pruned["pt_files"]] == ["encoder.pt"]
+    assert pruned["tables"] == slurm_bench["tables"]
+
+
+def test_rerun_after_a_kill_runs_only_the_interrupted_run(slurm_bench, pruned, capsys):
+    """A fine-tune killed mid-run (no done.json, its dead process's lock left behind) is the
+    only run the rerun trains, taking the stale lock over; the finished ones are reused."""
+    out = slurm_bench["out"]
+    victim = next(r for r in pruned["claims"] if r.startswith("ft-"))
+    run_dir = out / RUNS / victim
+    (run_dir / DONE).unlink()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    holder = runlock.this_holder()
+    stale = {**holder.__dict__, "pid": int(dead.stdout), "job_id": "4242"}
+    (run_dir / LOCK).write_text(json.dumps(stale), encoding="utf-8")
+    capsys.readouterr()
+    # finished by the local executor in this process (the pool is the smoke benchmark's)
+    args = _bench_args(out, slurm_bench["recipe"], "--executor", "local", "--set", "workers=1")
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    claims = _claims(out)
+    assert {r: len(c) for r, c in claims.items()} == {
+        r: 2 if r == victim else 1 for r in pruned["claims"]
+    }
+    assert claims[victim][1]["took_over"]["job_id"] == "4242"
+    assert "1 stale lock(s) taken over" in printed
+    assert (run_dir / DONE).is_file() and not (run_dir / LOCK).exists()
+    again = _tables(out)
+    assert {(r["run_id"], r["split"], r["metric"]) for r in again[RESULTS]} == {
+        (r["run_id"], r["split"], r["metric"]) for r in pruned["tables"][RESULTS]
+    }
+
+
+def test_dry_run_lists_the_jobs_and_submits_nothing(tmp_path, tiny_database, capsys, monkeypatch):
+    import submitit
+
+    def refuse(*a, **k):
+        raise AssertionError("--dry-run must not create a submitit executor")
+
+    monkeypatch.setattr(submitit, "AutoExecutor", refuse)
+    out, recipe = _new_bench(tmp_path, tiny_database)
+    args = _bench_args(out, recipe, "--executor", "slurm", "--dry-run")
+    args += ["--set", "executor.partition=gpu", "--set", "executor.mem_gb=16"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "nothing submitted" in printed and "slurm gpu, 1 GPU" in printed and "16 GB" in printed
+    assert "estimated disk for model files" in printed
+    assert printed.index("pretrain wave") < printed.index("finetune wave")
+    assert printed.count("  pt-") == 1 and printed.count("  ft-") == 2
+    assert not (out / RUNS).exists() and not (out / "logs").exists()
+
+
+def test_executor_and_checkpoint_settings_leave_run_ids_alone(tiny_database):
+    recipe, dbs = tiny_database
+    databases = {"US1": Database.load(dbs / "US1")}
+    base = [f"data=[{recipe}]", "methods=[simclr]", "tasks=[classification]"]
+    ids = [r.run_id for r in plan_runs(resolve_benchmark("smoke", base, 1, None), databases)]
+    other = base + [
+        "executor.name=slurm", "executor.partition=gpu", "executor.gpus_per_job=2",
+        "executor.cpus_per_job=8", "executor.timeout_min=30", "keep_checkpoints=last",
+    ]  # fmt: skip
+    assert [
+        r.run_id for r in plan_runs(resolve_benchmark("smoke", other, 1, None), databases)
+    ] == ids
+
+
+def test_slurm_settings_become_the_sbatch_lines(tmp_path, monkeypatch):
+    from medssl.tasks.executors import ExecutorConfig, SlurmExecutor
+
+    cfg = ExecutorConfig(name="slurm", partition="gpu", cpus_per_job=8, mem_gb=16)
+    cfg.slurm = {"account": "mylab"}
+    executor = SlurmExecutor(cfg, tmp_path, workers=1, device="auto")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="executor.cluster=local"):
+        executor.submitit_executor()  # no Slurm on this machine: an error that says what to do
+    srun = tmp_path / "bin" / "srun"  # submitit looks for srun to believe it is on a cluster
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\n", encoding="utf-8")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", str(srun.parent))
+    text = executor.submitit_executor()._executor._make_submission_file_text("cmd", "uid")
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=16GB",
+                 "--time=240", "--account=mylab", f"--output={tmp_path / 'logs'}/"):  # fmt: skip
+        assert f"#SBATCH {line}" in text
+
+
+def test_a_failed_job_fails_the_wave_after_the_others_naming_its_run(tmp_path):
+    import math
+
+    from medssl.errors import MedsslError
+    from medssl.tasks.executors import ExecutorConfig, SlurmExecutor
+
+    cfg = ExecutorConfig(name="slurm", cluster="local", gpus_per_job=0)
+    got: dict[int, float] = {}
+    executor = SlurmExecutor(cfg, tmp_path, workers=1, device="cpu")
+    with pytest.raises(MedsslError, match=r"1 of 3 job\(s\) failed:\n  run b: job .*domain"):
+        executor.map(math.sqrt, [(4,), (-1,), (9,)], got.__setitem__, ["run a", "run b", "run c"])
+    assert got == {0: 2.0, 2: 3.0}  # the others finished and were handed back
+
+
+def _race(run_dir: str, barrier, results) -> None:
+    barrier.wait()
+    got = runlock.claim(run_dir)
+    results.put(got is not None)
+    barrier.wait()  # hold the claim until the other has tried
+    if got is not None:
+        got.release()
+
+
+def test_lock_admits_one_of_two_concurrent_claimers(tmp_path):
+    ctx = mp.get_context("fork")
+    for round_ in range(5):
+        run_dir = tmp_path / f"run{round_}"
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_race, args=(str(run_dir), barrier, results)) for _ in "ab"]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        assert sorted(results.get(timeout=5) for _ in procs) == [False, True]
+        assert len(runlock.claims(run_dir)) == 1
+        assert not (run_dir / LOCK).exists(), "the winner released its lock"
+
+
+def test_lock_of_a_killed_holder_is_taken_over(tmp_path):
+    code = (
+        "import sys, time; from medssl.tasks.runlock import claim; "
+        "c = claim(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"held"
+        assert runlock.lock_state(tmp_path) == "held"
+        assert runlock.claim(tmp_path) is None
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert runlock.lock_state(tmp_path) == "stale"
+    got = runlock.claim(tmp_path)
+    assert got is not None and got.took_over.pid == proc.pid
+    got.release()
+    first, second = runlock.claims(tmp_path)
+    assert first["pid"] == proc.pid and second["took_over"]["pid"] == proc.pid
+
+
+def test_lock_of_a_reused_pid_is_stale(tmp_path):
+    """The holder died and a new process got its pid: the start time tells them apart."""
+    me = runlock.this_holder()
+    assert me.pid_start is not None  # Linux
+    ghost = {**me.__dict__, "pid_start": me.pid_start - 1}
+    (tmp_path / LOCK).write_text(json.dumps(ghost), encoding="utf-8")
+    assert runlock.lock_state(tmp_path) == "stale"
+    (tmp_path / LOCK).write_text(json.dumps(me.__dict__), encoding="utf-8")
+    assert runlock.lock_state(tmp_path) == "held"
+
+
+def test_lock_from_another_host_is_stale_once_its_heartbeat_stops(tmp_path):
+    other = runlock.Holder("node-elsewhere", 1, "77_3", "2026-01-01T00:00:00+00:00", "t0")
+    (tmp_path / LOCK).write_text(json.dumps(other.__dict__), encoding="utf-8")
+    assert runlock.lock_state(tmp_path, stale_after_s=60) == "held"  # pid 1 elsewhere: unknown
+    old = time.time() - 120
+    os.utime(tmp_path / LOCK, (old, old))
+    assert runlock.lock_state(tmp_path, stale_after_s=60) == "stale"
+    got = runlock.claim(tmp_path, stale_after_s=60)
+    assert got is not None and got.took_over.job_id == "77_3"
+    assert got.holder.host == socket.gethostname()
+    try:  # the holder's heartbeat keeps its own lock fresh
+        before = (tmp_path / LOCK).stat().st_mtime_ns
+        os.utime(tmp_path / LOCK, (old, old))
+        got._stop.set()
+        got._thread.join()
+        got._stop.clear()
+        got.start_heartbeat(0.02)
+        deadline = time.monotonic() + 10
+        while (tmp_path / LOCK).stat().st_mtime_ns <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert runlock.lock_state(tmp_path, stale_after_s=60) == "held"
+    finally:
+        got.release()
+    assert not (tmp_path / LOCK).exists()
