@@ -1,7 +1,9 @@
-"""The contract checks every registered SSL method and source must pass, as plain functions.
+"""The contract checks every registered fine-tuning task, SSL method and source must pass, as
+plain functions.
 
-``test_ssl.py`` and ``test_sources_contract.py`` run them over the registries; a toy method
-or source registered inside a test (``test_extension_recipes.py``) is checked by the same code.
+``test_tasks_contract.py``, ``test_ssl.py`` and ``test_sources_contract.py`` run them over the
+registries; a toy task, method or source registered inside a test
+(``test_extension_recipes.py``) is checked by the same code.
 """
 
 from __future__ import annotations
@@ -15,10 +17,48 @@ import pytest
 import torch
 from torch import nn
 
+from medssl.data.batches import eval_batches
+from medssl.data.database import Database
+from medssl.data.labelled import finetune_splits
 from medssl.data.records import CLASSES, MODALITIES
 from medssl.data.sources import open_source
 from medssl.engine.monitor import check_collapse, collapse_score
 from medssl.errors import TrainingError
+from medssl.tasks.finetune import predict, resolve_config
+from medssl.tasks.task import get_task
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def check_task_contract(name: str, db: Database) -> None:
+    """Task ``name`` on ``db``: its tensors hold ``x`` (N, 1, H, W) in [-1, 1] and targets of N
+    rows; its network takes a finite training step and predicts probabilities of N rows with a
+    finite summed loss; its metrics on those predictions hold every epoch and summary metric,
+    and its epoch logs hold its monitor."""
+    cls = get_task(name)
+    assert cls.name == name and cls.monitor.startswith("val_"), (cls.name, cls.monitor)
+    task = cls(resolve_config(task=name))
+    splits, _ = finetune_splits(db, needs_masks=task.needs_masks, task=name)
+    train = splits["train"]
+    torch.manual_seed(0)
+    network = task.build("random", train)
+    data = task.tensors(train, torch.device("cpu"))
+    n = len(train)
+    assert data["x"].shape == (n, 1, *train.images.shape[1:]) and data["x"].dtype == torch.float32
+    assert -1.0 <= float(data["x"].min()) <= float(data["x"].max()) <= 1.0
+    assert all(len(t) == n for t in data.values()), {k: len(t) for k, t in data.items()}
+    loss, logs = network.training_step(next(iter(eval_batches(data, 4))))
+    assert loss.dim() == 0 and torch.isfinite(loss) and isinstance(logs, dict)
+    loss.backward()
+    network.after_optimizer_step(1, 1)
+    probs, mean_loss = predict(network, data, 4)
+    assert len(probs) == n and np.isfinite(probs).all() and np.isfinite(mean_loss)
+    metrics = task.metrics(train, probs, mean_loss)
+    missing = {*cls.epoch_metrics, *cls.summary_metrics} - set(metrics)
+    assert not missing, f"{name}: metrics lack {sorted(missing)}"
+    epoch = task.epoch_logs(task.metrics(train, probs, mean_loss, distances=False), {})
+    assert cls.monitor in epoch, f"{name}: epoch logs {sorted(epoch)} lack {cls.monitor}"
+
 
 # ----------------------------------------------------------------------------- SSL methods
 
