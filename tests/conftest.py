@@ -1,4 +1,5 @@
-"""Shared fixtures: one smoke benchmark per test session for every test that reads its outputs."""
+"""Shared fixtures: a tiny in-memory database, and one smoke benchmark per test session for
+every test that reads its outputs."""
 
 from __future__ import annotations
 
@@ -12,9 +13,36 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from medssl.data.database import Database
+
 SMOKE_SEEDS = 3  # the fewest seeds that give method-level verdicts
+
+
+@pytest.fixture
+def tiny_db() -> Database:
+    """32 px finetuning images, three per class in each of train / val / test, a bright disc
+    (and its mask) in benign and malignant ones; eight 48 px noise images for pretraining
+    (six train, two val)."""
+    size = 32
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    disc = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 <= (size / 5) ** 2).astype(np.uint8)
+    labels = [i % 3 for i in range(27)]
+    images = rng.integers(0, 120, (27, size, size)).astype(np.uint8)
+    masks = np.stack([disc if y > 0 else np.zeros_like(disc) for y in labels])
+    images[masks == 1] = 220
+    return Database.from_arrays(
+        pretrain=rng.integers(0, 256, (8, 48, 48)).astype(np.uint8),
+        pretrain_split=["train"] * 6 + ["val"] * 2,
+        finetune=images,
+        finetune_masks=masks,
+        finetune_labels=labels,
+        finetune_split=["train"] * 9 + ["val"] * 9 + ["test"] * 9,
+        name="tiny",
+    )
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,10 @@ A new source is covered by registering it with its phantom writer (``Source.writ
 
 from __future__ import annotations
 
-from collections import Counter
-
-import numpy as np
 import pytest
 
-from medssl.data.records import CLASSES, MODALITIES
-from medssl.data.sources import SOURCES, _import_all, open_source
+from contracts import check_source_accepts_parent_folder, check_source_contract
+from medssl.data.sources import SOURCES, _import_all
 
 _import_all()
 
@@ -46,49 +43,12 @@ def miniatures(tmp_path_factory):
 
 @pytest.mark.parametrize("name", SOURCES.names())
 def test_source_contract(miniatures, name):
-    root = miniatures[name]
-    source = open_source(name, root)
-    records = source.records()
-    assert records, f"{name}: no records from {root}"
-    assert [r.file for r in records] == sorted(r.file for r in records)
-    assert len({r.file for r in records}) == len(records)
-    assert Counter(r.label for r in records) == Counter(_counts(name))
-    again = open_source(name, root).records()
-    assert [(r.file, r.label, r.patient, r.mask_files) for r in again] == [
-        (r.file, r.label, r.patient, r.mask_files) for r in records
-    ]
-    for r in records:
-        assert r.source == name and r.label in CLASSES and r.modality in MODALITIES
-        assert r.modality == type(source).modality
-        assert (r.patient is not None) == (name in PUBLISHED_PATIENTS), r
-        assert (
-            (root / r.file).is_file()
-            or (root.parent / r.file).is_file()
-            or (source.root / r.file).is_file()
-        )
-    for r in records:
-        loaded = r.load()
-        assert loaded.image.dtype == np.float32 and loaded.image.ndim == 2
-        assert 0.0 <= float(loaded.image.min()) <= float(loaded.image.max()) <= 1.0
-        assert float(loaded.image.std()) > 0, f"{r.file} is flat"
-        assert (loaded.spacing is not None) == (name in SPACING_IN_PHANTOMS), r.file
-        if loaded.spacing is not None:
-            assert loaded.spacing == pytest.approx((0.07 / 0.25, 0.07 / 0.25), rel=1e-5)
-        if r.has_mask:
-            assert loaded.mask is not None and loaded.mask.dtype == bool
-            assert loaded.mask.shape == loaded.image.shape
-            if r.label == "normal":
-                assert not loaded.mask.any()
-        else:
-            assert loaded.mask is None
+    spacing = (0.07 / 0.25, 0.07 / 0.25) if name in SPACING_IN_PHANTOMS else None
+    check_source_contract(
+        name, miniatures[name], _counts(name), patients=name in PUBLISHED_PATIENTS, spacing=spacing
+    )
 
 
 @pytest.mark.parametrize("name", SOURCES.names())
 def test_source_accepts_parent_folder(miniatures, name):
-    root = miniatures[name]
-    parent = root.parent
-    if [p for p in parent.iterdir() if p.is_dir()] != [root]:
-        pytest.skip("the phantom writer put more than the top folder in the parent")
-    files = [r.file for r in open_source(name, root).records()]
-    from_parent = [r.file for r in open_source(name, parent).records()]
-    assert from_parent == [f"{root.name}/{f}" for f in files]
+    check_source_accepts_parent_folder(name, miniatures[name])

@@ -31,6 +31,12 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> T:
         return self.register(name)(obj)
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return what it held (a test's toy registration is undone so)."""
+        obj = self.get(name)
+        del self._items[name]
+        return obj
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -1,3 +1,4 @@
+# Over 400 lines: quota filling, twin refusal and label-conflict redraws share one pass's state.
 """Readers → database: quotas, preprocessing, duplicates, splits, atomic write.
 
 For each recipe the builder opens the sources it names, then fills the finetuning quotas

@@ -1,3 +1,4 @@
+# Over 400 lines: the artifact's format, loader and checks are one contract (load verifies).
 """The database artifact: the plain, documented meeting point of the data layer and training.
 
 A database folder holds::

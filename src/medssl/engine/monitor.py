@@ -3,17 +3,18 @@ uniformity.
 
 kNN monitor (Wu et al. 2018, InstDisc §3.4; the usual SSL monitor): frozen features of
 labelled bank images, cosine similarity, the k nearest bank images vote for a query's class
-weighted by exp(similarity / temperature). Features are read in eval mode after the batch-norm
-statistics are re-estimated on the bank images with the current weights ("precise BN", Wu &
-Johnson 2021, "Rethinking 'Batch' in BatchNorm" §3): the EMA running statistics lag weights
-that change quickly (early in a run they describe an older network, and at random init they
-are the placeholders 0 / 1), which made a trained encoder read worse than a random one. Every
-encoder, random or trained, is read the same way; queries never feed the statistics.
+weighted by exp(similarity / temperature) (lightly's ``knn_predict``). Features are read in
+eval mode after the batch-norm statistics are re-estimated on the bank images with the
+current weights ("precise BN", Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm" §3): the
+EMA running statistics lag weights that change quickly (early in a run they describe an older
+network, and at random init they are the placeholders 0 / 1), which made a trained encoder
+read worse than a random one. Every encoder, random or trained, is read the same way; queries
+never feed the statistics.
 
 Collapse guard (Siamese collapse, Chen & He 2021 §4.1): the per-dimension standard deviation
 of L2-normalised embeddings is about 1/sqrt(D) for a spread-out representation and 0 when
-every image maps to the same point; reported multiplied by sqrt(D), so about 1 is healthy and
-0 is collapsed, whatever D is.
+every image maps to the same point (lightly's ``std_of_l2_normalized``); reported multiplied
+by sqrt(D), so about 1 is healthy and 0 is collapsed, whatever D is.
 
 Alignment and uniformity (Wang & Isola 2020, "Understanding Contrastive Representation
 Learning through Alignment and Uniformity on the Hypersphere", §4.1): on a fixed set of view
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from lightly.utils.benchmarking import knn_predict
+from lightly.utils.debug import std_of_l2_normalized
 from torch import nn
 
 from medssl.data.augment import to_float
@@ -106,27 +109,31 @@ def knn_accuracy(
     k: int = 20,
     temperature: float = 0.07,
 ) -> float:
-    """Weighted cosine-kNN accuracy in [0, 1].
+    """Weighted cosine-kNN accuracy in [0, 1] (lightly's ``knn_predict``, top-1).
 
     bank: (M, D) features, bank_labels: (M,) int; queries: (Q, D), query_labels: (Q,) int.
     k is clipped to M. Votes are exp(cos / temperature) (InstDisc §3.4).
     """
     k = min(k, bank.shape[0])
     n_classes = int(max(bank_labels.max(), query_labels.max())) + 1
-    sim = F.normalize(queries.float(), dim=1) @ F.normalize(bank.float(), dim=1).t()  # (Q, M)
-    top_sim, top_idx = sim.topk(k, dim=1)  # (Q, k)
-    votes = torch.zeros(queries.shape[0], n_classes, device=queries.device)
-    votes.scatter_add_(1, bank_labels[top_idx], torch.exp(top_sim / temperature))
-    return float((votes.argmax(dim=1) == query_labels).float().mean())
+    ranked = knn_predict(
+        F.normalize(queries.float(), dim=1),  # (Q, D)
+        F.normalize(bank.float(), dim=1).t(),  # (D, M)
+        bank_labels,
+        n_classes,
+        knn_k=k,
+        knn_t=temperature,
+    )  # (Q, C) classes by descending vote
+    return float((ranked[:, 0] == query_labels).float().mean())
 
 
 def collapse_score(z: torch.Tensor) -> float:
-    """z: (N, D) embeddings -> mean per-dimension std of L2-normalised z, times sqrt(D).
+    """z: (N, D) embeddings -> mean per-dimension std of L2-normalised z, times sqrt(D)
+    (lightly's ``std_of_l2_normalized`` x sqrt(D)).
 
     About 1 for spread-out embeddings, 0 for a collapsed (constant) encoder.
     """
-    zn = F.normalize(z.float(), dim=1)
-    return float(zn.std(dim=0).mean() * math.sqrt(z.shape[1]))
+    return float(std_of_l2_normalized(z.float()) * math.sqrt(z.shape[1]))
 
 
 def alignment(z0: torch.Tensor, z1: torch.Tensor, alpha: float = 2.0) -> float:

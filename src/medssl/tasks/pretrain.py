@@ -1,3 +1,4 @@
+# Over 400 lines: the pretraining stage (config, resolution, run, run_health), as finetune.py.
 """Self-supervised pretraining of the encoder on a database's pretraining images.
 
 ``run_pretraining(database, out_dir, method=...)`` resolves the config (preset, then

@@ -1,3 +1,4 @@
+# Over 400 lines: one source, one file: CSVs + TCIA tree reader and its phantom writer.
 """CBIS-DDSM — Curated Breast Imaging Subset of DDSM (Lee et al., Sci Data 4:170177, 2017).
 
 Layout: the four case-description CSVs (``mass_case_description_{train,test}_set.csv``,
