@@ -364,7 +364,7 @@ def test_missing_results_names_the_file(tmp_path):
 def test_collect_provenance_has_versions_and_checksums(tmp_path):
     write_json(tmp_path / "db" / "database.json", {"checksum": "abc"})
     prov = collect_provenance(seeds=[3], databases={"X": tmp_path / "db"}, device="cpu")
-    assert {"torch", "torchvision", "lightly", "smp", "torchmetrics", "lightning_fabric", "numpy", "scipy",
+    assert {"torch", "torchvision", "lightly", "smp", "lightning_fabric", "numpy", "scipy",
             "sklearn"} <= set(prov["packages"])  # fmt: skip
     assert prov["data_checksums"] == {"X": "abc"}
     assert prov["seeds"] == [3] and prov["device"] == "cpu" and prov["python"]

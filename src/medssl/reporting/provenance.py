@@ -24,7 +24,6 @@ PACKAGES = {
     "torchvision": "torchvision",
     "lightly": "lightly",
     "smp": "segmentation-models-pytorch",
-    "torchmetrics": "torchmetrics",
     "lightning_fabric": "lightning-fabric",
     "numpy": "numpy",
     "scipy": "scipy",
