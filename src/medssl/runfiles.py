@@ -32,7 +32,15 @@ def per_image_file(split: str) -> str:
 
 
 RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
-"""Columns of a fine-tuning run's results.csv and of a benchmark's (all runs concatenated)."""
+"""Columns of a fine-tuning (or probe) run's results.csv and the first of a benchmark's."""
+
+BENCHMARK_RESULT_COLUMNS = (*RESULT_COLUMNS, "evaluation", "fraction")
+"""Columns of a benchmark's results.csv (all runs concatenated): each record also says how
+the encoder was evaluated (``finetune``, or a probe: medssl.tasks.evaluations) and on which
+label fraction of the train split. A results.csv without them holds fine-tuning on the
+whole train split (:data:`RESULT_DEFAULTS`)."""
+
+RESULT_DEFAULTS = {"evaluation": "finetune", "fraction": 1.0}
 
 # benchmark folders
 BENCHMARK_CONFIG = "benchmark.json"

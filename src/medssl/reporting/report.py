@@ -53,6 +53,7 @@ from medssl.reporting.departures import departures_table
 from medssl.reporting.forest import forest_plot
 from medssl.reporting.inputs import (
     DatabaseInfo,
+    is_thesis_record,
     read_databases,
     read_plan,
     read_predictions,
@@ -323,7 +324,9 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
     options = options or ReportOptions()
     notes: list[str] = []
 
-    records = read_results(run_dir / "results.csv")
+    every_record = read_results(run_dir / "results.csv")
+    # the thesis's tables and comparisons: fine-tuning on the whole train split
+    records = [r for r in every_record if is_thesis_record(r)]
     plan = read_plan(run_dir / "plan.json")
     provenance = (
         read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -29,12 +30,12 @@ from medssl.engine.checkpoint import clear_resume_state
 from medssl.errors import ConfigError, MedsslError
 from medssl.runfiles import (
     BENCHMARK_CONFIG,
+    BENCHMARK_RESULT_COLUMNS,
     CHECKPOINT,
     DONE,
     ENCODER,
     PLAN,
     PROVENANCE,
-    RESULT_COLUMNS,
     RESULTS,
     RUNS,
 )
@@ -49,6 +50,11 @@ class BenchmarkConfig:
     tasks: list[str] = field(default_factory=lambda: ["classification", "segmentation"])
     seeds: int = 1  # repeats: seeds 0 .. seeds-1 (with folds: one fold assignment per seed)
     folds: int | None = None  # None: the thesis's single split; K: repeated K-fold CV
+    # Label-efficiency curves: each fraction in (0, 1] of the finetuning train split, a
+    # nested, class-stratified, patient-grouped subset drawn per replicate (seed, fold) and
+    # shared by every initialisation (data/fractions.py); val and test never change. [1.0]:
+    # the whole train split, the thesis's runs with the same run ids.
+    label_fractions: list[float] = field(default_factory=lambda: [1.0])
     pretrain: dict[str, Any] = field(default_factory=dict)  # overrides of PretrainConfig
     # Extra encoders beyond `methods`, each a name -> PretrainConfig overrides with its method,
     # e.g. {simclr-edges: {method: simclr, augmentation: edges}} (the edge-keeping augmentation
@@ -75,6 +81,8 @@ class Run:
     task: str = ""  # finetune: classification | segmentation
     init: str = "random"  # finetune: random | simclr | moco | byol
     fold: int | None = None
+    fraction: float = 1.0  # finetune / probe: the label fraction of the train split
+    evaluation: str = "finetune"  # finetune, or a frozen-encoder probe (tasks/evaluations.py)
     encoder_run: str | None = None  # finetune from this pretraining run
     config: dict[str, Any] = field(default_factory=dict)  # resolved config, as saved
     obj: Any = field(default=None, repr=False)  # the same config as its dataclass
@@ -90,7 +98,8 @@ class Run:
             else f"{self.task} from {self.init}"
         )
         fold = "" if self.fold is None else f" fold {self.fold}"
-        return f"{self.database} {what} seed {self.seed}{fold}"
+        frac = "" if self.fraction == 1.0 else f" at {self.fraction:g} of the labels"
+        return f"{self.database} {what}{frac} seed {self.seed}{fold}"
 
 
 def load_benchmark_preset(name: str) -> BenchmarkConfig:
@@ -138,10 +147,12 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                 )
                 runs.append(run)
                 encoders[(name, enc_name, seed)] = run
+    from medssl.data.fractions import check_fractions
     from medssl.data.labelled import serves
     from medssl.data.splits import kfold_assignments
     from medssl.tasks.task import get_task
 
+    fractions = check_fractions(cfg.label_fractions)
     for name, db in databases.items():
         if cfg.folds is not None:  # a class smaller than the folds is an error before any run
             rows = db.rows("finetune")
@@ -157,7 +168,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                         task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
                     )
                     fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}})
-                    for init in ["random", *encoder_specs]:
+                    for fraction, init in itertools.product(fractions, ["random", *encoder_specs]):
                         enc = None if init == "random" else encoders[(name, init, seed)]
                         run = Run(
                             "finetune",
@@ -166,22 +177,24 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                             task=task,
                             init=init,
                             fold=fold,
+                            fraction=fraction,
                             encoder_run=enc.run_id if enc else None,
                             config=to_dict(fcfg),
                             obj=fcfg,
                         )
-                        run.run_id = "ft-" + run_hash(
-                            {
-                                "kind": "finetune",
-                                "config": _hashable(run.config),
-                                "data": db.checksum,
-                                "seed": seed,
-                                "fold": fold,
-                                "folds": cfg.folds,
-                                "encoder": run.encoder_run,
-                                "init": init,
-                            }
-                        )
+                        payload = {
+                            "kind": "finetune",
+                            "config": _hashable(run.config),
+                            "data": db.checksum,
+                            "seed": seed,
+                            "fold": fold,
+                            "folds": cfg.folds,
+                            "encoder": run.encoder_run,
+                            "init": init,
+                        }
+                        if fraction != 1.0:  # the whole train split keeps today's run ids
+                            payload["fraction"] = fraction
+                        run.run_id = "ft-" + run_hash(payload)
                         runs.append(run)
     return runs
 
@@ -354,6 +367,7 @@ def _ensure_databases(preset, folder: Path, roots, seed, build_preset) -> list[P
 def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: bool) -> float:
     """Run one planned run (in this process or a worker's); returns its duration in seconds."""
     from medssl.data.database import Database
+    from medssl.data.fractions import fraction_split
     from medssl.tasks import finetune as ft
     from medssl.tasks import pretrain as pt
 
@@ -372,6 +386,7 @@ def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: boo
                 "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
             )
             split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
+            split = fraction_split(db, run.fraction, run.seed, fold=run.fold, base=split)
             ft.run_finetune(
                 db,
                 run_dir,
@@ -435,14 +450,17 @@ def _init_worker(gpus: Any, threads: int) -> None:
 
 
 def collect_results(out: Path, runs: list[Run]) -> Path:
+    """Every evaluation run's records in one results.csv, each tagged with the run's
+    evaluation and label fraction (BENCHMARK_RESULT_COLUMNS)."""
     rows: list[dict[str, str]] = []
     for run in runs:
-        if run.kind != "finetune":
+        if run.kind == "pretrain":
             continue
         f = out / RUNS / run.run_id / RESULTS
         if f.is_file():
-            rows.extend(read_csv(f))
-    return write_csv(out / RESULTS, rows, RESULT_COLUMNS)
+            tag = {"evaluation": run.evaluation, "fraction": repr(float(run.fraction))}
+            rows.extend(r | tag for r in read_csv(f))
+    return write_csv(out / RESULTS, rows, BENCHMARK_RESULT_COLUMNS)
 
 
 def _write_plan(out: Path, runs: list[Run]) -> None:
