@@ -100,3 +100,118 @@ def test_fraction_split_cuts_train_only_and_is_paired_across_inits():
     assert fold0["val"] == [i for i, n in enumerate(folds) if n == "val"]
     assert set(fold0["train"]) < {i for i, n in enumerate(folds) if n == "train"}
     assert fold0["train"] != fold1["train"]
+
+
+def _separable(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features (3n, 16): class c is a tight cluster around 5 * e_c (perfectly separable)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n_per_class)
+    x = rng.normal(0, 0.1, (len(y), 16))
+    x[np.arange(len(y)), y] += 5.0
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("probe", ["linear", "knn"])
+def test_probes_score_one_on_separable_features(probe):
+    from medssl.metrics.classification import classification_metrics
+    from medssl.tasks.probe import ProbeConfig, probe_predictions
+
+    feats, labels = {}, {}
+    for i, s in enumerate(("train", "val", "test")):
+        feats[s], labels[s] = _separable(8, i)
+    fitted, probs = probe_predictions(ProbeConfig(probe=probe), feats, labels)
+    for s in ("train", "val", "test"):
+        m = classification_metrics(labels[s], probs[s])
+        assert m["mcc"] == pytest.approx(1.0) and m["balanced_accuracy"] == pytest.approx(1.0)
+    assert probs["test"].shape == (24, 3) and np.allclose(probs["test"].sum(1), 1.0)
+    best = max(fitted.val_scores.values())
+    first_best = next(k for k, v in fitted.val_scores.items() if v == best)
+    assert best == pytest.approx(1.0) and fitted.value == float(first_best)  # ties: the first
+
+
+class _Watched(dict):
+    """A split -> array mapping that logs which split is read, in order."""
+
+    def __init__(self, *args, log: list[str]):
+        super().__init__(*args)
+        self.log = log
+
+    def __getitem__(self, key):
+        self.log.append(key)
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize("probe", ["linear", "knn"])
+def test_the_probe_is_chosen_before_the_test_split_is_read(probe, monkeypatch):
+    from medssl.tasks import probe as probe_mod
+
+    log: list[str] = []
+    real = dict(probe_mod.FIT)
+
+    def logged(name):
+        def fit(*args):
+            fitted = real[name](*args)
+            log.append("chosen")
+            return fitted
+
+        return fit
+
+    monkeypatch.setitem(probe_mod.FIT, probe, logged(probe))
+    x, y = _separable(6, 0)
+    poison = np.full((18, 16), np.nan, dtype=np.float32)  # breaks any fit that touches it
+    feats = _Watched({"train": x, "val": _separable(6, 1)[0], "test": poison}, log=log)
+    labels = {"train": y, "val": y, "test": y}
+    cfg = probe_mod.ProbeConfig(probe=probe)
+    if probe == "linear":  # sklearn refuses NaN input: only the final prediction may fail
+        with pytest.raises(ValueError, match="NaN"):
+            probe_mod.probe_predictions(cfg, feats, labels)
+    else:
+        probe_mod.probe_predictions(cfg, feats, labels)
+    assert log.index("chosen") < log.index("test")
+    assert set(log[: log.index("chosen")]) == {"train", "val"}
+
+
+def test_knn_takes_the_k_that_validation_prefers():
+    from medssl.tasks.probe import ProbeConfig, fit_knn
+
+    # train: class 0 at angle 0, class 1 at 90 degrees, plus one class-1 point near class 0.
+    # A val point of class 1 next to that stray point is right with k=1, wrong with k=3.
+    angle = np.array([0.0, 0.05, -0.05, 0.3, np.pi / 2, np.pi / 2 + 0.05, np.pi / 2 - 0.05])
+    train_x = np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32)
+    train_y = np.array([0, 0, 0, 1, 1, 1, 1])
+    val_x = np.array([[np.cos(0.29), np.sin(0.29)], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    val_y = np.array([1, 0, 1])
+    fitted = fit_knn(train_x, train_y, val_x, val_y, ProbeConfig(probe="knn", k_grid=[1, 3]))
+    assert fitted.value == 1 and fitted.val_scores["1"] > fitted.val_scores["3"]
+
+
+def test_plan_holds_fractions_and_probes_with_their_own_ids():
+    from medssl.tasks.benchmark import _plan_text, plan_runs, resolve_benchmark
+
+    db = _memory_db()
+    base = ["methods=[simclr]", "tasks=[classification]"]
+    today = plan_runs(resolve_benchmark("smoke", base, seeds=2, folds=None), {"memory": db})
+    cfg = resolve_benchmark(
+        "smoke",
+        [*base, "label_fractions=[0.25, 1.0]", "evaluations=[finetune, linear, knn]"],
+        seeds=2,
+        folds=None,
+    )
+    runs = plan_runs(cfg, {"memory": db})
+    ids = [r.run_id for r in runs]
+    assert len(set(ids)) == len(ids)
+    # fraction 1.0 fine-tunes are today's runs, ids included
+    assert {r.run_id for r in today} <= set(ids)
+    evals = [r for r in runs if r.kind != "pretrain"]
+    assert {(r.kind, r.evaluation) for r in evals} == {
+        ("finetune", "finetune"), ("probe", "linear"), ("probe", "knn")
+    }  # fmt: skip
+    # per seed: 2 fractions x 3 evaluations x 2 inits
+    assert len(evals) == 2 * 2 * 3 * 2 and {r.fraction for r in evals} == {0.25, 1.0}
+    probe = next(r for r in evals if r.kind == "probe" and r.init == "simclr")
+    assert probe.encoder_run in {r.run_id for r in runs if r.kind == "pretrain"}
+    assert "frozen-encoder probes" in _plan_text(runs, {"memory": db}, 60.0, 1)
+    with pytest.raises(ConfigError, match="frozen serves segmentation"):
+        plan_runs(resolve_benchmark("smoke", [*base, "evaluations=[frozen]"], 1, None), {"m": db})
+    with pytest.raises(ConfigError, match="unknown evaluation"):
+        plan_runs(resolve_benchmark("smoke", [*base, "evaluations=[lin]"], 1, None), {"m": db})

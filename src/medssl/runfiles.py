@@ -48,4 +48,5 @@ PLAN = "plan.json"
 PROVENANCE = "provenance.json"
 RUNS = "runs"  # one folder per run, named by its run id
 DATABASES = "databases"
+FEATURES = "features"  # frozen-encoder features, one .npy per encoder and database (probes)
 REPORT = "report"

@@ -34,6 +34,7 @@ from medssl.runfiles import (
     CHECKPOINT,
     DONE,
     ENCODER,
+    FEATURES,
     PLAN,
     PROVENANCE,
     RESULTS,
@@ -55,6 +56,10 @@ class BenchmarkConfig:
     # shared by every initialisation (data/fractions.py); val and test never change. [1.0]:
     # the whole train split, the thesis's runs with the same run ids.
     label_fractions: list[float] = field(default_factory=lambda: [1.0])
+    # How every encoder (and random init) is evaluated: names in tasks.evaluations
+    # (finetune, frozen, linear, knn); probes are runs of kind "probe", seconds each.
+    evaluations: list[str] = field(default_factory=lambda: ["finetune"])
+    probe: dict[str, Any] = field(default_factory=dict)  # overrides of tasks.probe.ProbeConfig
     pretrain: dict[str, Any] = field(default_factory=dict)  # overrides of PretrainConfig
     # Extra encoders beyond `methods`, each a name -> PretrainConfig overrides with its method,
     # e.g. {simclr-edges: {method: simclr, augmentation: edges}} (the edge-keeping augmentation
@@ -74,12 +79,12 @@ class BenchmarkConfig:
 
 @dataclass
 class Run:
-    kind: str  # pretrain | finetune
+    kind: str  # pretrain | finetune | probe
     database: str
     seed: int
     method: str = ""  # pretrain: the SSL method
-    task: str = ""  # finetune: classification | segmentation
-    init: str = "random"  # finetune: random | simclr | moco | byol
+    task: str = ""  # finetune / probe: classification | segmentation
+    init: str = "random"  # finetune / probe: random | simclr | moco | byol
     fold: int | None = None
     fraction: float = 1.0  # finetune / probe: the label fraction of the train split
     evaluation: str = "finetune"  # finetune, or a frozen-encoder probe (tasks/evaluations.py)
@@ -97,6 +102,8 @@ class Run:
             if self.kind == "pretrain"
             else f"{self.task} from {self.init}"
         )
+        if self.evaluation != "finetune":
+            what += f" ({self.evaluation})"
         fold = "" if self.fold is None else f" fold {self.fold}"
         frac = "" if self.fraction == 1.0 else f" at {self.fraction:g} of the labels"
         return f"{self.database} {what}{frac} seed {self.seed}{fold}"
@@ -153,6 +160,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
     from medssl.tasks.task import get_task
 
     fractions = check_fractions(cfg.label_fractions)
+    evaluations = _evaluations(cfg)
     for name, db in databases.items():
         if cfg.folds is not None:  # a class smaller than the folds is an error before any run
             rows = db.rows("finetune")
@@ -163,28 +171,38 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
         for seed in range(cfg.seeds):
             folds = [None] if cfg.folds is None else list(range(cfg.folds))
             for fold in folds:
-                for task in tasks:
+                for task, ev in itertools.product(tasks, evaluations):
+                    if not ev.serves(task):
+                        continue
                     fcfg = ft.resolve_config(
                         task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
                     )
-                    fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}})
+                    fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}, **ev.finetune})
+                    if ev.kind == "probe":
+                        obj: Any = _probe_config(cfg, ev.name, seed, fcfg)
+                        kind, prefix, hashed = "probe", "pr-", _hashable(to_dict(obj))
+                        hashed.pop("device")
+                    else:
+                        obj, kind, prefix = fcfg, "finetune", "ft-"
+                        hashed = _hashable(to_dict(fcfg))
                     for fraction, init in itertools.product(fractions, ["random", *encoder_specs]):
                         enc = None if init == "random" else encoders[(name, init, seed)]
                         run = Run(
-                            "finetune",
+                            kind,
                             name,
                             seed,
                             task=task,
                             init=init,
                             fold=fold,
                             fraction=fraction,
+                            evaluation=ev.name,
                             encoder_run=enc.run_id if enc else None,
-                            config=to_dict(fcfg),
-                            obj=fcfg,
+                            config=to_dict(obj),
+                            obj=obj,
                         )
                         payload = {
-                            "kind": "finetune",
-                            "config": _hashable(run.config),
+                            "kind": kind,
+                            "config": hashed,
                             "data": db.checksum,
                             "seed": seed,
                             "fold": fold,
@@ -194,9 +212,35 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                         }
                         if fraction != 1.0:  # the whole train split keeps today's run ids
                             payload["fraction"] = fraction
-                        run.run_id = "ft-" + run_hash(payload)
+                        run.run_id = prefix + run_hash(payload)
                         runs.append(run)
     return runs
+
+
+def _evaluations(cfg: BenchmarkConfig) -> list[Any]:
+    """The benchmark's evaluations (tasks.evaluations), each serving one of its tasks."""
+    from medssl.tasks.evaluations import get_evaluation
+
+    if not cfg.evaluations:
+        raise ConfigError("evaluations: expected at least one, e.g. [finetune, linear, knn]")
+    out = [get_evaluation(e) for e in dict.fromkeys(cfg.evaluations)]
+    for ev in out:
+        if not any(ev.serves(t) for t in cfg.tasks):
+            raise ConfigError(
+                f"evaluations: {ev.name} serves {', '.join(ev.tasks or ())} and the benchmark's "
+                f"tasks are {cfg.tasks}; add the task or drop the evaluation"
+            )
+    return out
+
+
+def _probe_config(cfg: BenchmarkConfig, probe: str, seed: int, fcfg: Any) -> Any:
+    """The ProbeConfig of a probe run: the benchmark's ``probe`` overrides, the run's seed,
+    the fine-tuning cost matrix (the same expected-cost metric) and the device."""
+    from medssl.tasks.probe import ProbeConfig, check_probe_config
+
+    base = ProbeConfig(cost_matrix=[list(r) for r in fcfg.cost_matrix])
+    merged = merge(base, {**cfg.probe, "probe": probe, "seed": seed}, where="benchmark probe")
+    return check_probe_config(merge(merged, {"device": cfg.device}))
 
 
 def encoder_variants(cfg: BenchmarkConfig) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -300,7 +344,7 @@ def run_benchmark(
     else:
         with _pool(workers, cfg.device) as pool:
             # pretraining first: every fine-tune of an encoder needs its encoder.pt
-            for phase in ("pretrain", "finetune"):
+            for phase in ("pretrain", "finetune", "probe"):
                 futures = {
                     pool.submit(
                         _execute, r, str(databases[r.database].path), cfg.folds, out, False
@@ -387,6 +431,15 @@ def _execute(run: Run, db_path: str, folds: int | None, out: Path, progress: boo
             )
             split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
             split = fraction_split(db, run.fraction, run.seed, fold=run.fold, base=split)
+        if run.kind == "probe":
+            from medssl.tasks.probe import run_probe
+
+            run_probe(
+                db, run_dir, config=run.obj, init=encoder, init_name=run.init, fold=run.fold,
+                split_override=split, run_id=run.run_id, cache=out / FEATURES,
+                device=run.obj.device,
+            )  # fmt: skip
+        elif run.kind == "finetune":
             ft.run_finetune(
                 db,
                 run_dir,
@@ -511,6 +564,12 @@ CPU_THROUGHPUT = {
 }
 
 
+# A probe: the embedding of the finetuning images (once per encoder, then cached) and the
+# grid of small scikit-learn / kNN fits; rough figures for a 2-core CPU.
+PROBE_SECONDS = 3.0
+PROBE_IMAGES_PER_S = 150.0
+
+
 def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) -> None:
     speed = dict(CPU_THROUGHPUT)
     bench = Path.home() / ".cache" / "medssl" / "bench.json"
@@ -519,6 +578,9 @@ def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) 
             speed.update(read_json(bench).get("throughput", {}))
     for r in runs:
         db = databases[r.database]
+        if r.kind == "probe":  # one embedding per encoder (cached), then a few small fits
+            r.estimate_s = PROBE_SECONDS + len(db.rows("finetune")) / PROBE_IMAGES_PER_S
+            continue
         epochs = int(r.config["trainer"]["epochs"])
         if r.kind == "pretrain":
             n = len(db.rows("pretrain")) * 2  # two views per image
@@ -530,13 +592,21 @@ def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) 
 
 def _plan_text(runs: list[Run], databases: dict[str, Any], total_s: float, workers: int) -> str:
     n_pt = sum(r.kind == "pretrain" for r in runs)
-    n_ft = len(runs) - n_pt
+    n_pr = sum(r.kind == "probe" for r in runs)
+    n_ft = len(runs) - n_pt - n_pr
     reused = sum(r.status == "reused" for r in runs)
+    probes = f" and {n_pr} frozen-encoder probes" if n_pr else ""
     lines = [
-        f"benchmark plan: {len(databases)} database(s) {sorted(databases)}, {n_pt} pretraining and {n_ft} fine-tuning runs",
+        f"benchmark plan: {len(databases)} database(s) {sorted(databases)}, {n_pt} pretraining and {n_ft} fine-tuning runs{probes}",
         f"  {reused} already finished (reused), {len(runs) - reused} to run; estimated "
         f"{total_s / 60 / workers:.1f} min with {workers} worker(s)",
     ]
+    if n_pr:
+        probe_s = sum(r.estimate_s for r in runs if r.kind == "probe" and r.status == "pending")
+        lines.append(f"  of which the probes: about {probe_s / 60 / workers:.1f} min")
+    fractions = sorted({r.fraction for r in runs if r.kind != "pretrain"})
+    if fractions != [1.0]:
+        lines.append(f"  label fractions: {', '.join(f'{f:g}' for f in fractions)}")
     return "\n".join(lines)
 
 
