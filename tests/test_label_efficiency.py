@@ -215,3 +215,115 @@ def test_plan_holds_fractions_and_probes_with_their_own_ids():
         plan_runs(resolve_benchmark("smoke", [*base, "evaluations=[frozen]"], 1, None), {"m": db})
     with pytest.raises(ConfigError, match="unknown evaluation"):
         plan_runs(resolve_benchmark("smoke", [*base, "evaluations=[lin]"], 1, None), {"m": db})
+
+
+def test_curve_area_is_the_mean_height_over_log_fraction():
+    from medssl.reporting.label_efficiency import curve_area
+
+    assert curve_area([0.1, 1.0], [0.2, 0.6]) == pytest.approx(0.4)
+    # 0.1 -> 0.01 -> 1.0 in log10 steps of 1: trapezoids 0.5 * (0 + 1) and 0.5 * (1 + 1)
+    assert curve_area([1.0, 0.01, 0.1], [1.0, 0.0, 1.0]) == pytest.approx(0.75)
+    assert curve_area([0.5], [0.3]) == 0.3
+    assert np.isnan(curve_area([0.5, 1.0], [0.3, np.nan]))
+
+
+RECIPE = """\
+phantom_scale: 0.25
+databases:
+  - name: US1
+    sizes: {pretrain: 48, finetune: 32}
+    quotas:
+      pretrain:
+        qamebi: {benign: 8, malignant: 8}
+        busi: {normal: 8}
+      finetune:
+        busi: {benign: 10, malignant: 10, normal: 10}
+"""
+
+BENCHMARK = """\
+data: [{recipe}]
+methods: [simclr]
+tasks: [classification]
+seeds: 3
+workers: 2
+label_fractions: [0.5, 1.0]
+evaluations: [finetune, linear, knn]
+probe: {{c_grid: [0.01, 1.0], k_grid: [1, 5]}}
+pretrain_preset: thesis
+pretrain:
+  trainer: {{epochs: 1, precision: 32-true}}
+  batch_size: 8
+  augmentation_options: {{size: 32}}
+finetune_preset: demo
+finetune:
+  trainer: {{epochs: 1, precision: 32-true}}
+  batch_size: 8
+  figure_splits: []
+"""
+
+
+@pytest.fixture(scope="module")
+def label_benchmark(tmp_path_factory):
+    """One database (the smoke US1), SimCLR, classification, 3 seeds (the fewest that give
+    verdicts), fractions 0.5 and 1, fine-tuning and both probes, through the CLI."""
+    from medssl.cli.main import main
+    from medssl.data.build import build_preset
+
+    root = tmp_path_factory.mktemp("label")
+    (root / "recipe.yaml").write_text(RECIPE)
+    (root / "bench.yaml").write_text(BENCHMARK.format(recipe=root / "recipe.yaml"))
+    out = root / "bench"
+    build_preset(root / "recipe.yaml", out / "databases", phantoms=True, warn=lambda _: None)
+    args = ["benchmark", "--preset", str(root / "bench.yaml"), "--out", str(out)]
+    assert main([*args, "--no-progress"]) == 0
+    return out
+
+
+def test_label_efficiency_benchmark_reports_curves_table_and_verdicts(label_benchmark):
+    from medssl.artifacts import read_csv, read_json
+
+    out = label_benchmark
+    plan = read_json(out / "plan.json")
+    assert {(r["kind"], r["evaluation"]) for r in plan} == {
+        ("pretrain", "finetune"), ("finetune", "finetune"), ("probe", "linear"),
+        ("probe", "knn"),
+    }  # fmt: skip
+    assert all(r["status"] == "done" for r in plan)
+    assert len(list((out / "features").glob("*.npy"))) == 6  # once per encoder: 3 seeds x 2
+    rows = read_csv(out / "results.csv")
+    assert {(r["evaluation"], r["fraction"]) for r in rows} == {
+        (e, f) for e in ("finetune", "linear", "knn") for f in ("0.5", "1.0")
+    }
+
+    def ids(evaluation, fraction, init, split, seed=0):
+        run = next(
+            r for r in plan if (r["evaluation"], r["fraction"], r["init"], r["seed"])
+            == (evaluation, fraction, init, seed) and r["kind"] != "pretrain"
+        )  # fmt: skip
+        with np.load(out / "runs" / run["run_id"] / f"predictions_{split}.npz") as z:
+            return set(z["ids"].tolist())
+
+    half = ids("finetune", 0.5, "random", "train")
+    assert half == ids("finetune", 0.5, "simclr", "train") == ids("knn", 0.5, "simclr", "train")
+    assert half < ids("finetune", 1.0, "random", "train")  # nested in the whole split
+    assert half != ids("finetune", 0.5, "random", "train", seed=1)  # drawn per replicate
+    for split in ("val", "test"):
+        assert ids("linear", 0.5, "simclr", split) == ids("finetune", 1.0, "random", split)
+
+    report = out / "report"
+    for ev in ("finetune", "linear", "knn"):
+        assert (report / f"label_efficiency_US1_classification_{ev}.png").is_file()
+    curve = read_csv(report / "table_label_efficiency.csv")
+    assert len(curve) == 3 * 2 * 2  # evaluations x inits x fractions
+    verdicts = read_csv(report / "table_label_efficiency_verdicts.csv")
+    assert {(v["evaluation"], v["fraction"]) for v in verdicts} == {
+        (e, f) for e in ("fine-tuning", "linear probe", "kNN probe") for f in ("0.5", "1")
+    }
+    assert all(v["verdict"] != "not assessable" and v["seeds"] == "3" for v in verdicts)
+    assert len(read_csv(report / "table_label_efficiency_area.csv")) == 6
+    page = (report / "report.html").read_text()
+    assert "Label efficiency and frozen-encoder probes" in page
+    assert "linear probe, 50% of the labels" in (report / "report.md").read_text()
+    # the thesis tables hold fine-tuning on the whole train split only
+    table61 = read_csv(report / "table_6_1_classification.csv")
+    assert [r["runs"] for r in table61] == ["3", "3"]

@@ -59,6 +59,13 @@ from medssl.reporting.inputs import (
     read_predictions,
     read_results,
 )
+from medssl.reporting.label_efficiency import (
+    LabelEfficiency,
+    curve_figures,
+    label_efficiency,
+    shows_label_efficiency,
+    verdict_sentences,
+)
 from medssl.reporting.overview import finetuning_overviews, pretraining_overviews
 from medssl.reporting.pretraining import health_of_runs, health_table, health_warnings
 from medssl.reporting.tables import (
@@ -361,6 +368,15 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         stats.tables.append(health_table(health))
     idents = run_identities(plan, records)
     all_tables = stats.tables + data_tables + result_tables + ([runs] if runs.rows else [])
+    le = None
+    if shows_label_efficiency(every_record):
+        le = label_efficiency(
+            run_dir, every_record, manifests=manifests, baseline=options.baseline,
+            metrics=options.compare_metrics, settings=options.settings, notes=notes,
+            preset=preset,
+        )  # fmt: skip
+        le_sentences = verdict_sentences(le, phantoms=phantoms, units=units)
+        all_tables = le.tables() + all_tables
     if uses_thesis_presets(provenance):
         all_tables.append(departures_table())
     with atomic_dir(run_dir / "report", overwrite=True) as tmp:
@@ -374,6 +390,8 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 records, provenance, phantoms, summary, sentences, warnings, stats.comparisons,
                 options, forest if drawn else None,
             )),
+            *([H.Section("label-efficiency", "Label efficiency and frozen-encoder probes",
+                         _label_efficiency_html(le, le_sentences, tmp))] if le else []),
             H.Section("statistics", "Statistical comparison",
                       "".join(H.table_html(t) for t in stats.tables) + _units_html(databases)),
             H.Section("data", "Data (thesis Tables 5.2, 5.3)",
@@ -409,15 +427,32 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 "model_intervals": [dataclasses.asdict(c) for c in stats.intervals],
                 "comparisons": [dataclasses.asdict(c) for c in stats.comparisons],
                 "shortcut_comparisons": [dataclasses.asdict(c) for c in stats.shortcut],
+                "label_efficiency": dataclasses.asdict(le) if le else None,
                 "phantoms": phantoms,
                 "notes": notes,
             },
         )
-        write_text(
-            tmp / "report.md", _markdown(all_tables, summary, sentences, warnings, phantoms, notes)
-        )
+        markdown = _markdown(all_tables, summary, sentences, warnings, phantoms, notes)
+        if le:
+            markdown += "\n## Label efficiency: verdicts per fraction\n\n" + "".join(
+                f"- {s}\n" for s in le_sentences
+            )
+        write_text(tmp / "report.md", markdown)
         write_text(tmp / "report.html", page)
     return run_dir / "report" / "report.html"
+
+
+def _label_efficiency_html(le: LabelEfficiency, sentences: list[str], folder: Path) -> str:
+    """The curves, then the verdicts per fraction, then the tables (figures drawn here)."""
+    out = H.paragraph(
+        "Each model fine-tuned or probed on nested, class-stratified, patient-grouped fractions "
+        "of its training labels (the same subset for every initialisation of a seed), tested "
+        "on the same test images; probes read the frozen encoder's features (random init "
+        "included). Verdicts are Holm-adjusted over every comparison of this section at once."
+    )
+    out += "".join(H.figure_html(p, c, wide=True) for c, p in curve_figures(le.points, folder))
+    out += "<h3>Verdicts per fraction</h3>" + H.bullet_list(sentences, "verdicts")
+    return out + "".join(H.table_html(t) for t in le.tables())
 
 
 def uses_thesis_presets(provenance: Mapping[str, Any]) -> bool:
