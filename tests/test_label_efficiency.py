@@ -327,3 +327,12 @@ def test_label_efficiency_benchmark_reports_curves_table_and_verdicts(label_benc
     # the thesis tables hold fine-tuning on the whole train split only
     table61 = read_csv(report / "table_6_1_classification.csv")
     assert [r["runs"] for r in table61] == ["3", "3"]
+
+
+def test_label_efficiency_preset_declares_the_curve():
+    from medssl.tasks.benchmark import resolve_benchmark
+
+    cfg = resolve_benchmark("label_efficiency", [], None, None)
+    assert cfg.label_fractions == [0.1, 0.25, 0.5, 1.0] and cfg.seeds == 3
+    assert cfg.evaluations == ["finetune", "linear", "knn"]
+    assert cfg.data == ["us1", "mg2", "usmg3"] and cfg.methods == ["simclr", "moco", "byol"]
