@@ -279,6 +279,7 @@ def label_benchmark(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_label_efficiency_benchmark_reports_curves_table_and_verdicts(label_benchmark):
     from medssl.artifacts import read_csv, read_json
 
@@ -336,3 +337,78 @@ def test_label_efficiency_preset_declares_the_curve():
     assert cfg.label_fractions == [0.1, 0.25, 0.5, 1.0] and cfg.seeds == 3
     assert cfg.evaluations == ["finetune", "linear", "knn"]
     assert cfg.data == ["us1", "mg2", "usmg3"] and cfg.methods == ["simclr", "moco", "byol"]
+
+
+def test_transfer_plans_every_encoder_on_the_other_databases():
+    import dataclasses
+
+    from medssl.tasks.benchmark import plan_runs, resolve_benchmark
+
+    a = _memory_db()
+    b = dataclasses.replace(_memory_db(), meta={**a.meta, "name": "other", "checksum": "b"})
+    dbs = {"memory": a, "other": b}
+    base = ["methods=[simclr]", "tasks=[classification]", "label_fractions=[0.5, 1.0]"]
+    today = plan_runs(resolve_benchmark("smoke", base, seeds=1, folds=None), dbs)
+    runs = plan_runs(resolve_benchmark("smoke", [*base, "transfer=true"], 1, None), dbs)
+    extra = [r for r in runs if r.run_id not in {t.run_id for t in today}]
+    assert len(runs) == len({r.run_id for r in runs})
+    # one per target: the other database's simclr encoder, whole train split only
+    assert sorted((r.database, r.pretrain_data, r.fraction) for r in extra) == [
+        ("memory", "other", 1.0), ("other", "memory", 1.0)
+    ]  # fmt: skip
+    pretrained = {r.run_id: r.database for r in runs if r.kind == "pretrain"}
+    assert all(pretrained[r.encoder_run] == r.pretrain_data for r in extra)
+
+
+TRANSFER_RECIPE = (
+    RECIPE
+    + """\
+  - name: MG2
+    sizes: {pretrain: 48, finetune: 32}
+    quotas:
+      pretrain:
+        cbis_ddsm: {benign: 8, malignant: 8}
+        mini_mias: {normal: 8}
+      finetune:
+        inbreast: {benign: 10, malignant: 10, normal: 10}
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def transfer_benchmark(tmp_path_factory):
+    """US1 and MG2 (smoke sizes), SimCLR, classification fine-tuning, 3 seeds, transfer."""
+    from medssl.cli.main import main
+    from medssl.data.build import build_preset
+
+    root = tmp_path_factory.mktemp("transfer")
+    (root / "recipe.yaml").write_text(TRANSFER_RECIPE)
+    text = BENCHMARK.format(recipe=root / "recipe.yaml")
+    text = text.replace("label_fractions: [0.5, 1.0]", "transfer: true")
+    text = text.replace("evaluations: [finetune, linear, knn]", "evaluations: [finetune]")
+    (root / "bench.yaml").write_text(text)
+    out = root / "bench"
+    build_preset(root / "recipe.yaml", out / "databases", phantoms=True, warn=lambda _: None)
+    args = ["benchmark", "--preset", str(root / "bench.yaml"), "--out", str(out)]
+    assert main([*args, "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_transfer_benchmark_reports_the_matrix_and_its_verdicts(transfer_benchmark):
+    from medssl.artifacts import read_csv
+
+    report = transfer_benchmark / "report"
+    matrix = read_csv(report / "table_transfer_matrix.csv")
+    assert [(r["init"], r["pretrained on"]) for r in matrix] == [
+        ("random", "(none)"), ("simclr", "MG2"), ("simclr", "US1")
+    ]  # fmt: skip
+    assert all(r["US1"] and r["MG2"] for r in matrix)  # every row on both targets' test images
+    verdicts = read_csv(report / "table_transfer_verdicts.csv")
+    assert sorted((v["target"], v["pretraining data"]) for v in verdicts) == [
+        ("MG2", "US1 vs MG2"), ("US1", "MG2 vs US1")
+    ]  # fmt: skip
+    assert all(v["verdict"] != "not assessable" for v in verdicts)
+    assert "Pretraining data x target database" in (report / "report.html").read_text()
+    # the thesis tables: in-domain encoders only (3 runs per init and database)
+    assert {r["runs"] for r in read_csv(report / "table_6_1_classification.csv")} == {"3"}

@@ -53,6 +53,7 @@ from medssl.reporting.departures import departures_table
 from medssl.reporting.forest import forest_plot
 from medssl.reporting.inputs import (
     DatabaseInfo,
+    is_in_domain,
     is_thesis_record,
     read_databases,
     read_plan,
@@ -77,6 +78,8 @@ from medssl.reporting.tables import (
     to_markdown,
     write_table,
 )
+from medssl.reporting.transfer import shows_transfer, transfer_matrix
+from medssl.reporting.transfer import verdict_sentences as transfer_sentences
 from medssl.stats.replicates import t_interval
 from medssl.stats.verdicts import Verdict
 
@@ -368,15 +371,24 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         stats.tables.append(health_table(health))
     idents = run_identities(plan, records)
     all_tables = stats.tables + data_tables + result_tables + ([runs] if runs.rows else [])
-    le = None
-    if shows_label_efficiency(every_record):
+    le = tr = None
+    in_domain = [r for r in every_record if is_in_domain(r)]
+    if shows_label_efficiency(in_domain):
         le = label_efficiency(
-            run_dir, every_record, manifests=manifests, baseline=options.baseline,
+            run_dir, in_domain, manifests=manifests, baseline=options.baseline,
             metrics=options.compare_metrics, settings=options.settings, notes=notes,
             preset=preset,
         )  # fmt: skip
         le_sentences = verdict_sentences(le, phantoms=phantoms, units=units)
         all_tables = le.tables() + all_tables
+    if shows_transfer(every_record):
+        tr = transfer_matrix(
+            run_dir, every_record, manifests=manifests, baseline=options.baseline,
+            metrics=options.compare_metrics, settings=options.settings, notes=notes,
+            preset=preset,
+        )  # fmt: skip
+        tr_sentences = transfer_sentences(tr, phantoms=phantoms)
+        all_tables = tr.tables() + all_tables
     if uses_thesis_presets(provenance):
         all_tables.append(departures_table())
     with atomic_dir(run_dir / "report", overwrite=True) as tmp:
@@ -392,6 +404,9 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
             )),
             *([H.Section("label-efficiency", "Label efficiency and frozen-encoder probes",
                          _label_efficiency_html(le, le_sentences, tmp))] if le else []),
+            *([H.Section("transfer", "Pretraining data x target database (shared test images)",
+                         H.bullet_list(tr_sentences, "verdicts")
+                         + "".join(H.table_html(t) for t in tr.tables()))] if tr else []),
             H.Section("statistics", "Statistical comparison",
                       "".join(H.table_html(t) for t in stats.tables) + _units_html(databases)),
             H.Section("data", "Data (thesis Tables 5.2, 5.3)",
@@ -428,6 +443,7 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 "comparisons": [dataclasses.asdict(c) for c in stats.comparisons],
                 "shortcut_comparisons": [dataclasses.asdict(c) for c in stats.shortcut],
                 "label_efficiency": dataclasses.asdict(le) if le else None,
+                "transfer": dataclasses.asdict(tr) if tr else None,
                 "phantoms": phantoms,
                 "notes": notes,
             },
@@ -436,6 +452,10 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         if le:
             markdown += "\n## Label efficiency: verdicts per fraction\n\n" + "".join(
                 f"- {s}\n" for s in le_sentences
+            )
+        if tr:
+            markdown += "\n## Transfer: verdicts on shared test images\n\n" + "".join(
+                f"- {s}\n" for s in tr_sentences
             )
         write_text(tmp / "report.md", markdown)
         write_text(tmp / "report.html", page)

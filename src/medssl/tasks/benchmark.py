@@ -60,6 +60,10 @@ class BenchmarkConfig:
     # (finetune, frozen, linear, knn); probes are runs of kind "probe", seconds each.
     evaluations: list[str] = field(default_factory=lambda: ["finetune"])
     probe: dict[str, Any] = field(default_factory=dict)  # overrides of tasks.probe.ProbeConfig
+    # Transfer: every encoder is also evaluated on the other databases' finetuning splits
+    # (whole train split, every evaluation), giving per task a pretraining-data x target-
+    # database matrix on shared test images (the modality question of thesis §6).
+    transfer: bool = False
     pretrain: dict[str, Any] = field(default_factory=dict)  # overrides of PretrainConfig
     # Extra encoders beyond `methods`, each a name -> PretrainConfig overrides with its method,
     # e.g. {simclr-edges: {method: simclr, augmentation: edges}} (the edge-keeping augmentation
@@ -88,6 +92,7 @@ class Run:
     fold: int | None = None
     fraction: float = 1.0  # finetune / probe: the label fraction of the train split
     evaluation: str = "finetune"  # finetune, or a frozen-encoder probe (tasks/evaluations.py)
+    pretrain_data: str = ""  # finetune / probe: the database the encoder was pretrained on
     encoder_run: str | None = None  # finetune from this pretraining run
     config: dict[str, Any] = field(default_factory=dict)  # resolved config, as saved
     obj: Any = field(default=None, repr=False)  # the same config as its dataclass
@@ -104,6 +109,8 @@ class Run:
         )
         if self.evaluation != "finetune":
             what += f" ({self.evaluation})"
+        if self.pretrain_data and self.pretrain_data != self.database:
+            what += f" pretrained on {self.pretrain_data}"
         fold = "" if self.fold is None else f" fold {self.fold}"
         frac = "" if self.fraction == 1.0 else f" at {self.fraction:g} of the labels"
         return f"{self.database} {what}{frac} seed {self.seed}{fold}"
@@ -185,8 +192,21 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     else:
                         obj, kind, prefix = fcfg, "finetune", "ft-"
                         hashed = _hashable(to_dict(fcfg))
-                    for fraction, init in itertools.product(fractions, ["random", *encoder_specs]):
-                        enc = None if init == "random" else encoders[(name, init, seed)]
+                    combos = [
+                        (fraction, init, name)
+                        for fraction, init in itertools.product(
+                            fractions, ["random", *encoder_specs]
+                        )
+                    ]
+                    if cfg.transfer:  # the other databases' encoders, on the whole train split
+                        combos += [
+                            (1.0, init, source)
+                            for source in databases
+                            if source != name
+                            for init in encoder_specs
+                        ]
+                    for fraction, init, source in combos:
+                        enc = None if init == "random" else encoders[(source, init, seed)]
                         run = Run(
                             kind,
                             name,
@@ -196,6 +216,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                             fold=fold,
                             fraction=fraction,
                             evaluation=ev.name,
+                            pretrain_data="" if enc is None else source,
                             encoder_run=enc.run_id if enc else None,
                             config=to_dict(obj),
                             obj=obj,
@@ -212,6 +233,8 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                         }
                         if fraction != 1.0:  # the whole train split keeps today's run ids
                             payload["fraction"] = fraction
+                        if source != name:
+                            payload["transfer_from"] = source
                         run.run_id = prefix + run_hash(payload)
                         runs.append(run)
     return runs
@@ -504,14 +527,18 @@ def _init_worker(gpus: Any, threads: int) -> None:
 
 def collect_results(out: Path, runs: list[Run]) -> Path:
     """Every evaluation run's records in one results.csv, each tagged with the run's
-    evaluation and label fraction (BENCHMARK_RESULT_COLUMNS)."""
+    evaluation, label fraction and pretraining database (BENCHMARK_RESULT_COLUMNS)."""
     rows: list[dict[str, str]] = []
     for run in runs:
         if run.kind == "pretrain":
             continue
         f = out / RUNS / run.run_id / RESULTS
         if f.is_file():
-            tag = {"evaluation": run.evaluation, "fraction": repr(float(run.fraction))}
+            tag = {
+                "evaluation": run.evaluation,
+                "fraction": repr(float(run.fraction)),
+                "pretrain_data": run.pretrain_data,
+            }
             rows.extend(r | tag for r in read_csv(f))
     return write_csv(out / RESULTS, rows, BENCHMARK_RESULT_COLUMNS)
 
