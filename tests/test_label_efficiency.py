@@ -360,9 +360,9 @@ def test_transfer_plans_every_encoder_on_the_other_databases():
     assert all(pretrained[r.encoder_run] == r.pretrain_data for r in extra)
 
 
-TRANSFER_RECIPE = (
-    RECIPE
-    + """\
+MG2_RECIPE = """\
+phantom_scale: 0.25
+databases:
   - name: MG2
     sizes: {pretrain: 48, finetune: 32}
     quotas:
@@ -372,23 +372,29 @@ TRANSFER_RECIPE = (
       finetune:
         inbreast: {benign: 10, malignant: 10, normal: 10}
 """
-)
 
 
 @pytest.fixture(scope="module")
-def transfer_benchmark(tmp_path_factory):
-    """US1 and MG2 (smoke sizes), SimCLR, classification fine-tuning, 3 seeds, transfer."""
+def transfer_benchmark(label_benchmark, tmp_path_factory):
+    """The label benchmark's US1 plus MG2, fine-tuning on the whole train split, transfer:
+    started from a hard-linked copy of the label benchmark, whose US1 pretraining and
+    fraction-1 fine-tuning runs it reuses (the same run ids)."""
+    import os
+    import shutil
+
     from medssl.cli.main import main
     from medssl.data.build import build_preset
 
     root = tmp_path_factory.mktemp("transfer")
-    (root / "recipe.yaml").write_text(TRANSFER_RECIPE)
-    text = BENCHMARK.format(recipe=root / "recipe.yaml")
+    out = root / "bench"
+    shutil.copytree(label_benchmark, out, copy_function=os.link)
+    (root / "mg2.yaml").write_text(MG2_RECIPE)
+    text = BENCHMARK.format(recipe=label_benchmark.parent / "recipe.yaml")
+    text = text.replace("data: [", f"data: [{root / 'mg2.yaml'}, ")
     text = text.replace("label_fractions: [0.5, 1.0]", "transfer: true")
     text = text.replace("evaluations: [finetune, linear, knn]", "evaluations: [finetune]")
     (root / "bench.yaml").write_text(text)
-    out = root / "bench"
-    build_preset(root / "recipe.yaml", out / "databases", phantoms=True, warn=lambda _: None)
+    build_preset(root / "mg2.yaml", out / "databases", phantoms=True, warn=lambda _: None)
     args = ["benchmark", "--preset", str(root / "bench.yaml"), "--out", str(out)]
     assert main([*args, "--no-progress"]) == 0
     return out
@@ -396,8 +402,10 @@ def transfer_benchmark(tmp_path_factory):
 
 @pytest.mark.slow
 def test_transfer_benchmark_reports_the_matrix_and_its_verdicts(transfer_benchmark):
-    from medssl.artifacts import read_csv
+    from medssl.artifacts import read_csv, read_json
 
+    plan = read_json(transfer_benchmark / "plan.json")
+    assert sum(r["status"] == "reused" for r in plan) == 3 + 6  # US1's, from the label benchmark
     report = transfer_benchmark / "report"
     matrix = read_csv(report / "table_transfer_matrix.csv")
     assert [(r["init"], r["pretrained on"]) for r in matrix] == [
@@ -412,3 +420,17 @@ def test_transfer_benchmark_reports_the_matrix_and_its_verdicts(transfer_benchma
     assert "Pretraining data x target database" in (report / "report.html").read_text()
     # the thesis tables: in-domain encoders only (3 runs per init and database)
     assert {r["runs"] for r in read_csv(report / "table_6_1_classification.csv")} == {"3"}
+
+
+def test_frozen_evaluation_fine_tunes_segmentation_with_the_encoder_frozen():
+    from medssl.tasks.benchmark import plan_runs, resolve_benchmark
+
+    db = _memory_db()
+    cfg = resolve_benchmark(
+        "smoke", ["methods=[simclr]", "evaluations=[finetune, frozen]"], seeds=1, folds=None
+    )
+    runs = [r for r in plan_runs(cfg, {"memory": db}) if r.kind != "pretrain"]
+    frozen = [r for r in runs if r.evaluation == "frozen"]
+    assert {r.task for r in frozen} == {"segmentation"} and len(frozen) == 2
+    assert all(r.kind == "finetune" and r.config["freeze_encoder"] for r in frozen)
+    assert not any(r.config["freeze_encoder"] for r in runs if r.evaluation == "finetune")
