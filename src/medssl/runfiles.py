@@ -34,7 +34,17 @@ def per_image_file(split: str) -> str:
 
 
 RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
-"""Columns of a fine-tuning run's results.csv and of a benchmark's (all runs concatenated)."""
+"""Columns of a fine-tuning (or probe) run's results.csv and the first of a benchmark's."""
+
+BENCHMARK_RESULT_COLUMNS = (*RESULT_COLUMNS, "evaluation", "fraction", "pretrain_data")
+"""Columns of a benchmark's results.csv (all runs concatenated): each record also says how
+the encoder was evaluated (``finetune``, or a probe: medssl.tasks.evaluations), on which
+label fraction of the train split, and which database the encoder was pretrained on (empty
+for random init; another database than the record's for a ``transfer`` run). A results.csv
+without them holds fine-tuning on the whole train split from encoders pretrained on the
+record's own database (:data:`RESULT_DEFAULTS`)."""
+
+RESULT_DEFAULTS = {"evaluation": "finetune", "fraction": 1.0, "pretrain_data": ""}
 
 # benchmark folders
 BENCHMARK_CONFIG = "benchmark.json"
@@ -42,5 +52,6 @@ PLAN = "plan.json"
 PROVENANCE = "provenance.json"
 RUNS = "runs"  # one folder per run, named by its run id
 DATABASES = "databases"
+FEATURES = "features"  # frozen-encoder features, one .npy per encoder and database (probes)
 REPORT = "report"
 LOGS = "logs"  # the Slurm executor's job files and logs (submitit)

@@ -1,3 +1,4 @@
+# Over 400 lines: one loop and the protocol it documents (~60 lines of docstring); fit is split into _setup/_restore/_train_epoch/_end_epoch/_save.
 """The training loop. It knows no method, model or task: only the protocol below.
 
 A *task* is an ``nn.Module`` with

@@ -1,8 +1,11 @@
 """Reading the saved artifacts a report is built from (never a model).
 
 - ``RUN_DIR/results.csv``: flat records ``run_id, task, database, init, seed, fold, split,
-  metric, value`` (:func:`read_results`; ``seed`` int or None, ``fold`` int/str or None,
-  ``value`` float, NaN when undefined).
+  metric, value`` and, in a benchmark's, ``evaluation, fraction, pretrain_data``
+  (:func:`read_results`; ``seed`` int or None, ``fold`` int/str or None, ``value`` float,
+  NaN when undefined;
+  ``evaluation`` "finetune", ``fraction`` 1.0 and ``pretrain_data`` "" (the record's own
+  database) where the file has no such columns).
 - ``RUN_DIR/runs/<run_id>/predictions_<split>.npz`` (classification: ``ids, patients,
   sources, y_true, probs (N, 3)``) or ``per_image_<split>.csv`` (segmentation: ``id, patient,
   source, lesion``, the per-image metrics), gathered per model into
@@ -26,7 +29,7 @@ import numpy as np
 from medssl.artifacts import read_csv, read_json
 from medssl.errors import DataError
 from medssl.metrics.segmentation import PER_IMAGE_METRICS, SCALED_DISTANCES
-from medssl.runfiles import RESULT_COLUMNS
+from medssl.runfiles import RESULT_COLUMNS, RESULT_DEFAULTS
 from medssl.stats.estimands import Predictions, concat
 
 ModelKey = tuple[str, str, str]  # (task, database, init)
@@ -84,6 +87,12 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
             raise DataError(
                 f"value {r['value']!r} is not a number", file=str(path), row=i
             ) from None
+        try:
+            fraction = float(r.get("fraction") or RESULT_DEFAULTS["fraction"])
+        except ValueError:
+            raise DataError(
+                f"fraction {r['fraction']!r} is not a number", file=str(path), row=i
+            ) from None
         out.append(
             {
                 "run_id": r["run_id"],
@@ -95,6 +104,9 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
                 "split": r["split"],
                 "metric": r["metric"],
                 "value": value,
+                "evaluation": r.get("evaluation") or RESULT_DEFAULTS["evaluation"],
+                "fraction": fraction,
+                "pretrain_data": r.get("pretrain_data") or RESULT_DEFAULTS["pretrain_data"],
             }
         )
     return out
@@ -138,6 +150,22 @@ def check_benchmark_folder(path: Path) -> Path:
             file=str(path),
         )
     return path
+
+
+def is_in_domain(record: Mapping[str, Any]) -> bool:
+    """A record of random init or of an encoder pretrained on the record's own database."""
+    return record.get("pretrain_data", "") in ("", record["database"])
+
+
+def is_thesis_record(record: Mapping[str, Any]) -> bool:
+    """A record of fine-tuning on the whole train split from random init or an encoder
+    pretrained on the same database: what the thesis's tables and the report's main
+    comparisons are about (label fractions, probes and transfer have their own sections)."""
+    return (
+        record.get("evaluation", RESULT_DEFAULTS["evaluation"]) == RESULT_DEFAULTS["evaluation"]
+        and float(record.get("fraction", 1.0)) == 1.0
+        and is_in_domain(record)
+    )
 
 
 @dataclass

@@ -54,10 +54,19 @@ from medssl.reporting.forest import forest_plot
 from medssl.reporting.inputs import (
     DatabaseInfo,
     check_benchmark_folder,
+    is_in_domain,
+    is_thesis_record,
     read_databases,
     read_plan,
     read_predictions,
     read_results,
+)
+from medssl.reporting.label_efficiency import (
+    LabelEfficiency,
+    curve_figures,
+    label_efficiency,
+    shows_label_efficiency,
+    verdict_sentences,
 )
 from medssl.reporting.overview import finetuning_overviews, pretraining_overviews
 from medssl.reporting.pretraining import health_of_runs, health_table, health_warnings
@@ -70,6 +79,8 @@ from medssl.reporting.tables import (
     to_markdown,
     write_table,
 )
+from medssl.reporting.transfer import shows_transfer, transfer_matrix
+from medssl.reporting.transfer import verdict_sentences as transfer_sentences
 from medssl.stats.replicates import t_interval
 from medssl.stats.verdicts import Verdict
 
@@ -330,7 +341,9 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
     options = options or ReportOptions()
     notes: list[str] = []
 
-    records = read_results(run_dir / "results.csv")
+    every_record = read_results(run_dir / "results.csv")
+    # the thesis's tables and comparisons: fine-tuning on the whole train split
+    records = [r for r in every_record if is_thesis_record(r)]
     plan = read_plan(run_dir / "plan.json")
     provenance = (
         read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else {}
@@ -365,6 +378,24 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         stats.tables.append(health_table(health))
     idents = run_identities(plan, records)
     all_tables = stats.tables + data_tables + result_tables + ([runs] if runs.rows else [])
+    le = tr = None
+    in_domain = [r for r in every_record if is_in_domain(r)]
+    if shows_label_efficiency(in_domain):
+        le = label_efficiency(
+            run_dir, in_domain, manifests=manifests, baseline=options.baseline,
+            metrics=options.compare_metrics, settings=options.settings, notes=notes,
+            preset=preset,
+        )  # fmt: skip
+        le_sentences = verdict_sentences(le, phantoms=phantoms, units=units)
+        all_tables = le.tables() + all_tables
+    if shows_transfer(every_record):
+        tr = transfer_matrix(
+            run_dir, every_record, manifests=manifests, baseline=options.baseline,
+            metrics=options.compare_metrics, settings=options.settings, notes=notes,
+            preset=preset,
+        )  # fmt: skip
+        tr_sentences = transfer_sentences(tr, phantoms=phantoms)
+        all_tables = tr.tables() + all_tables
     if uses_thesis_presets(provenance):
         all_tables.append(departures_table())
     with atomic_dir(run_dir / "report", overwrite=True) as tmp:
@@ -378,6 +409,11 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 records, provenance, phantoms, summary, sentences, warnings, stats.comparisons,
                 options, forest if drawn else None,
             )),
+            *([H.Section("label-efficiency", "Label efficiency and frozen-encoder probes",
+                         _label_efficiency_html(le, le_sentences, tmp))] if le else []),
+            *([H.Section("transfer", "Pretraining data x target database (shared test images)",
+                         H.bullet_list(tr_sentences, "verdicts")
+                         + "".join(H.table_html(t) for t in tr.tables()))] if tr else []),
             H.Section("statistics", "Statistical comparison",
                       "".join(H.table_html(t) for t in stats.tables) + _units_html(databases)),
             H.Section("data", "Data (thesis Tables 5.2, 5.3)",
@@ -413,15 +449,37 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 "model_intervals": [dataclasses.asdict(c) for c in stats.intervals],
                 "comparisons": [dataclasses.asdict(c) for c in stats.comparisons],
                 "shortcut_comparisons": [dataclasses.asdict(c) for c in stats.shortcut],
+                "label_efficiency": dataclasses.asdict(le) if le else None,
+                "transfer": dataclasses.asdict(tr) if tr else None,
                 "phantoms": phantoms,
                 "notes": notes,
             },
         )
-        write_text(
-            tmp / "report.md", _markdown(all_tables, summary, sentences, warnings, phantoms, notes)
-        )
+        markdown = _markdown(all_tables, summary, sentences, warnings, phantoms, notes)
+        if le:
+            markdown += "\n## Label efficiency: verdicts per fraction\n\n" + "".join(
+                f"- {s}\n" for s in le_sentences
+            )
+        if tr:
+            markdown += "\n## Transfer: verdicts on shared test images\n\n" + "".join(
+                f"- {s}\n" for s in tr_sentences
+            )
+        write_text(tmp / "report.md", markdown)
         write_text(tmp / "report.html", page)
     return run_dir / "report" / "report.html"
+
+
+def _label_efficiency_html(le: LabelEfficiency, sentences: list[str], folder: Path) -> str:
+    """The curves, then the verdicts per fraction, then the tables (figures drawn here)."""
+    out = H.paragraph(
+        "Each model fine-tuned or probed on nested, class-stratified, patient-grouped fractions "
+        "of its training labels (the same subset for every initialisation of a seed), tested "
+        "on the same test images; probes read the frozen encoder's features (random init "
+        "included). Verdicts are Holm-adjusted over every comparison of this section at once."
+    )
+    out += "".join(H.figure_html(p, c, wide=True) for c, p in curve_figures(le.points, folder))
+    out += "<h3>Verdicts per fraction</h3>" + H.bullet_list(sentences, "verdicts")
+    return out + "".join(H.table_html(t) for t in le.tables())
 
 
 def uses_thesis_presets(provenance: Mapping[str, Any]) -> bool:

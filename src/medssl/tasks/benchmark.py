@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -28,12 +29,13 @@ from medssl.engine.checkpoint import clear_resume_state
 from medssl.errors import ConfigError, MedsslError
 from medssl.runfiles import (
     BENCHMARK_CONFIG,
+    BENCHMARK_RESULT_COLUMNS,
     CHECKPOINT,
     DONE,
     ENCODER,
+    FEATURES,
     PLAN,
     PROVENANCE,
-    RESULT_COLUMNS,
     RESULTS,
     RUNS,
 )
@@ -50,6 +52,19 @@ class BenchmarkConfig:
     tasks: list[str] = field(default_factory=lambda: ["classification", "segmentation"])
     seeds: int = 1  # repeats: seeds 0 .. seeds-1 (with folds: one fold assignment per seed)
     folds: int | None = None  # None: the thesis's single split; K: repeated K-fold CV
+    # Label-efficiency curves: each fraction in (0, 1] of the finetuning train split, a
+    # nested, class-stratified, patient-grouped subset drawn per replicate (seed, fold) and
+    # shared by every initialisation (data/fractions.py); val and test never change. [1.0]:
+    # the whole train split, the thesis's runs with the same run ids.
+    label_fractions: list[float] = field(default_factory=lambda: [1.0])
+    # How every encoder (and random init) is evaluated: names in tasks.evaluations
+    # (finetune, frozen, linear, knn); probes are runs of kind "probe", seconds each.
+    evaluations: list[str] = field(default_factory=lambda: ["finetune"])
+    probe: dict[str, Any] = field(default_factory=dict)  # overrides of tasks.probe.ProbeConfig
+    # Transfer: every encoder is also evaluated on the other databases' finetuning splits
+    # (whole train split, every evaluation), giving per task a pretraining-data x target-
+    # database matrix on shared test images (the modality question of thesis §6).
+    transfer: bool = False
     pretrain: dict[str, Any] = field(default_factory=dict)  # overrides of PretrainConfig
     # Extra encoders beyond `methods`, each a name -> PretrainConfig overrides with its method,
     # e.g. {simclr-edges: {method: simclr, augmentation: edges}} (the edge-keeping augmentation
@@ -76,13 +91,16 @@ class BenchmarkConfig:
 
 @dataclass
 class Run:
-    kind: str  # pretrain | finetune
+    kind: str  # pretrain | finetune | probe
     database: str
     seed: int
     method: str = ""  # pretrain: the SSL method
-    task: str = ""  # finetune: classification | segmentation
-    init: str = "random"  # finetune: random | simclr | moco | byol
+    task: str = ""  # finetune / probe: classification | segmentation
+    init: str = "random"  # finetune / probe: random | simclr | moco | byol
     fold: int | None = None
+    fraction: float = 1.0  # finetune / probe: the label fraction of the train split
+    evaluation: str = "finetune"  # finetune, or a frozen-encoder probe (tasks/evaluations.py)
+    pretrain_data: str = ""  # finetune / probe: the database the encoder was pretrained on
     encoder_run: str | None = None  # finetune from this pretraining run
     config: dict[str, Any] = field(default_factory=dict)  # resolved config, as saved
     obj: Any = field(default=None, repr=False)  # the same config as its dataclass
@@ -97,8 +115,13 @@ class Run:
             if self.kind == "pretrain"
             else f"{self.task} from {self.init}"
         )
+        if self.evaluation != "finetune":
+            what += f" ({self.evaluation})"
+        if self.pretrain_data and self.pretrain_data != self.database:
+            what += f" pretrained on {self.pretrain_data}"
         fold = "" if self.fold is None else f" fold {self.fold}"
-        return f"{self.database} {what} seed {self.seed}{fold}"
+        frac = "" if self.fraction == 1.0 else f" at {self.fraction:g} of the labels"
+        return f"{self.database} {what}{frac} seed {self.seed}{fold}"
 
 
 def load_benchmark_preset(name: str) -> BenchmarkConfig:
@@ -146,10 +169,13 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                 )
                 runs.append(run)
                 encoders[(name, enc_name, seed)] = run
+    from medssl.data.fractions import check_fractions
     from medssl.data.labelled import serves
     from medssl.data.splits import kfold_assignments
     from medssl.tasks.task import get_task
 
+    fractions = check_fractions(cfg.label_fractions)
+    evaluations = _evaluations(cfg)
     for name, db in databases.items():
         if cfg.folds is not None:  # a class smaller than the folds is an error before any run
             rows = db.rows("finetune")
@@ -160,38 +186,92 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
         for seed in range(cfg.seeds):
             folds = [None] if cfg.folds is None else list(range(cfg.folds))
             for fold in folds:
-                for task in tasks:
+                for task, ev in itertools.product(tasks, evaluations):
+                    if not ev.serves(task):
+                        continue
                     fcfg = ft.resolve_config(
                         task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
                     )
-                    fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}})
-                    for init in ["random", *encoder_specs]:
-                        enc = None if init == "random" else encoders[(name, init, seed)]
+                    fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}, **ev.finetune})
+                    if ev.kind == "probe":
+                        obj: Any = _probe_config(cfg, ev.name, seed, fcfg)
+                        kind, prefix, hashed = "probe", "pr-", _hashable(to_dict(obj))
+                        hashed.pop("device")
+                    else:
+                        obj, kind, prefix = fcfg, "finetune", "ft-"
+                        hashed = _hashable(to_dict(fcfg))
+                    combos = [
+                        (fraction, init, name)
+                        for fraction, init in itertools.product(
+                            fractions, ["random", *encoder_specs]
+                        )
+                    ]
+                    if cfg.transfer:  # the other databases' encoders, on the whole train split
+                        combos += [
+                            (1.0, init, source)
+                            for source in databases
+                            if source != name
+                            for init in encoder_specs
+                        ]
+                    for fraction, init, source in combos:
+                        enc = None if init == "random" else encoders[(source, init, seed)]
                         run = Run(
-                            "finetune",
+                            kind,
                             name,
                             seed,
                             task=task,
                             init=init,
                             fold=fold,
+                            fraction=fraction,
+                            evaluation=ev.name,
+                            pretrain_data="" if enc is None else source,
                             encoder_run=enc.run_id if enc else None,
-                            config=to_dict(fcfg),
-                            obj=fcfg,
+                            config=to_dict(obj),
+                            obj=obj,
                         )
-                        run.run_id = "ft-" + run_hash(
-                            {
-                                "kind": "finetune",
-                                "config": _hashable(run.config),
-                                "data": db.checksum,
-                                "seed": seed,
-                                "fold": fold,
-                                "folds": cfg.folds,
-                                "encoder": run.encoder_run,
-                                "init": init,
-                            }
-                        )
+                        payload = {
+                            "kind": kind,
+                            "config": hashed,
+                            "data": db.checksum,
+                            "seed": seed,
+                            "fold": fold,
+                            "folds": cfg.folds,
+                            "encoder": run.encoder_run,
+                            "init": init,
+                        }
+                        if fraction != 1.0:  # the whole train split keeps today's run ids
+                            payload["fraction"] = fraction
+                        if source != name:
+                            payload["transfer_from"] = source
+                        run.run_id = prefix + run_hash(payload)
                         runs.append(run)
     return runs
+
+
+def _evaluations(cfg: BenchmarkConfig) -> list[Any]:
+    """The benchmark's evaluations (tasks.evaluations), each serving one of its tasks."""
+    from medssl.tasks.evaluations import get_evaluation
+
+    if not cfg.evaluations:
+        raise ConfigError("evaluations: expected at least one, e.g. [finetune, linear, knn]")
+    out = [get_evaluation(e) for e in dict.fromkeys(cfg.evaluations)]
+    for ev in out:
+        if not any(ev.serves(t) for t in cfg.tasks):
+            raise ConfigError(
+                f"evaluations: {ev.name} serves {', '.join(ev.tasks or ())} and the benchmark's "
+                f"tasks are {cfg.tasks}; add the task or drop the evaluation"
+            )
+    return out
+
+
+def _probe_config(cfg: BenchmarkConfig, probe: str, seed: int, fcfg: Any) -> Any:
+    """The ProbeConfig of a probe run: the benchmark's ``probe`` overrides, the run's seed,
+    the fine-tuning cost matrix (the same expected-cost metric) and the device."""
+    from medssl.tasks.probe import ProbeConfig, check_probe_config
+
+    base = ProbeConfig(cost_matrix=[list(r) for r in fcfg.cost_matrix])
+    merged = merge(base, {**cfg.probe, "probe": probe, "seed": seed}, where="benchmark probe")
+    return check_probe_config(merge(merged, {"device": cfg.device}))
 
 
 def encoder_variants(cfg: BenchmarkConfig) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -313,7 +393,8 @@ def run_benchmark(
         _write_plan(out, runs)
 
     in_run_progress = progress and executor.progress_in_runs
-    for phase in ("pretrain", "finetune"):
+    # pretraining first: every fine-tune (and probe) of an encoder needs its encoder.pt
+    for phase in ("pretrain", "finetune", "probe"):
         wave = [r for r in todo if r.kind == phase]
         while wave:
             held = [r for r in wave if lock_state(out / RUNS / r.run_id, stale_s) == "held"]
@@ -444,6 +525,7 @@ def _execute(
 ) -> Outcome:
     """Run one planned run (in this process, a worker or a Slurm job) under its lock."""
     from medssl.data.database import Database
+    from medssl.data.fractions import fraction_split
     from medssl.tasks import finetune as ft
     from medssl.tasks import pretrain as pt
 
@@ -470,18 +552,28 @@ def _execute(
                     "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
                 )
                 split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
-                ft.run_finetune(
-                    db,
-                    run_dir,
-                    config=run.obj,
-                    init=encoder,
-                    init_name=run.init,
-                    fold=run.fold,
-                    split_override=split,
-                    run_id=run.run_id,
-                    resume=resume,
-                    progress=progress,
-                )
+                split = fraction_split(db, run.fraction, run.seed, fold=run.fold, base=split)
+                if run.kind == "probe":
+                    from medssl.tasks.probe import run_probe
+
+                    run_probe(
+                        db, run_dir, config=run.obj, init=encoder, init_name=run.init,
+                        fold=run.fold, split_override=split, run_id=run.run_id,
+                        cache=out / FEATURES, device=run.obj.device,
+                    )  # fmt: skip
+                else:
+                    ft.run_finetune(
+                        db,
+                        run_dir,
+                        config=run.obj,
+                        init=encoder,
+                        init_name=run.init,
+                        fold=run.fold,
+                        split_override=split,
+                        run_id=run.run_id,
+                        resume=resume,
+                        progress=progress,
+                    )
         except MedsslError as e:
             raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
         if (run_dir / DONE).is_file():
@@ -529,14 +621,21 @@ def _workers(cfg: BenchmarkConfig) -> int:
 
 
 def collect_results(out: Path, runs: list[Run]) -> Path:
+    """Every evaluation run's records in one results.csv, each tagged with the run's
+    evaluation, label fraction and pretraining database (BENCHMARK_RESULT_COLUMNS)."""
     rows: list[dict[str, str]] = []
     for run in runs:
-        if run.kind != "finetune":
+        if run.kind == "pretrain":
             continue
         f = out / RUNS / run.run_id / RESULTS
         if f.is_file():
-            rows.extend(read_csv(f))
-    return write_csv(out / RESULTS, rows, RESULT_COLUMNS)
+            tag = {
+                "evaluation": run.evaluation,
+                "fraction": repr(float(run.fraction)),
+                "pretrain_data": run.pretrain_data,
+            }
+            rows.extend(r | tag for r in read_csv(f))
+    return write_csv(out / RESULTS, rows, BENCHMARK_RESULT_COLUMNS)
 
 
 def _write_plan(out: Path, runs: list[Run]) -> None:
@@ -598,6 +697,12 @@ CPU_THROUGHPUT = {
 }
 
 
+# A probe: the embedding of the finetuning images (once per encoder, then cached) and the
+# grid of small scikit-learn / kNN fits; rough figures for a 2-core CPU.
+PROBE_SECONDS = 3.0
+PROBE_IMAGES_PER_S = 150.0
+
+
 def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) -> None:
     speed = dict(CPU_THROUGHPUT)
     bench = Path.home() / ".cache" / "medssl" / "bench.json"
@@ -606,6 +711,9 @@ def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) 
             speed.update(read_json(bench).get("throughput", {}))
     for r in runs:
         db = databases[r.database]
+        if r.kind == "probe":  # one embedding per encoder (cached), then a few small fits
+            r.estimate_s = PROBE_SECONDS + len(db.rows("finetune")) / PROBE_IMAGES_PER_S
+            continue
         epochs = int(r.config["trainer"]["epochs"])
         if r.kind == "pretrain":
             n = len(db.rows("pretrain")) * 2  # two views per image
@@ -624,10 +732,12 @@ def _plan_text(
     where: str = "",
 ) -> str:
     n_pt = sum(r.kind == "pretrain" for r in runs)
-    n_ft = len(runs) - n_pt
+    n_pr = sum(r.kind == "probe" for r in runs)
+    n_ft = len(runs) - n_pt - n_pr
     reused = sum(r.status == "reused" for r in runs)
+    probes = f" and {n_pr} frozen-encoder probes" if n_pr else ""
     lines = [
-        f"benchmark plan: {len(databases)} database(s) {sorted(databases)}, {n_pt} pretraining and {n_ft} fine-tuning runs",
+        f"benchmark plan: {len(databases)} database(s) {sorted(databases)}, {n_pt} pretraining and {n_ft} fine-tuning runs{probes}",
         f"  {reused} already finished (reused), {len(runs) - reused} to run; estimated "
         f"{total_s / 60 / min(workers, max(len(runs) - reused, 1)):.1f} min with {workers} "
         "run(s) at a time",
@@ -641,6 +751,12 @@ def _plan_text(
             f"up to {in_flight * at_once / 1e9:.2f} GB more while {at_once} run(s) train; "
             f"executor: {where}"
         )
+    if n_pr:
+        probe_s = sum(r.estimate_s for r in runs if r.kind == "probe" and r.status == "pending")
+        lines.append(f"  of which the probes: about {probe_s / 60 / workers:.1f} min")
+    fractions = sorted({r.fraction for r in runs if r.kind != "pretrain"})
+    if fractions != [1.0]:
+        lines.append(f"  label fractions: {', '.join(f'{f:g}' for f in fractions)}")
     return "\n".join(lines)
 
 
@@ -648,7 +764,8 @@ def _jobs_text(todo: list[Run], out: Path, cfg: BenchmarkConfig, where: str) -> 
     """The --dry-run listing: every job that a real run would start, wave by wave."""
     lines = [f"dry run: {len(todo)} job(s) would run ({where}); nothing submitted"]
     stale_s = cfg.executor.lock_stale_min * 60
-    for phase in ("pretrain", "finetune"):
+    # pretraining first: every fine-tune (and probe) of an encoder needs its encoder.pt
+    for phase in ("pretrain", "finetune", "probe"):
         wave = [r for r in todo if r.kind == phase]
         if wave:
             lines.append(f"  {phase} wave, {len(wave)} job(s):")
