@@ -211,6 +211,21 @@ def test_plan_holds_fractions_and_probes_with_their_own_ids():
     probe = next(r for r in evals if r.kind == "probe" and r.init == "simclr")
     assert probe.encoder_run in {r.run_id for r in runs if r.kind == "pretrain"}
     assert "frozen-encoder probes" in _plan_text(runs, {"memory": db}, 60.0, 1)
+    # fraction_evaluations: only the probes at the smaller fraction, the same run ids
+    probes_only = resolve_benchmark(
+        "smoke",
+        [*base, "label_fractions=[0.25, 1.0]", "evaluations=[finetune, linear, knn]",
+         "fraction_evaluations=[linear]"],
+        seeds=2, folds=None,
+    )  # fmt: skip
+    fewer = plan_runs(probes_only, {"memory": db})
+    assert {(r.evaluation, r.fraction) for r in fewer if r.kind != "pretrain"} == {
+        ("finetune", 1.0), ("linear", 1.0), ("knn", 1.0), ("linear", 0.25)
+    }  # fmt: skip
+    assert {r.run_id for r in fewer} <= set(ids)
+    with pytest.raises(ConfigError, match="fraction_evaluations"):
+        bad = [*base, "evaluations=[finetune]", "fraction_evaluations=[knn]"]
+        plan_runs(resolve_benchmark("smoke", bad, 1, None), {"m": db})
     with pytest.raises(ConfigError, match="frozen serves segmentation"):
         plan_runs(resolve_benchmark("smoke", [*base, "evaluations=[frozen]"], 1, None), {"m": db})
     with pytest.raises(ConfigError, match="unknown evaluation"):

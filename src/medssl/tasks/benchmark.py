@@ -57,6 +57,10 @@ class BenchmarkConfig:
     # shared by every initialisation (data/fractions.py); val and test never change. [1.0]:
     # the whole train split, the thesis's runs with the same run ids.
     label_fractions: list[float] = field(default_factory=lambda: [1.0])
+    # The evaluations that run at the fractions below 1 (None: every evaluation); e.g.
+    # [linear] keeps fine-tuning on the whole train split and draws the curve with the probes,
+    # which cost seconds (the demo's curve). Run ids do not depend on it.
+    fraction_evaluations: list[str] | None = None
     # How every encoder (and random init) is evaluated: names in tasks.evaluations
     # (finetune, frozen, linear, knn); probes are runs of kind "probe", seconds each.
     evaluations: list[str] = field(default_factory=lambda: ["finetune"])
@@ -176,6 +180,12 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
 
     fractions = check_fractions(cfg.label_fractions)
     evaluations = _evaluations(cfg)
+    unknown = sorted(set(cfg.fraction_evaluations or ()) - {e.name for e in evaluations})
+    if unknown:
+        raise ConfigError(
+            f"fraction_evaluations {unknown}: not among the benchmark's evaluations "
+            f"{[e.name for e in evaluations]}"
+        )
     for name, db in databases.items():
         if cfg.folds is not None:  # a class smaller than the folds is an error before any run
             rows = db.rows("finetune")
@@ -200,11 +210,16 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     else:
                         obj, kind, prefix = fcfg, "finetune", "ft-"
                         hashed = _hashable(to_dict(fcfg))
+                    at = [
+                        f
+                        for f in fractions
+                        if f == 1.0
+                        or cfg.fraction_evaluations is None
+                        or ev.name in cfg.fraction_evaluations
+                    ]
                     combos = [
                         (fraction, init, name)
-                        for fraction, init in itertools.product(
-                            fractions, ["random", *encoder_specs]
-                        )
+                        for fraction, init in itertools.product(at, ["random", *encoder_specs])
                     ]
                     if cfg.transfer:  # the other databases' encoders, on the whole train split
                         combos += [
