@@ -71,7 +71,6 @@ def test_segmentation_run_outputs_and_beats_chance(tmp_path, db_path, init):
         "loss_curve.png",
         "segmentation_curves.png",
         "examples_test_dice.png",
-        "examples_test_iou.png",
     ):
         assert (out / name).is_file(), name
     for s in ("train", "val", "test"):

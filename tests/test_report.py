@@ -15,7 +15,7 @@ import pytest
 from medssl.artifacts import read_csv, write_bytes, write_csv, write_json, write_text
 from medssl.errors import DataError
 from medssl.metrics import classification as cls_metrics
-from medssl.reporting.html import THUMB_WIDTH, shrink_png
+from medssl.reporting.html import THUMB_COLOURS, THUMB_WIDTH, shrink_png
 from medssl.reporting.provenance import collect_provenance, write_provenance
 from medssl.reporting.report import ReportOptions, build_report
 from medssl.reporting.tables import Table, to_latex, to_markdown
@@ -308,7 +308,7 @@ def test_html_is_self_contained_with_every_table_and_figure(built):
     pngs = sorted((built / "runs").rglob("*.png"))
     assert len(pngs) == 6
     for png in pngs:  # a thumbnail that enlarges on click, both embedded
-        thumb = shrink_png(png.read_bytes(), THUMB_WIDTH)
+        thumb = shrink_png(png.read_bytes(), THUMB_WIDTH, THUMB_COLOURS)
         assert "data:image/png;base64," + base64.b64encode(thumb).decode() in html
     assert html.count('class="lightbox"') >= len(pngs)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", html)

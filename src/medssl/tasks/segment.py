@@ -171,14 +171,16 @@ class SegmentationTask(FinetuneTask):
         cfg = self.cfg
         pred = probs >= cfg.threshold
         pi = per_image_metrics(split.masks, probs, cfg.threshold, distances=False)
-        for name, label in (("dice", "Dice"), ("iou", "IoU")):
-            scores = np.where(pi["lesion"], pi[name], np.nan)  # lesion images only
-            picks = pick_examples(scores, cfg.examples_per_group, np.random.default_rng(seed))
-            plot_examples(
-                split.images, split.masks, pred, scores, picks,
-                out / f"examples_{split_name}_{name}.png", score_name=label, ids=split.ids,
-                title=f"{split_name} split: examples by {label} (TP green, FP red, FN blue)",
-            )  # fmt: skip
+        # One panel, ranked by Dice: per image IoU = Dice / (2 - Dice), a monotone function,
+        # so the thesis's second panel "by IoU" shows the same images in the same groups.
+        scores = np.where(pi["lesion"], pi["dice"], np.nan)  # lesion images only
+        picks = pick_examples(scores, cfg.examples_per_group, np.random.default_rng(seed))
+        plot_examples(
+            split.images, split.masks, pred, scores, picks,
+            out / f"examples_{split_name}_dice.png", score_name="Dice", ids=split.ids,
+            title=f"{split_name} split: examples by Dice (IoU = Dice / (2 - Dice), the same "
+            "order; TP green, FP red, FN blue)",
+        )  # fmt: skip
 
     def history_figures(self, out: Path, history: list[dict[str, Any]]) -> None:
         from medssl.reporting.curves import plot_curves
