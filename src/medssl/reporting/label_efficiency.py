@@ -300,8 +300,9 @@ def verdict_table(le: LabelEfficiency) -> Table:
 
 
 def curve_figures(points: Sequence[CurvePoint], folder: Path) -> list[tuple[str, Path]]:
-    """One PNG per (database, task, evaluation): the metric against the fraction (log x), one
-    line per initialisation, method-level 95% CIs as error bars. Returns (caption, path)."""
+    """One PNG per (database, task, evaluation) with two fractions or more: the metric against
+    the fraction (log x), one line per initialisation, method-level 95% CIs as error bars.
+    Returns (caption, path)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -311,9 +312,11 @@ def curve_figures(points: Sequence[CurvePoint], folder: Path) -> list[tuple[str,
 
     out = []
     for (db, task, ev, metric), inits in _curves(points).items():
+        fracs = sorted({p.fraction for ps in inits.values() for p in ps})
+        if len(fracs) < 2:  # one fraction is no curve (fraction_evaluations); tables keep it
+            continue
         fig = Figure(figsize=(5.2, 3.6))
         ax = fig.subplots()
-        fracs = sorted({p.fraction for ps in inits.values() for p in ps})
         for i, (init, ps) in enumerate(inits.items()):
             x = np.array([p.fraction for p in ps]) * (1 + 0.02 * (i - (len(inits) - 1) / 2))
             y = np.array([_estimate(p) for p in ps])
