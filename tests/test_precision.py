@@ -37,6 +37,7 @@ def test_bf16_learns_like_fp32(tmp_path):
             db,
             tmp_path / precision,
             method="byol",
+            preset="thesis",  # Adam: SHORT_RUN's rate, no warm-up, learns in 2 epochs
             epochs=2,
             device="cpu",
             overrides=[*SHORT_RUN, f"trainer.precision={precision}"],
