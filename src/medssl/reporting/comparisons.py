@@ -14,6 +14,7 @@ is made at two levels, and labelled so:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -151,6 +152,26 @@ class ComparisonRow:
     @property
     def replicates(self) -> int:
         return self.method.replicates
+
+
+def holm_over(rows: Sequence[ComparisonRow], alpha: float) -> tuple[list[ComparisonRow], int]:
+    """``rows`` with their Holm p-values and verdicts redone over ``rows`` as one family (a
+    section whose comparisons were computed in groups: label fractions, transfer targets), and
+    the family's size (the assessable comparisons). Method-level p-values of comparisons with
+    fewer than MIN_REPLICATES replicates stay out of the family, as in :func:`compare`."""
+    ok = [r.replicates >= MIN_REPLICATES for r in rows]
+    method_p = holm([r.method.p_value if a else np.nan for r, a in zip(rows, ok, strict=True)])
+    fixed_p = holm([r.fixed.p_value if r.fixed is not None else np.nan for r in rows])
+    out = []
+    for r, mp, fp in zip(rows, method_p, fixed_p, strict=True):
+        verdict = method_verdict(
+            r.method.interval, float(mp), r.replicates, alpha=alpha,
+            lower_is_better=r.metric in LOWER_IS_BETTER,
+        )  # fmt: skip
+        out.append(
+            dataclasses.replace(r, method_holm_p=float(mp), fixed_holm_p=float(fp), verdict=verdict)
+        )
+    return out, int(sum(ok))
 
 
 def compare(

@@ -21,7 +21,6 @@ fraction (``compare``). Then:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from medssl.reporting.comparisons import (
     ModelCI,
     StatsSettings,
     compare,
+    holm_over,
     model_intervals,
     verdict_sentence,
 )
@@ -47,10 +47,7 @@ from medssl.reporting.tables import (
     fmt_p,
     metric_label,
 )
-from medssl.stats.estimands import LOWER_IS_BETTER
 from medssl.stats.method import MIN_REPLICATES
-from medssl.stats.multiple import holm
-from medssl.stats.verdicts import method_verdict
 
 EVALUATION_WORDS = {
     "finetune": "fine-tuning",
@@ -129,20 +126,8 @@ def label_efficiency(
         )  # fmt: skip
         found += [(evaluation, fraction, r) for r in rows]
         notes += [f"{evaluation} at fraction {fraction:g}: {n}" for n in mine]
-    ok = [r.replicates >= MIN_REPLICATES for _, _, r in found]
-    method_p = holm(
-        [r.method.p_value if a else np.nan for (_, _, r), a in zip(found, ok, strict=True)]
-    )
-    fixed_p = holm([r.fixed.p_value if r.fixed is not None else np.nan for _, _, r in found])
-    out.family = int(sum(ok))
-    for (evaluation, fraction, r), mp, fp in zip(found, method_p, fixed_p, strict=True):
-        verdict = method_verdict(
-            r.method.interval, float(mp), r.replicates, alpha=settings.alpha,
-            lower_is_better=r.metric in LOWER_IS_BETTER,
-        )  # fmt: skip
-        row = dataclasses.replace(
-            r, method_holm_p=float(mp), fixed_holm_p=float(fp), verdict=verdict
-        )
+    rows, out.family = holm_over([r for _, _, r in found], settings.alpha)
+    for (evaluation, fraction, _), row in zip(found, rows, strict=True):
         out.comparisons.append(FractionComparison(evaluation, fraction, row))
     return out
 

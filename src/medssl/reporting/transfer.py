@@ -17,19 +17,17 @@ their ``database``). Per task and evaluation (whole train split) this module giv
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from medssl.reporting.comparisons import (
     ComparisonRow,
     ModelCI,
     StatsSettings,
     compare,
+    holm_over,
     model_intervals,
 )
 from medssl.reporting.inputs import is_in_domain, read_predictions
@@ -42,10 +40,8 @@ from medssl.reporting.tables import (
     fmt_p,
     metric_label,
 )
-from medssl.stats.estimands import LOWER_IS_BETTER
 from medssl.stats.method import MIN_REPLICATES
-from medssl.stats.multiple import holm
-from medssl.stats.verdicts import Verdict, method_verdict
+from medssl.stats.verdicts import Verdict
 
 WORDS = {
     Verdict.BETTER: "supported: better than in-domain pretraining",
@@ -135,17 +131,8 @@ def transfer_matrix(
             )  # fmt: skip
             found += [(evaluation, method, source, r) for r in rows]
         notes += [f"transfer, {evaluation}: {n}" for n in mine]
-    ok = [r.replicates >= MIN_REPLICATES for *_, r in found]
-    method_p = holm(
-        [r.method.p_value if a else np.nan for (*_, r), a in zip(found, ok, strict=True)]
-    )
-    out.family = int(sum(ok))
-    for (evaluation, method, source, r), mp in zip(found, method_p, strict=True):
-        verdict = method_verdict(
-            r.method.interval, float(mp), r.replicates, alpha=settings.alpha,
-            lower_is_better=r.metric in LOWER_IS_BETTER,
-        )  # fmt: skip
-        row = dataclasses.replace(r, method_holm_p=float(mp), verdict=verdict)
+    rows, out.family = holm_over([r for *_, r in found], settings.alpha)
+    for (evaluation, method, source, _), row in zip(found, rows, strict=True):
         out.comparisons.append(TransferComparison(evaluation, method, source, row))
     return out
 
