@@ -4,6 +4,8 @@ shortcut, per-source metrics, cross-validation intervals."""
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +234,32 @@ def test_cross_validation_uses_the_corrected_interval_in_tables_and_verdicts(cv_
     assert cmp["verdict"] == "supported: pretrained better" and cmp["seeds"] == "3"
     md = (root / "report" / "report.md").read_text()
     assert "15 runs of 3 seeds x 5-fold CV, corrected t" in md
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _github_anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation other than '-' dropped,
+    spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_verdicts_section_states_the_labels_and_masks_policies():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "\n## How to read the verdicts\n" in readme
+    section = readme.split("\n## How to read the verdicts\n")[1].split("\n## ")[0]
+    labels = section.split("- **Labels and masks**")[1].split("\n- **")[0]
+    for policy in ("`BENIGN_WITHOUT_CALLBACK` never serves as a finetuning normal",
+                   "`--balanced` included", "calcification-only", "left out of segmentation",
+                   "not counted as normal", "area-aware", "`medssl data describe` counts"):  # fmt: skip
+        assert policy in " ".join(labels.split()), policy
+    # the link lands on docs/datasets.md's policy section, and the docs point back
+    link = re.search(r"\(docs/datasets\.md#([\w-]+)\)", labels).group(1)
+    datasets = (ROOT / "docs" / "datasets.md").read_text(encoding="utf-8")
+    headings = {_github_anchor(h) for h in re.findall(r"^#+ (.+)$", datasets, re.M)}
+    assert link in headings and link == "what-serves-which-task-medssls-policies"
+    assert _github_anchor("How to read the verdicts") == "how-to-read-the-verdicts"
+    assert "(../README.md#how-to-read-the-verdicts)" in datasets
+    architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert '"How to read the verdicts"' in architecture
