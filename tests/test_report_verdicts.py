@@ -147,9 +147,42 @@ def test_phantom_reports_say_so_at_the_top_and_in_their_verdicts(seeds_dir):
     assert us1[0].startswith("- On synthetic phantoms: US1")
     assert not mg2[0].startswith("- On synthetic phantoms")
     html = (seeds_dir / "report" / "report.html").read_text()
-    assert (
-        html.index("synthetic phantoms") < html.index("Table 5.2") if "Table 5.2" in html else True
-    )
+    assert "Table 5.2" in html and html.index("synthetic phantoms") < html.index("Table 5.2")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """The demo's situation: one phantom database, one seed per arm, benchmark preset demo."""
+    root = tmp_path_factory.mktemp("demo")
+    rng = np.random.default_rng(2)
+    n = 60
+    ids = np.array([f"img{i}" for i in range(n)])
+    y = np.arange(n) % 3
+    src = np.full(n, "busi")
+    records = []
+    for init, acc in (("random", 0.55), ("moco", 0.95)):
+        records += write_classification_run(
+            root, f"cls-US1-{init}-s0", "US1", init, 0, None,
+            {"test": (ids, y, noisy(y, acc, rng), src)},
+        )  # fmt: skip
+    write_database(root, "US1", ids, src, y, ["test"] * n, phantoms=["busi"], known=False)
+    write_csv(root / "results.csv", records, list(records[0]))
+    write_json(root / "provenance.json", {"seeds": [0], "benchmark": {"preset": "demo"}})
+    build_report(root, OPTIONS)
+    return root
+
+
+def test_the_demo_verdict_is_on_phantoms_not_assessable_and_names_its_rerun(demo_dir):
+    md = (demo_dir / "report" / "report.md").read_text()
+    verdicts = md.split("## Verdicts")[1].split("\n## ")[0]
+    lines = [line for line in verdicts.splitlines() if "US1 classification" in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line.startswith("- On synthetic phantoms: US1 classification, MCC: moco - random")
+    assert "not assessable with 1 run per arm" in line and "supported" not in line
+    assert "rerun with `medssl benchmark --preset demo --seeds 5`" in line
+    row = _csv(demo_dir, "table_comparisons")[0]
+    assert row["verdict"] == "not assessable" and row["seeds"] == "1"
 
 
 def test_resampling_unit_is_named_images_without_patient_ids(seeds_dir):
