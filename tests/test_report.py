@@ -60,6 +60,12 @@ def class_predictions(db: str, init: str) -> tuple[np.ndarray, np.ndarray]:
     return y, (y if better else baseline)
 
 
+def seg_counts(db: str, init: str, seed: int) -> dict[str, int]:
+    """Test-split counts per segmentation run: missed lesions, normal images with FP pixels."""
+    missed = (3 + 2 * seed if init == "random" else 1) + (db == "MG2")
+    return {"missed_lesions": missed, "normal_fp_images": 2 if init == "random" else seed}
+
+
 def seg_dice(db: str, init: str) -> np.ndarray:
     dice = 0.4 + 0.3 * ((np.arange(N_IMAGES) * 7) % 10) / 10
     return dice + 0.25 if (init != "random" and db == "US1") else dice
@@ -94,6 +100,12 @@ def make_run_dir(root: Path) -> Path:
                                     "value": value,
                                 }
                             )
+                    if task == "segmentation":
+                        records += [
+                            {"run_id": rid, "task": task, "database": db, "init": init,
+                             "seed": seed, "fold": "", "split": "test", "metric": m, "value": v}
+                            for m, v in seg_counts(db, init, seed).items()
+                        ]  # fmt: skip
                     folder = root / "runs" / rid
                     ids = np.array([f"{db}-img{i}" for i in range(N_IMAGES)])
                     patients = np.array([f"{db}-p{i // 3}" for i in range(N_IMAGES)])
@@ -212,6 +224,16 @@ def test_table_6_2_and_b_2_rows_exact(built):
         "| MG2 | random | 2 | 0.510 ± 0.127 | 0.511 ± 0.127 | 0.512 ± 0.127 | 0.513 ± 0.127 | 0.51 ± 0.13 |"
         in seg
     )
+    # beside the means: test missed lesions and normal images with false-positive pixels
+    # (US1 random: 3 and 5 missed, t(1) half-width 12.706 x 1; simclr: 0 and 1 normals with FP)
+    header = seg.splitlines()[2]
+    assert header.endswith("| test missed lesions | test normals with FP |")
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in seg.splitlines()}
+    assert rows[("US1", "random")].endswith("| 4.0 ± 12.7 | 2.0 ± 0.0 |")
+    assert rows[("US1", "simclr")].endswith("| 1.0 ± 0.0 | 0.5 ± 6.4 |")
+    assert rows[("MG2", "random")].endswith("| 5.0 ± 12.7 | 2.0 ± 0.0 |")
+    report = (built / "report" / "report.md").read_text(encoding="utf-8")
+    assert rows[("US1", "random")] in report.split("## Tables")[1]  # the report holds the table
     b2 = _md(built, "table_b_2_sensitivity_specificity")
     assert (
         "| database | init | runs | test Sens normal | test Spec normal | test Sens benign |" in b2
