@@ -346,12 +346,24 @@ def test_label_efficiency_benchmark_reports_curves_table_and_verdicts(label_benc
 
 
 def test_label_efficiency_preset_declares_the_curve():
-    from medssl.tasks.benchmark import resolve_benchmark
+    import dataclasses
+
+    from medssl.tasks.benchmark import plan_runs, resolve_benchmark
 
     cfg = resolve_benchmark("label_efficiency", [], None, None)
     assert cfg.label_fractions == [0.1, 0.25, 0.5, 1.0] and cfg.seeds == 3
     assert cfg.evaluations == ["finetune", "linear", "knn"]
     assert cfg.data == ["us1", "mg2", "usmg3"] and cfg.methods == ["simclr", "moco", "byol"]
+    # pretraining and fine-tuning at this scale: medssl's presets, not the thesis's
+    assert (cfg.pretrain_preset, cfg.finetune_preset) == ("medssl", "medssl")
+    runs = plan_runs(dataclasses.replace(cfg, data=["memory"]), {"memory": _memory_db()})
+    tuned = [r for r in runs if r.kind == "finetune"]
+    assert tuned and {(r.config["batch_size"], r.config["optimizer"]["schedule"]) for r in tuned} == {
+        (16, "cosine")
+    }  # fmt: skip
+    pretrain = [r for r in runs if r.kind == "pretrain"]
+    # pretrain_medssl.yaml's SGD (the thesis preset's is Adam)
+    assert pretrain and {r.config["optimizer"]["name"] for r in pretrain} == {"sgd"}
 
 
 def test_transfer_plans_every_encoder_on_the_other_databases():
