@@ -202,6 +202,34 @@ def test_pretraining_variants_are_extra_encoders(smoke_dbs):
         )
 
 
+def test_segmentation_preset_pits_densecl_and_edges_against_random_init(tiny_db):
+    """presets/benchmark_segmentation.yaml: segmentation fine-tuning from random init, SimCLR,
+    DenseCL and both with the edge-keeping augmentation, every seed; no classification."""
+    import dataclasses
+
+    cfg = resolve_benchmark("segmentation", [], None, None)
+    runs = plan_runs(dataclasses.replace(cfg, data=["tiny"]), {"tiny": tiny_db})
+    pre = {(r.method, r.seed): r for r in runs if r.kind == "pretrain"}
+    pretrained = {
+        "simclr": ("simclr", "thesis"), "densecl": ("densecl", "thesis"),
+        "simclr-edges": ("simclr", "edges"), "densecl-edges": ("densecl", "edges"),
+    }  # fmt: skip
+    assert set(pre) == {(m, s) for m in pretrained for s in range(3)}
+    for (name, _), r in pre.items():
+        assert (r.config["method"], r.config["augmentation"]) == pretrained[name]
+    fine = [r for r in runs if r.kind != "pretrain"]
+    assert {(r.kind, r.task, r.evaluation, r.fraction) for r in fine} == {
+        ("finetune", "segmentation", "finetune", 1.0)
+    }  # fmt: skip
+    assert sorted((r.init, r.seed) for r in fine) == sorted(
+        (i, s) for i in ["random", *pretrained] for s in range(3)
+    )
+    for r in fine:
+        if r.init != "random":
+            assert r.encoder_run == pre[(r.init, r.seed)].run_id
+    assert len({r.run_id for r in runs}) == len(runs)
+
+
 def test_smoke_report_opens_with_the_answer_and_stays_small(smoke_benchmark):
     """The page a reviewer reads first: the question, what was compared (the training budget
     in one line), the verdicts and the forest plot, before any table; distances carry their
