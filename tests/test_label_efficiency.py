@@ -366,6 +366,64 @@ def test_label_efficiency_preset_declares_the_curve():
     assert pretrain and {r.config["optimizer"]["name"] for r in pretrain} == {"sgd"}
 
 
+def test_demo_preset_plans_a_linear_curve_for_every_initialisation():
+    """The README's main job (presets/benchmark_demo.yaml): linear probes at a quarter and at
+    all of the labels for random init and every method, so its report draws a curve; fine-tuning
+    stays on the whole train split."""
+    import dataclasses
+
+    from medssl.tasks.benchmark import plan_runs, resolve_benchmark
+
+    cfg = resolve_benchmark("demo", [], None, None)
+    runs = plan_runs(dataclasses.replace(cfg, data=["memory"]), {"memory": _memory_db()})
+    probes = [r for r in runs if r.kind == "probe"]
+    assert sorted((r.evaluation, r.task, r.init, r.fraction) for r in probes) == sorted(
+        ("linear", "classification", init, f)
+        for init in ("random", "simclr", "moco", "byol")
+        for f in (0.25, 1.0)
+    )
+    tuned = [r for r in runs if r.kind == "finetune"]
+    assert tuned and {r.fraction for r in tuned} == {1.0}
+    for r in probes:
+        if r.init != "random":
+            assert r.encoder_run in {p.run_id for p in runs if p.kind == "pretrain"}
+
+
+def _curve_point(evaluation: str, fraction: float, init: str, value: float):
+    from medssl.reporting.comparisons import ModelCI
+    from medssl.reporting.label_efficiency import CurvePoint
+    from medssl.stats.bootstrap import Interval
+    from medssl.stats.method import MethodResult
+
+    iv = Interval(value, value - 0.1, value + 0.1)
+    method = MethodResult(
+        metric="mcc", method="two-level", a=value, b=float("nan"), interval=iv, se=0.05, df=4.0,
+        p_value=0.01, replicates=3, runs=3,
+    )  # fmt: skip
+    ci = ModelCI("classification", "US1", init, "mcc", iv, n_seeds=3, n_patients=20, method=method)
+    return CurvePoint(evaluation, fraction, 60 * fraction, ci)
+
+
+def test_a_curve_figure_needs_two_fractions(tmp_path):
+    """Linear probes at 0.25 and 1 make a figure; fine-tuning at 1 alone makes none, and keeps
+    its rows in the curve table."""
+    from medssl.reporting.label_efficiency import curve_figures, curve_table
+
+    points = [
+        _curve_point("linear", f, init, v)
+        for init, base in (("random", 0.2), ("simclr", 0.4))
+        for f, v in ((0.25, base), (1.0, base + 0.2))
+    ] + [_curve_point("finetune", 1.0, init, 0.5) for init in ("random", "simclr")]
+    figures = curve_figures(points, tmp_path)
+    assert [path.name for _, path in figures] == ["label_efficiency_US1_classification_linear.png"]
+    assert figures[0][1].is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [figures[0][1].name]
+    table = curve_table(points)
+    assert {(r[2], r[3], r[5]) for r in table.rows if r[2] == "fine-tuning"} == {
+        ("fine-tuning", "random", "1"), ("fine-tuning", "simclr", "1")
+    }  # fmt: skip
+
+
 def test_transfer_plans_every_encoder_on_the_other_databases():
     import dataclasses
 
