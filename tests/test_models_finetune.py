@@ -1,4 +1,5 @@
-"""Classifier and U-Net: shapes, encoder loading, linear-probe freezing, Dice + BCE loss."""
+"""Classifier and U-Net: shapes, encoder loading, linear-probe and frozen-encoder segmentation
+freezing, Dice + BCE loss."""
 
 from __future__ import annotations
 
@@ -43,6 +44,48 @@ def test_freeze_encoder_is_a_linear_probe():
     before = model.encoder.bn1.running_mean.clone()
     model(torch.randn(4, 1, 64, 64))
     assert torch.equal(model.encoder.bn1.running_mean, before)
+
+
+def _segmentation_step(freeze_encoder: bool) -> tuple[dict, dict, torch.nn.Module]:
+    """One training step of the segmentation task's network, built and optimised as a
+    fine-tuning run does (trainable parameters only, the medssl preset's optimizer): the
+    encoder's and the decoder's state (parameters and BatchNorm buffers) before, and the net."""
+    from medssl.engine.optim import build_optimizer
+    from medssl.tasks.finetune import resolve_config
+    from medssl.tasks.segment import SegmentationTask
+
+    cfg = resolve_config(task="segmentation", overrides={"freeze_encoder": freeze_encoder})
+    torch.manual_seed(0)
+    net = SegmentationTask(cfg).build("random", None)
+    net.train()
+    enc, dec = net.model.encoder, net.model.decoder
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (enc, dec)]
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = build_optimizer(params, cfg.optimizer, batch_size=cfg.batch_size)
+    mask = torch.zeros(4, 1, 64, 64)
+    mask[:, :, 16:40, 20:44] = 1
+    loss, _ = net.training_step({"x": torch.randn(4, 1, 64, 64) + mask, "mask": mask})
+    loss.backward()
+    opt.step()
+    return before[0], before[1], net
+
+
+def _changed(before: dict, module: torch.nn.Module) -> set[str]:
+    return {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
+
+
+def test_frozen_encoder_segmentation_trains_the_decoder_only():
+    enc, dec, net = _segmentation_step(freeze_encoder=True)
+    assert not net.model.encoder.training and net.model.decoder.training
+    assert not any(p.requires_grad for p in net.model.encoder.parameters())
+    assert _changed(enc, net.model.encoder) == set()  # weights and BN running statistics
+    changed = _changed(dec, net.model.decoder)
+    assert any(k.endswith("weight") for k in changed)  # the decoder learns
+    assert any(k.endswith("running_mean") for k in changed)  # its BN statistics move
+    # the control: fine-tuning the whole U-Net changes the encoder's weights and statistics
+    enc, _, net = _segmentation_step(freeze_encoder=False)
+    changed = _changed(enc, net.model.encoder)
+    assert "conv1.weight" in changed and "bn1.running_mean" in changed
 
 
 def test_wrong_encoder_names_the_keys(tmp_path):
