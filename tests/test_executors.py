@@ -14,14 +14,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from medssl.artifacts import read_csv
 from medssl.cli.main import main
 from medssl.data.database import Database
 from medssl.errors import ConfigError
-from medssl.runfiles import DONE, LOCK, RESULTS, RUNS
+from medssl.runfiles import BEST, DONE, ENCODER, LAST, LOCK, RESULTS, RUNS
 from medssl.tasks import runlock
 from medssl.tasks.benchmark import plan_runs, resolve_benchmark
 
@@ -79,6 +81,25 @@ def _claims(out: Path) -> dict[str, list[dict]]:
     return {d.name: runlock.claims(d) for d in sorted((out / RUNS).iterdir())}
 
 
+def _weights(out: Path) -> dict[str, Any]:
+    """The runs' .pt files: their bytes, and each fine-tune's last.pt summed up against its
+    best.pt (epoch, keys, whether every tensor is equal)."""
+    pts = sorted((out / RUNS).glob("*/*.pt"))
+    last = {}
+    for f in (out / RUNS).glob(f"ft-*/{LAST}"):
+        saved = torch.load(f, map_location="cpu", weights_only=True)
+        best = torch.load(f.with_name(BEST), map_location="cpu", weights_only=True)["model"]
+        same = saved["model"].keys() == best.keys() and all(
+            torch.equal(v, best[k]) for k, v in saved["model"].items()
+        )
+        last[f.parent.name] = {"keys": sorted(saved), "epoch": saved["epoch"], "same": same}
+    return {
+        "pt_files": [p.relative_to(out).as_posix() for p in pts],
+        "pt_bytes": sum(p.stat().st_size for p in pts),
+        "last": last,
+    }
+
+
 def _tables(out: Path) -> dict[str, list[dict[str, str]]]:
     """The results and every report table, without the runs' reuse status (done/reused)."""
     files = [out / RESULTS, *sorted((out / "report").glob("*.csv"))]
@@ -91,15 +112,15 @@ def _tables(out: Path) -> dict[str, list[dict[str, str]]]:
 @pytest.fixture(scope="module")
 def slurm_bench(tmp_path_factory, tiny_database):
     """The tiny matrix run through the Slurm executor on submitit's local backend, keeping
-    best.pt; a snapshot of its folder right after."""
+    every checkpoint it may (keep_checkpoints=last); a snapshot of its folder right after."""
     out, recipe = _new_bench(tmp_path_factory.mktemp("slurm"), tiny_database)
-    rc = main(_bench_args(out, recipe, *SUBMITIT_LOCAL, "--set", "keep_checkpoints=best"))
+    rc = main(_bench_args(out, recipe, *SUBMITIT_LOCAL, "--set", "keep_checkpoints=last"))
     return {
         "out": out,
         "recipe": recipe,
         "rc": rc,
         "claims": _claims(out),
-        "pt_files": sorted(p.relative_to(out).as_posix() for p in (out / RUNS).glob("*/*.pt")),
+        **_weights(out),
         "tables": _tables(out),
     }
 
@@ -119,25 +140,45 @@ def test_slurm_executor_runs_each_run_once_as_a_job(slurm_bench):
     for rid in claims:  # the fine-tuning wave starts once pretraining is done
         if rid.startswith("ft-"):
             assert (out / RUNS / rid / "config.yaml").stat().st_mtime >= pretrain_done
-    # keep_checkpoints=best: best.pt of each fine-tune, encoder.pt of pretraining, no resume state
-    pts = slurm_bench["pt_files"]
-    assert sum(p.endswith("/best.pt") and p.startswith("runs/ft-") for p in pts) == 2
-    assert sum(p.endswith("/encoder.pt") for p in pts) == 1
-    assert not [p for p in pts if p.endswith("checkpoint.pt")]
     assert len(slurm_bench["tables"][RESULTS]) > 0
 
 
+def test_keep_checkpoints_last_keeps_the_last_epochs_weights(slurm_bench):
+    """last: best.pt and last.pt of each fine-tune, encoder.pt of pretraining, no resume state;
+    last.pt is the last epoch's weights alone, which after one epoch are best.pt's."""
+    fine_tunes = [r for r in slurm_bench["claims"] if r.startswith("ft-")]
+    assert sorted(slurm_bench["pt_files"]) == sorted(
+        [f"runs/{r}/{f}" for r in fine_tunes for f in (BEST, LAST)]
+        + [f"runs/{r}/{ENCODER}" for r in slurm_bench["claims"] if r.startswith("pt-")]
+    )
+    assert slurm_bench["last"] == {
+        r: {"keys": ["epoch", "model"], "epoch": 0, "same": True} for r in fine_tunes
+    }
+
+
 @pytest.fixture(scope="module")
-def pruned(slurm_bench):
-    """The same command rerun with keep_checkpoints=none: nothing to train, weights pruned."""
+def kept_best(slurm_bench):
+    """The same command rerun with keep_checkpoints=best: nothing to train, last.pt pruned."""
+    out = slurm_bench["out"]
+    args = _bench_args(out, slurm_bench["recipe"], *SUBMITIT_LOCAL)
+    rc = main([*args, "--set", "keep_checkpoints=best"])
+    return {"rc": rc, "claims": _claims(out), **_weights(out), "tables": _tables(out)}
+
+
+def test_keep_checkpoints_best_keeps_best_pt_alone(slurm_bench, kept_best):
+    assert kept_best["rc"] == 0
+    assert kept_best["claims"] == slurm_bench["claims"], "a rerun trains no finished run"
+    assert kept_best["pt_files"] == [p for p in slurm_bench["pt_files"] if not p.endswith(LAST)]
+    assert kept_best["tables"] == slurm_bench["tables"]
+
+
+@pytest.fixture(scope="module")
+def pruned(slurm_bench, kept_best):
+    """The same command rerun with keep_checkpoints=none (the default), after the rerun that
+    kept best.pt: nothing to train, weights pruned."""
     out = slurm_bench["out"]
     rc = main(_bench_args(out, slurm_bench["recipe"], *SUBMITIT_LOCAL))
-    return {
-        "rc": rc,
-        "claims": _claims(out),
-        "pt_files": sorted(p.relative_to(out).as_posix() for p in (out / RUNS).glob("*/*.pt")),
-        "tables": _tables(out),
-    }
+    return {"rc": rc, "claims": _claims(out), **_weights(out), "tables": _tables(out)}
 
 
 def test_keep_checkpoints_none_prunes_fine_tunes_and_leaves_the_report_unchanged(
@@ -148,6 +189,49 @@ def test_keep_checkpoints_none_prunes_fine_tunes_and_leaves_the_report_unchanged
     assert [p for p in pruned["pt_files"] if p.startswith("runs/ft-")] == []
     assert [p.rsplit("/", 1)[1] for p in pruned["pt_files"]] == ["encoder.pt"]
     assert pruned["tables"] == slurm_bench["tables"]
+
+
+@pytest.mark.parametrize(
+    "keep, kind, left",
+    [
+        ("last", "finetune", {BEST, LAST}),
+        ("best", "finetune", {BEST}),
+        ("none", "finetune", set()),
+        ("none", "pretrain", {BEST, ENCODER}),
+    ],
+)
+def test_prune_of_a_run_killed_before_its_cleanup(tmp_path, keep, kind, left):
+    """done.json written, then killed: the rerun's prune leaves what the setting keeps, the
+    last epoch's weights taken from the resume state for last."""
+    from medssl.engine.checkpoint import save_checkpoint
+    from medssl.tasks.benchmark import _prune
+
+    weights = {"w": torch.arange(6.0).reshape(2, 3)}
+    save_checkpoint(tmp_path / "checkpoint.pt", {"model": weights, "epoch": 4, "optimizer": {}})
+    torch.save({"model": {"w": torch.zeros(2, 3)}, "epoch": 1}, tmp_path / BEST)
+    if kind == "pretrain":
+        torch.save(weights, tmp_path / ENCODER)
+    _prune(tmp_path, kind, keep)
+    assert {p.name for p in tmp_path.glob("*.pt")} == left
+    if LAST in left:
+        last = torch.load(tmp_path / LAST, weights_only=True)
+        assert last["epoch"] == 4 and torch.equal(last["model"]["w"], weights["w"])
+
+
+@pytest.mark.parametrize("keep", ["last", "best", "none"])
+def test_disk_estimate_is_what_keep_checkpoints_keeps(keep, request, tiny_database):
+    """The plan's estimate of the finished matrix's model files against the bytes of the .pt
+    files the folder holds under each setting (torch.save adds a few kB per file)."""
+    from medssl.tasks.benchmark import disk_estimate
+
+    fixture = {"last": "slurm_bench", "best": "kept_best", "none": "pruned"}[keep]
+    snapshot = request.getfixturevalue(fixture)
+    recipe, dbs = tiny_database
+    cfg = resolve_benchmark(
+        "smoke", [f"data=[{recipe}]", "methods=[simclr]", "tasks=[classification]"], 1, None
+    )
+    kept, _ = disk_estimate(plan_runs(cfg, {"US1": Database.load(dbs / "US1")}), keep)
+    assert snapshot["pt_bytes"] == pytest.approx(kept, rel=0.01)
 
 
 def test_rerun_after_a_kill_runs_only_the_interrupted_run(slurm_bench, pruned, capsys):

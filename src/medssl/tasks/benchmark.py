@@ -34,6 +34,7 @@ from medssl.runfiles import (
     DONE,
     ENCODER,
     FEATURES,
+    LAST,
     PLAN,
     PROVENANCE,
     RESULTS,
@@ -89,7 +90,7 @@ class BenchmarkConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     # What a finished fine-tuning run keeps of its weights: none (the default: the report
     # reads only records, predictions and figures), best (best.pt) or last (best.pt and the
-    # last epoch's checkpoint.pt). Pretraining runs always keep encoder.pt.
+    # last epoch's weights, last.pt). Pretraining runs always keep encoder.pt.
     keep_checkpoints: str = "none"
 
 
@@ -588,6 +589,7 @@ def _execute(
                         run_id=run.run_id,
                         resume=resume,
                         progress=progress,
+                        keep_last=keep == "last",
                     )
         except MedsslError as e:
             raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
@@ -609,18 +611,20 @@ def _prune(run_dir: Path, kind: str, keep: str) -> None:
     """Remove a finished run's weights it no longer needs.
 
     Every run drops its resume state (checkpoint.pt: weights and optimizer moments, about three
-    times the model), except a fine-tune with ``keep=last``, which keeps it beside best.pt.
-    Pretraining runs always keep encoder.pt (45 MB for a ResNet-18; their fine-tunes load it,
-    possibly on a later rerun with more seeds or tasks). Fine-tuning runs keep best.pt with
-    ``best``/``last`` and no .pt file with ``none``: their records, predictions and figures,
-    all the report reads, stay.
+    times the model); a fine-tune with ``keep=last`` keeps its weights as last.pt first (a run
+    killed between done.json and that step is pruned here on the rerun). Pretraining runs
+    always keep encoder.pt (45 MB for a ResNet-18; their fine-tunes load it, possibly on a later
+    rerun with more seeds or tasks). Fine-tuning runs keep best.pt and last.pt with ``last``,
+    best.pt with ``best`` and no .pt file with ``none``: their records, predictions and
+    figures, all the report reads, stay. Weights already removed are not brought back: a run
+    finished under ``none`` keeps nothing on a rerun with ``last``.
     """
-    if kind == "finetune" and keep == "last":
+    finetune = kind == "finetune"
+    clear_resume_state(run_dir, keep_last=finetune and keep == "last")
+    if not finetune or keep == "last":
         return
-    clear_resume_state(run_dir)
-    if kind == "finetune" and keep == "none":
-        for f in run_dir.glob("*.pt"):
-            f.unlink(missing_ok=True)
+    for f in run_dir.glob("*.pt" if keep == "none" else LAST):
+        f.unlink(missing_ok=True)
 
 
 def _workers(cfg: BenchmarkConfig) -> int:
@@ -800,7 +804,7 @@ def disk_estimate(runs: list[Run], keep: str) -> tuple[int, int]:
 
     From parameter (and buffer) counts x 4 bytes; records, predictions and figures (small) are
     not counted. Pretraining keeps encoder.pt; a fine-tune keeps nothing (``none``), best.pt
-    (``best``) or best.pt and checkpoint.pt (``last``).
+    (``best``) or best.pt and last.pt (``last``), each the size of its network.
     """
     kept, in_flight = 0, 0
     for r in runs:
@@ -809,7 +813,7 @@ def disk_estimate(runs: list[Run], keep: str) -> tuple[int, int]:
             kept += size
         else:
             size = _model_bytes(r.task)
-            kept += {"none": 0, "best": size, "last": 4 * size}.get(keep, 0)
+            kept += {"none": 0, "best": size, "last": 2 * size}.get(keep, 0)
         in_flight = max(in_flight, 3 * size)
     return kept, in_flight
 
