@@ -191,6 +191,40 @@ def test_keep_checkpoints_none_prunes_fine_tunes_and_leaves_the_report_unchanged
     assert pruned["tables"] == slurm_bench["tables"]
 
 
+def test_report_of_an_unfinished_benchmark_holds_what_finished_and_names_the_rest(
+    slurm_bench, pruned, tmp_path, capsys
+):
+    """`medssl report` gathers the finished runs itself: on a copy of the finished tiny
+    benchmark it rebuilds the benchmark's own report; with one fine-tune's done.json gone
+    (killed after writing its results.csv) it reports the other alone and names the missing
+    one at the top; with none finished it refuses, saying so."""
+    out = tmp_path / slurm_bench["out"].name
+    shutil.copytree(slurm_bench["out"], out, ignore=shutil.ignore_patterns("*.pt", "logs"))
+    finished_md = (out / "report" / "report.md").read_text(encoding="utf-8")
+    assert main(["report", str(out)]) == 0
+    assert "not finished" not in capsys.readouterr().out
+    assert (out / "report" / "report.md").read_text(encoding="utf-8") == finished_md
+
+    init_of = {r["run_id"]: r["init"] for r in read_csv(out / RESULTS)}
+    victim, kept = sorted(init_of)
+    (out / RUNS / victim / DONE).unlink()
+    assert main(["report", str(out)]) == 0
+    note = f"1 of 3 planned runs not finished (1 finetune): {victim}."
+    assert note in capsys.readouterr().out
+    md = (out / "report" / "report.md").read_text(encoding="utf-8")
+    assert md.index(note) < md.index("## Summary"), "the note stands at the top"
+    assert note in (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert {r["run_id"] for r in read_csv(out / RESULTS)} == {kept}
+    summary = read_csv(out / "report" / "run_metrics_summary.csv")
+    assert {r["init"] for r in summary} == {init_of[kept]}
+
+    (out / RUNS / kept / DONE).unlink()
+    assert main(["report", str(out)]) == 2
+    assert "no fine-tuning or probe run of this benchmark has finished yet (2 of 3" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     "keep, kind, left",
     [

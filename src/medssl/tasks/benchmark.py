@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from medssl import presets
-from medssl.artifacts import read_csv, read_json, write_csv, write_json
+from medssl.artifacts import read_json, write_json
 from medssl.config import apply_overrides, from_dict, load_yaml, merge, to_dict
 from medssl.engine.checkpoint import clear_resume_state
 from medssl.errors import ConfigError, MedsslError
 from medssl.runfiles import (
     BENCHMARK_CONFIG,
-    BENCHMARK_RESULT_COLUMNS,
     CHECKPOINT,
     DONE,
     ENCODER,
@@ -37,7 +36,6 @@ from medssl.runfiles import (
     LAST,
     PLAN,
     PROVENANCE,
-    RESULTS,
     RUNS,
 )
 from medssl.tasks.executors import ExecutorConfig
@@ -446,11 +444,10 @@ def run_benchmark(
             f"runs: {counts['took_over']} stale lock(s) taken over, "
             f"{counts['elsewhere']} run(s) finished by another executor"
         )
-    collect_results(out, runs)
     _provenance(out, cfg, databases, runs)
     from medssl.reporting.report import build_report
 
-    build_report(out)
+    build_report(out)  # gathers the finished runs' records first (tasks.collect)
     return out
 
 
@@ -637,24 +634,6 @@ def _workers(cfg: BenchmarkConfig) -> int:
     import torch
 
     return max(1, torch.cuda.device_count())
-
-
-def collect_results(out: Path, runs: list[Run]) -> Path:
-    """Every evaluation run's records in one results.csv, each tagged with the run's
-    evaluation, label fraction and pretraining database (BENCHMARK_RESULT_COLUMNS)."""
-    rows: list[dict[str, str]] = []
-    for run in runs:
-        if run.kind == "pretrain":
-            continue
-        f = out / RUNS / run.run_id / RESULTS
-        if f.is_file():
-            tag = {
-                "evaluation": run.evaluation,
-                "fraction": repr(float(run.fraction)),
-                "pretrain_data": run.pretrain_data,
-            }
-            rows.extend(r | tag for r in read_csv(f))
-    return write_csv(out / RESULTS, rows, BENCHMARK_RESULT_COLUMNS)
 
 
 def _write_plan(out: Path, runs: list[Run]) -> None:
