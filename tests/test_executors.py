@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import signal
 import socket
@@ -100,13 +101,27 @@ def _weights(out: Path) -> dict[str, Any]:
     }
 
 
-def _tables(out: Path) -> dict[str, list[dict[str, str]]]:
-    """The results and every report table, without the runs' reuse status (done/reused)."""
+def _tables(out: Path) -> dict[str, Any]:
+    """The results, every report table and report.md's lines, without the runs' status.
+
+    The status (plan.json, shown in the runs table) says what the command that built the
+    report did with each run: ``done`` when it trained the run, ``reused`` when it found it
+    finished; a rerun reports the same runs as ``reused``. Nothing else is masked: report.md
+    holds no time stamp or path (provenance is in the HTML page only), and a reused run keeps
+    the seconds it took when it ran.
+    """
     files = [out / RESULTS, *sorted((out / "report").glob("*.csv"))]
-    return {
+    tables: dict[str, Any] = {
         f.name: [{k: v for k, v in row.items() if k != "status"} for row in read_csv(f)]
         for f in files
     }
+    md = (out / "report" / "report.md").read_text(encoding="utf-8").splitlines()
+    run_row = re.compile(r"\| (pt|ft|pr)-[0-9a-f]{12} \|")  # a row of the runs table
+    tables["report.md"] = [
+        re.sub(r"\| (done|reused) \|", "| <status> |", line) if run_row.match(line) else line
+        for line in md
+    ]
+    return tables
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +201,10 @@ def test_keep_checkpoints_none_prunes_fine_tunes_and_leaves_the_report_unchanged
 ):
     assert pruned["rc"] == 0
     assert pruned["claims"] == slurm_bench["claims"], "a rerun trains no finished run"
+    fine_tunes = [r for r in pruned["claims"] if r.startswith("ft-")]
+    assert len(fine_tunes) == 2
+    assert all((slurm_bench["out"] / RUNS / r / DONE).is_file() for r in fine_tunes)
+    assert not list((slurm_bench["out"] / RUNS).glob("ft-*/*.pt"))
     assert [p for p in pruned["pt_files"] if p.startswith("runs/ft-")] == []
     assert [p.rsplit("/", 1)[1] for p in pruned["pt_files"]] == ["encoder.pt"]
     assert pruned["tables"] == slurm_bench["tables"]
