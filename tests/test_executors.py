@@ -384,6 +384,61 @@ def test_a_failed_job_fails_the_wave_after_the_others_naming_its_run(tmp_path):
     assert got == {0: 2.0, 2: 3.0}  # the others finished and were handed back
 
 
+def _wait_for_text(path: Path, text: str, proc: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text(encoding="utf-8"):
+        assert proc.poll() is None, f"ended before {text!r}: {path.read_text(encoding='utf-8')}"
+        assert time.monotonic() < deadline, f"no {text!r} in {path}"
+        time.sleep(0.2)
+
+
+def test_two_benchmark_commands_on_one_folder_train_each_run_once(tmp_path, tiny_database):
+    """Two `medssl benchmark` processes on one --out. This test holds the pretraining run's
+    lock until both have planned and are waiting for it, so that they then race for every
+    run of both waves; each run is trained once (one claim by either command in its
+    claims.jsonl) and both commands finish."""
+    out, recipe = _new_bench(tmp_path, tiny_database)
+    args = _bench_args(out, recipe, "--executor", "local", "--set", "workers=1")
+    args += ["--set", "executor.poll_s=0.2"]
+    assert main([*args, "--dry-run"]) == 0  # plan.json names the runs
+    run_ids = [r["run_id"] for r in json.loads((out / "plan.json").read_text(encoding="utf-8"))]
+    pretrain = next(r for r in run_ids if r.startswith("pt-"))
+    gate = runlock.claim(out / RUNS / pretrain)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    logs = [tmp_path / f"bench{i}.log" for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "medssl.cli.main", *args], env=env, stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for log in logs
+    ]
+    try:
+        for proc, log in zip(procs, logs, strict=True):
+            _wait_for_text(log, "being trained by another executor: waiting", proc, 300)
+        gate.release()
+        for proc in procs:
+            proc.wait(600)
+    finally:
+        gate.release()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    printed = [log.read_text(encoding="utf-8") for log in logs]
+    assert [p.returncode for p in procs] == [0, 0], printed
+    pids = {p.pid for p in procs}
+    claims = _claims(out)
+    assert sorted(claims) == sorted(run_ids)
+    trained = {r: [c["pid"] for c in cs if c["pid"] in pids] for r, cs in claims.items()}
+    assert all(len(t) == 1 for t in trained.values()), trained
+    assert [c["pid"] for c in claims[pretrain]][0] == os.getpid(), "the gate's claim first"
+    assert all((out / RUNS / r / DONE).is_file() for r in run_ids)
+    assert not list((out / RUNS).glob(f"*/{LOCK}"))
+    assert (out / "report" / "report.md").is_file()
+    assert len({r["run_id"] for r in read_csv(out / RESULTS)}) == 2
+
+
 def _race(run_dir: str, barrier, results) -> None:
     barrier.wait()
     got = runlock.claim(run_dir)
