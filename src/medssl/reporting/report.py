@@ -1,9 +1,10 @@
 """The benchmark report, rebuilt from saved artifacts alone: ``build_report(run_dir)``.
 
 Reads ``RUN_DIR/results.csv`` (in a `medssl benchmark` folder first gathered again from its
-finished runs: :func:`gather_finished`), the runs' per-image predictions (train, validation and test),
-the databases' manifests and ``database.json``, ``plan.json``, ``provenance.json``, the runs'
-``config.yaml`` and PNG figures, and writes ``RUN_DIR/report/`` (replaced whole, atomically)::
+finished runs: :func:`gather_finished`), the runs' per-image predictions (train, validation
+and test), the databases' manifests and ``database.json``, ``plan.json``, ``provenance.json``,
+the runs' ``config.yaml`` and PNG figures, and writes ``RUN_DIR/report/`` (replaced whole,
+atomically)::
 
     table_*.csv / .md / .tex   thesis tables 5.2, 5.3, 6.1, 6.2, B.2, the per-model intervals,
                                the comparisons (method level and fixed networks), the
