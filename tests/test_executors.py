@@ -289,7 +289,8 @@ def test_disk_estimate_is_what_keep_checkpoints_keeps(keep, request, tiny_databa
 
 def test_rerun_after_a_kill_runs_only_the_interrupted_run(slurm_bench, pruned, capsys):
     """A fine-tune killed mid-run (no done.json, its dead process's lock left behind) is the
-    only run the rerun trains, taking the stale lock over; the finished ones are reused."""
+    only run the rerun through the Slurm executor (submitit's local backend) trains, in a job
+    that takes the stale lock over; the finished ones are reused, none submitted again."""
     out = slurm_bench["out"]
     victim = next(r for r in pruned["claims"] if r.startswith("ft-"))
     run_dir = out / RUNS / victim
@@ -300,17 +301,21 @@ def test_rerun_after_a_kill_runs_only_the_interrupted_run(slurm_bench, pruned, c
     stale = {**holder.__dict__, "pid": int(dead.stdout), "job_id": "4242"}
     (run_dir / LOCK).write_text(json.dumps(stale), encoding="utf-8")
     capsys.readouterr()
-    # finished by the local executor in this process (the pool is the smoke benchmark's)
-    args = _bench_args(out, slurm_bench["recipe"], "--executor", "local", "--set", "workers=1")
-    assert main(args) == 0
+    jobs_before = set((out / "logs").glob("*_result.pkl"))
+    assert main(_bench_args(out, slurm_bench["recipe"], *SUBMITIT_LOCAL)) == 0
     printed = capsys.readouterr().out
     claims = _claims(out)
     assert {r: len(c) for r, c in claims.items()} == {
         r: 2 if r == victim else 1 for r in pruned["claims"]
     }
-    assert claims[victim][1]["took_over"]["job_id"] == "4242"
+    rerun = claims[victim][1]
+    assert rerun["took_over"]["job_id"] == "4242"
+    assert rerun["job_id"] not in (None, "4242") and rerun["pid"] != os.getpid(), "ran as a job"
+    new_jobs = set((out / "logs").glob("*_result.pkl")) - jobs_before
+    assert [p.name for p in new_jobs] == [f"{rerun['job_id']}_0_result.pkl"], "one job submitted"
     assert "1 stale lock(s) taken over" in printed
     assert (run_dir / DONE).is_file() and not (run_dir / LOCK).exists()
+    assert "not finished" not in (out / "report" / "report.md").read_text(encoding="utf-8")
     again = _tables(out)
     assert {(r["run_id"], r["split"], r["metric"]) for r in again[RESULTS]} == {
         (r["run_id"], r["split"], r["metric"]) for r in pruned["tables"][RESULTS]
