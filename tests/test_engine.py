@@ -188,6 +188,56 @@ def test_written_files_and_folders_follow_the_umask(tmp_path):
         os.umask(old)
 
 
+def test_two_writers_replacing_one_folder_at_once_both_succeed(tmp_path, monkeypatch):
+    """Writer A is paused between moving the current folder aside and moving its own in, and
+    writer B replaces the folder meanwhile (two benchmark commands ending at once, each
+    rebuilding the report): both succeed, A's folder (written last) stays, nothing is left
+    aside."""
+    import os
+    import threading
+
+    from medssl import artifacts
+    from medssl.artifacts import atomic_dir, write_text
+
+    target = tmp_path / "report"
+
+    def write(who: str) -> None:
+        with atomic_dir(target, overwrite=True) as tmp:
+            write_text(tmp / "who.txt", who)
+
+    write("first")
+    real_replace = os.replace
+    paused, resume = threading.Event(), threading.Event()
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        a_moved_the_folder_aside = threading.current_thread().name == "A" and src == target
+        if a_moved_the_folder_aside and not paused.is_set():
+            paused.set()  # the current folder is aside, A's own not yet in place
+            resume.wait(30)
+
+    monkeypatch.setattr(artifacts.os, "replace", replace)
+    errors: list[BaseException] = []
+
+    def run_a() -> None:
+        try:
+            write("A")
+        except BaseException as e:  # handed to the test below
+            errors.append(e)
+
+    a = threading.Thread(target=run_a, name="A")
+    a.start()
+    try:
+        assert paused.wait(30)
+        write("B")
+    finally:
+        resume.set()
+        a.join(30)
+    assert errors == []
+    assert (target / "who.txt").read_text(encoding="utf-8") == "A"
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
 def test_learning_rate_scaling_warmup_and_cosine():
     import math
 

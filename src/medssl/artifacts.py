@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -133,11 +134,29 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if path.exists():
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+    _swap_in(tmp, path)
+
+
+def _swap_in(tmp: Path, path: Path, tries: int = 100) -> None:
+    """Move folder ``tmp`` to ``path``, moving a folder already there aside (and removing it).
+
+    Two processes may replace one folder at once (two benchmark commands on one --out both
+    rebuild its report): each moves the current folder to an aside name of its own, and when
+    the other's folder lands at ``path`` between its two renames (a rename onto a non-empty
+    folder fails), moves that aside as well and tries again; the last writer's folder stays.
+    """
+    for _ in range(tries):
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        try:
+            with contextlib.suppress(FileNotFoundError):  # nothing there, or moved by another
+                os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+                return
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise OSError(f"{path}: another process kept replacing this folder; try again")

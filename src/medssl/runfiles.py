@@ -12,6 +12,7 @@ CONFIG = "config.yaml"  # the resolved configuration, written first
 METRICS = "metrics.csv"  # one row per epoch (trainer)
 CHECKPOINT = "checkpoint.pt"  # resume state of the last epoch (trainer); removed when done
 BEST = "best.pt"  # weights of the best monitored epoch (trainer)
+LAST = "last.pt"  # weights of the last epoch, kept from checkpoint.pt on request (keep_last)
 DONE = "done.json"  # written last: the run finished
 LOCK = "lock.json"  # benchmark runs: who is training it now (tasks.runlock)
 CLAIMS = "claims.jsonl"  # benchmark runs: one line per execution (tasks.runlock)

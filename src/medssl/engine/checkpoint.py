@@ -20,7 +20,7 @@ import torch
 
 from medssl.artifacts import save_torch
 from medssl.errors import TrainingError
-from medssl.runfiles import BEST, CHECKPOINT
+from medssl.runfiles import BEST, CHECKPOINT, LAST
 
 CHECKPOINT_FORMAT = 1
 
@@ -74,10 +74,17 @@ def load_best(module: torch.nn.Module, out_dir: str | os.PathLike) -> dict[str, 
     return {"epoch": int(state["epoch"]), "value": float(value) if value is not None else None}
 
 
-def clear_resume_state(out_dir: str | os.PathLike) -> None:
+def clear_resume_state(out_dir: str | os.PathLike, *, keep_last: bool = False) -> None:
     """Remove a finished run's resume state (checkpoint.pt: weights and optimizer moments, about
-    three times the model); best.pt, the records and the figures stay."""
-    (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)
+    three times the model); best.pt, the records and the figures stay. With ``keep_last`` the
+    last epoch's weights are first saved alone as last.pt (``{"model", "epoch"}``, the model's
+    size, the same layout as best.pt)."""
+    out_dir = Path(out_dir)
+    path = out_dir / CHECKPOINT
+    if keep_last and path.is_file():
+        state = load_checkpoint(path)
+        save_torch(out_dir / LAST, {"model": state["model"], "epoch": state["epoch"]})
+    path.unlink(missing_ok=True)
 
 
 def rng_state() -> dict[str, Any]:

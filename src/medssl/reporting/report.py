@@ -1,8 +1,10 @@
 """The benchmark report, rebuilt from saved artifacts alone: ``build_report(run_dir)``.
 
-Reads ``RUN_DIR/results.csv``, the runs' per-image predictions (train, validation and test),
-the databases' manifests and ``database.json``, ``plan.json``, ``provenance.json``, the runs'
-``config.yaml`` and PNG figures, and writes ``RUN_DIR/report/`` (replaced whole, atomically)::
+Reads ``RUN_DIR/results.csv`` (in a `medssl benchmark` folder first gathered again from its
+finished runs: :func:`gather_finished`), the runs' per-image predictions (train, validation
+and test), the databases' manifests and ``database.json``, ``plan.json``, ``provenance.json``,
+the runs' ``config.yaml`` and PNG figures, and writes ``RUN_DIR/report/`` (replaced whole,
+atomically)::
 
     table_*.csv / .md / .tex   thesis tables 5.2, 5.3, 6.1, 6.2, B.2, the per-model intervals,
                                the comparisons (method level and fixed networks), the
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from medssl.artifacts import atomic_dir, read_json, write_csv, write_json, write_text
+from medssl.errors import DataError
 from medssl.reporting import html as H
 from medssl.reporting.appendix import (
     figures_sections,
@@ -336,7 +339,13 @@ def shortcut_warnings(
 def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> Path:
     """Write ``RUN_DIR/report/`` from saved artifacts; returns the path of ``report.html``.
     A folder that is not a benchmark's (one run's folder, no results yet) is a DataError that
-    says what it is (:func:`medssl.reporting.inputs.check_benchmark_folder`)."""
+    says what it is (:func:`medssl.reporting.inputs.check_benchmark_folder`).
+
+    In a `medssl benchmark` folder the finished runs' records are gathered into results.csv
+    first (:func:`medssl.tasks.collect.collect_results`, as the benchmark does), so a report
+    built while runs are unfinished holds what has finished and says at the top what has not.
+    """
+    missing = gather_finished(Path(run_dir))
     run_dir = check_benchmark_folder(Path(run_dir))
     options = options or ReportOptions()
     notes: list[str] = []
@@ -407,7 +416,7 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         sections = [
             H.Section("answer", "The answer", _answer_html(
                 records, provenance, phantoms, summary, sentences, warnings, stats.comparisons,
-                options, forest if drawn else None,
+                options, forest if drawn else None, missing,
             )),
             *([H.Section("label-efficiency", "Label efficiency and frozen-encoder probes",
                          _label_efficiency_html(le, le_sentences, tmp))] if le else []),
@@ -455,7 +464,7 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 "notes": notes,
             },
         )
-        markdown = _markdown(all_tables, summary, sentences, warnings, phantoms, notes)
+        markdown = _markdown(all_tables, summary, sentences, warnings, phantoms, notes, missing)
         if le:
             markdown += "\n## Label efficiency: verdicts per fraction\n\n" + "".join(
                 f"- {s}\n" for s in le_sentences
@@ -467,6 +476,23 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         write_text(tmp / "report.md", markdown)
         write_text(tmp / "report.html", page)
     return run_dir / "report" / "report.html"
+
+
+def gather_finished(run_dir: Path) -> str | None:
+    """Gather a benchmark folder's finished runs into results.csv; the line on what is not
+    finished (None when all is, or when ``run_dir`` is not a `medssl benchmark` folder)."""
+    from medssl.tasks.collect import collect_results, is_benchmark
+
+    if not is_benchmark(run_dir):
+        return None
+    progress = collect_results(run_dir)
+    if not progress.evaluated:
+        raise DataError(
+            "no fine-tuning or probe run of this benchmark has finished yet"
+            + (f" ({progress.note()})" if progress.unfinished else ""),
+            file=str(run_dir),
+        )
+    return progress.note()
 
 
 def _label_efficiency_html(le: LabelEfficiency, sentences: list[str], folder: Path) -> str:
@@ -507,12 +533,14 @@ def _phantom_banner(phantoms: Mapping[str, list[str]]) -> str:
 
 
 def _answer_html(
-    records, provenance, phantoms, summary, sentences, warnings, rows, options, forest
+    records, provenance, phantoms, summary, sentences, warnings, rows, options, forest, missing
 ) -> str:
     out = ""
     if phantoms:
         out += H.paragraph(_phantom_banner(phantoms), "warning")
     out += H.paragraph(QUESTION, "question") + H.paragraph(budget_line(records, provenance))
+    if missing:
+        out += H.paragraph(missing, "warning")
     if not rows:
         return out + H.paragraph(
             f"No pretrained model could be compared with a {options.baseline!r} baseline "
@@ -565,11 +593,15 @@ def _markdown(
     warnings: list[str],
     phantoms: Mapping[str, list[str]],
     notes: list[str],
+    missing: str | None = None,
 ) -> str:
     parts = ["# medssl benchmark report", ""]
     if phantoms:
         parts += [f"**{_phantom_banner(phantoms)}**", ""]
-    parts += [QUESTION, "", "## Summary", ""]
+    parts += [QUESTION, ""]
+    if missing:
+        parts += [f"**{missing}**", ""]
+    parts += ["## Summary", ""]
     parts += [f"- {s}" for s in summary] or ["- none"]
     parts += ["", "## Verdicts", ""]
     parts += [f"- {s}" for s in sentences] or ["- none"]

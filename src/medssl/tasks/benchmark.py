@@ -23,20 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from medssl import presets
-from medssl.artifacts import read_csv, read_json, write_csv, write_json
+from medssl.artifacts import read_json, write_json
 from medssl.config import apply_overrides, from_dict, load_yaml, merge, to_dict
 from medssl.engine.checkpoint import clear_resume_state
 from medssl.errors import ConfigError, MedsslError
 from medssl.runfiles import (
     BENCHMARK_CONFIG,
-    BENCHMARK_RESULT_COLUMNS,
     CHECKPOINT,
     DONE,
     ENCODER,
     FEATURES,
+    LAST,
     PLAN,
     PROVENANCE,
-    RESULTS,
     RUNS,
 )
 from medssl.tasks.executors import ExecutorConfig
@@ -89,7 +88,7 @@ class BenchmarkConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     # What a finished fine-tuning run keeps of its weights: none (the default: the report
     # reads only records, predictions and figures), best (best.pt) or last (best.pt and the
-    # last epoch's checkpoint.pt). Pretraining runs always keep encoder.pt.
+    # last epoch's weights, last.pt). Pretraining runs always keep encoder.pt.
     keep_checkpoints: str = "none"
 
 
@@ -445,11 +444,10 @@ def run_benchmark(
             f"runs: {counts['took_over']} stale lock(s) taken over, "
             f"{counts['elsewhere']} run(s) finished by another executor"
         )
-    collect_results(out, runs)
     _provenance(out, cfg, databases, runs)
     from medssl.reporting.report import build_report
 
-    build_report(out)
+    build_report(out)  # gathers the finished runs' records first (tasks.collect)
     return out
 
 
@@ -588,6 +586,7 @@ def _execute(
                         run_id=run.run_id,
                         resume=resume,
                         progress=progress,
+                        keep_last=keep == "last",
                     )
         except MedsslError as e:
             raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
@@ -609,18 +608,20 @@ def _prune(run_dir: Path, kind: str, keep: str) -> None:
     """Remove a finished run's weights it no longer needs.
 
     Every run drops its resume state (checkpoint.pt: weights and optimizer moments, about three
-    times the model), except a fine-tune with ``keep=last``, which keeps it beside best.pt.
-    Pretraining runs always keep encoder.pt (45 MB for a ResNet-18; their fine-tunes load it,
-    possibly on a later rerun with more seeds or tasks). Fine-tuning runs keep best.pt with
-    ``best``/``last`` and no .pt file with ``none``: their records, predictions and figures,
-    all the report reads, stay.
+    times the model); a fine-tune with ``keep=last`` keeps its weights as last.pt first (a run
+    killed between done.json and that step is pruned here on the rerun). Pretraining runs
+    always keep encoder.pt (45 MB for a ResNet-18; their fine-tunes load it, possibly on a later
+    rerun with more seeds or tasks). Fine-tuning runs keep best.pt and last.pt with ``last``,
+    best.pt with ``best`` and no .pt file with ``none``: their records, predictions and
+    figures, all the report reads, stay. Weights already removed are not brought back: a run
+    finished under ``none`` keeps nothing on a rerun with ``last``.
     """
-    if kind == "finetune" and keep == "last":
+    finetune = kind == "finetune"
+    clear_resume_state(run_dir, keep_last=finetune and keep == "last")
+    if not finetune or keep == "last":
         return
-    clear_resume_state(run_dir)
-    if kind == "finetune" and keep == "none":
-        for f in run_dir.glob("*.pt"):
-            f.unlink(missing_ok=True)
+    for f in run_dir.glob("*.pt" if keep == "none" else LAST):
+        f.unlink(missing_ok=True)
 
 
 def _workers(cfg: BenchmarkConfig) -> int:
@@ -633,24 +634,6 @@ def _workers(cfg: BenchmarkConfig) -> int:
     import torch
 
     return max(1, torch.cuda.device_count())
-
-
-def collect_results(out: Path, runs: list[Run]) -> Path:
-    """Every evaluation run's records in one results.csv, each tagged with the run's
-    evaluation, label fraction and pretraining database (BENCHMARK_RESULT_COLUMNS)."""
-    rows: list[dict[str, str]] = []
-    for run in runs:
-        if run.kind == "pretrain":
-            continue
-        f = out / RUNS / run.run_id / RESULTS
-        if f.is_file():
-            tag = {
-                "evaluation": run.evaluation,
-                "fraction": repr(float(run.fraction)),
-                "pretrain_data": run.pretrain_data,
-            }
-            rows.extend(r | tag for r in read_csv(f))
-    return write_csv(out / RESULTS, rows, BENCHMARK_RESULT_COLUMNS)
 
 
 def _write_plan(out: Path, runs: list[Run]) -> None:
@@ -800,7 +783,7 @@ def disk_estimate(runs: list[Run], keep: str) -> tuple[int, int]:
 
     From parameter (and buffer) counts x 4 bytes; records, predictions and figures (small) are
     not counted. Pretraining keeps encoder.pt; a fine-tune keeps nothing (``none``), best.pt
-    (``best``) or best.pt and checkpoint.pt (``last``).
+    (``best``) or best.pt and last.pt (``last``), each the size of its network.
     """
     kept, in_flight = 0, 0
     for r in runs:
@@ -809,7 +792,7 @@ def disk_estimate(runs: list[Run], keep: str) -> tuple[int, int]:
             kept += size
         else:
             size = _model_bytes(r.task)
-            kept += {"none": 0, "best": size, "last": 4 * size}.get(keep, 0)
+            kept += {"none": 0, "best": size, "last": 2 * size}.get(keep, 0)
         in_flight = max(in_flight, 3 * size)
     return kept, in_flight
 

@@ -10,6 +10,7 @@ metrics, predictions and figures — comes from the registered task (``tasks/tas
     config.yaml               the resolved configuration (run facts + FinetuneConfig)
     metrics.csv               one row per epoch (trainer), train_* and val_* columns
     best.pt                   the weights of the best validation epoch
+    last.pt                   the last epoch's weights (only with keep_last)
     predictions_<split>.npz   the task's predictions (and per_image_<split>.csv for masks)
     results.csv               flat records: run_id, task, database, init, seed, fold, split,
                               metric, value (one row per scalar metric per split; nan = undefined)
@@ -223,6 +224,7 @@ def run_finetune(
     resume: bool = False,
     device: str | None = None,
     progress: bool | None = None,
+    keep_last: bool = False,
 ) -> Path:
     """Fine-tune, select by validation, evaluate on train/val/test; return the run folder.
 
@@ -232,6 +234,8 @@ def run_finetune(
     ``fold`` is recorded in the results; ``split_override`` assigns finetuning rows to
     train/val/test explicitly (see :func:`medssl.data.labelled.finetune_splits`). ``device``
     (auto|cpu|cuda) and ``progress`` override the trainer's accelerator and progress bar.
+    ``keep_last``: once done, keep the last epoch's weights as ``last.pt`` beside ``best.pt``
+    (the benchmark's ``keep_checkpoints: last``); the resume state is removed either way.
     """
     cfg = resolve_config(config, task=task, preset=preset, overrides=overrides, seed=seed)
     display = {"accelerator": device, "progress_bar": None if progress is None else bool(progress)}
@@ -268,7 +272,8 @@ def run_finetune(
             "excluded_no_mask": excluded,
         },
     )  # fmt: skip
-    clear_resume_state(out)  # weights + optimizer moments, ~3x the model: dead weight once done
+    # weights + optimizer moments, ~3x the model: dead weight once done
+    clear_resume_state(out, keep_last=keep_last)
     return out
 
 
