@@ -416,3 +416,21 @@ def test_survey_needs_a_root_and_a_yaml_out(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--out" in err and ".yaml" in err
     _no_traceback(err)
+
+
+def test_a_class_smaller_than_the_folds_is_a_named_error_at_build_time(busi, tmp_path, capsys):
+    """The build-time twin of the benchmark's --folds check: 3 normals cannot fill the 5
+    stratified folds of the 60/20/20 finetuning split (build._check_classes)."""
+    preset = _recipe(
+        tmp_path / "thin.yaml",
+        "name: THIN\nquotas:\n  finetune:\n    busi: {benign: 5, malignant: 5, normal: 3}\n",
+    )
+    out = tmp_path / "db"
+    argv = ["data", "build", "--preset", str(preset), "--out", str(out), "--root", f"busi={busi}"]
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    _no_traceback(err)
+    assert f"recipe THIN of {preset}: finetuning class(es) too small for the 0.6/0.2/0.2" in err
+    assert "5 stratified folds need at least 5 images of each class: normal has 3;" in err
+    assert "benign has" not in err and "malignant has" not in err  # only the thin class
+    assert not out.exists()
