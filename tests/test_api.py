@@ -192,7 +192,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert (
         err.startswith("medssl data: error:")
-        and "database.json missing" in err
+        and "not a medssl database (no database.json)" in err
         and "Traceback" not in err
     )
 

@@ -203,3 +203,30 @@ def test_init_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, db_path, capsy
     assert _cli(db_path, tmp_path / "run", str(junk)) == 2
     err = capsys.readouterr().err
     assert "junk.pt" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["finetune", "--task", "classification", "--database", "{tmp}/nope"], "no such folder"),
+        (
+            ["finetune", "--task", "classification", "--database", "{db}", "--init", "{tmp}/x.pt"],
+            "--init {tmp}/x.pt: no such file",
+        ),
+        (["pretrain", "--method", "simclr", "--database", "{tmp}/nope"], "no such folder"),
+    ],
+)
+def test_bad_arguments_fail_before_torch_is_imported(tmp_path, db_path, argv, expected):
+    """check_args runs before the training stack is imported: the error appears at once, not
+    after the seconds torch takes to import (the CLI's own modules import no torch)."""
+    import subprocess
+    import sys
+
+    argv = [a.format(tmp=tmp_path, db=db_path) for a in argv] + ["--out", str(tmp_path / "run")]
+    code = (
+        "import json, sys\nfrom medssl.cli.main import main\n"
+        f"rc = main({argv!r})\nprint(json.dumps([rc, 'torch' in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert json.loads(done.stdout) == [2, False], done.stderr
+    assert expected.format(tmp=tmp_path) in done.stderr and "Traceback" not in done.stderr

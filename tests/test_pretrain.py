@@ -289,27 +289,43 @@ def test_bad_input_is_one_clear_line(db_path, tmp_path, capsys, argv, message):
     assert rc == 2 and message in err and err.count("\n") == 1, err
 
 
-def test_unknown_database_lists_valid_ones(db_path, tmp_path, capsys):
-    from pathlib import Path
+@pytest.mark.parametrize(
+    ("verb", "flag"),
+    [
+        (["pretrain", "--method", "simclr", "--database"], "--database"),
+        (["data", "describe"], "database"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("database", "expected"),
+    [
+        ("parent/US2", "no such folder; the databases in {parent}: MG2, US1"),
+        ("missing", "no such folder"),
+        (
+            "parent",
+            "this folder holds the databases MG2, US1; pass one of them (e.g. {parent}/MG2)",
+        ),
+        ("empty", "not a medssl database (no database.json)"),
+    ],
+)
+def test_database_errors_say_what_the_folder_is(
+    db_path, tmp_path, capsys, verb, flag, database, expected
+):
+    """The check finetune runs (cli/finetune.py check_args), for every verb that opens a
+    database: a missing folder, the folder `data build --out` wrote, a folder without one."""
+    import shutil
 
-    missing = str(Path(db_path).parent / "nope")
-    assert (
-        main(
-            [
-                "pretrain",
-                "--method",
-                "simclr",
-                "--database",
-                missing,
-                "--out",
-                str(tmp_path / "x"),
-                *FAST,
-            ]
-        )
-        == 2
-    )
+    parent = tmp_path / "parent"
+    for name in ("US1", "MG2"):
+        shutil.copytree(db_path, parent / name)
+    (tmp_path / "empty").mkdir()
+    path = tmp_path / database
+    extra = ["--out", str(tmp_path / "run"), *FAST] if verb[0] == "pretrain" else []
+    assert main([*verb, str(path), *extra]) == 2
     err = capsys.readouterr().err
-    assert "unknown database" in err and "phantoms" in err
+    assert f"{path}: {flag}: {expected.format(parent=parent)}" in err, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()  # checked before anything is written
 
 
 def test_database_without_pretraining_images(tmp_path, capsys):

@@ -416,3 +416,72 @@ def test_survey_needs_a_root_and_a_yaml_out(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--out" in err and ".yaml" in err
     _no_traceback(err)
+
+
+def test_a_class_smaller_than_the_folds_is_a_named_error_at_build_time(busi, tmp_path, capsys):
+    """The build-time twin of the benchmark's --folds check: 3 normals cannot fill the 5
+    stratified folds of the 60/20/20 finetuning split (build._check_classes)."""
+    preset = _recipe(
+        tmp_path / "thin.yaml",
+        "name: THIN\nquotas:\n  finetune:\n    busi: {benign: 5, malignant: 5, normal: 3}\n",
+    )
+    out = tmp_path / "db"
+    argv = ["data", "build", "--preset", str(preset), "--out", str(out), "--root", f"busi={busi}"]
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    _no_traceback(err)
+    assert f"recipe THIN of {preset}: finetuning class(es) too small for the 0.6/0.2/0.2" in err
+    assert "5 stratified folds need at least 5 images of each class: normal has 3;" in err
+    assert "benign has" not in err and "malignant has" not in err  # only the thin class
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("size", "tasks", "expected"),
+    [
+        (100, "", "sizes.finetune: 100; the U-Net of segmentation needs a multiple of 32 "
+         "(the nearest: 96 or 128), or declare tasks: [classification]"),
+        (16, "", "sizes.finetune: 16; the U-Net of segmentation needs a multiple of 32 "
+         "(the nearest: 32)"),
+        (0, "tasks: [classification]\n", "sizes.finetune: 0; expected a side in pixels >= 1"),
+    ],
+)  # fmt: skip
+def test_a_finetuning_size_the_unet_cannot_take_is_refused_when_the_recipe_loads(
+    tmp_path, capsys, size, tasks, expected
+):
+    preset = _recipe(
+        tmp_path / "odd.yaml",
+        f"name: ODD\n{tasks}sizes: {{finetune: {size}}}\nquotas:\n"
+        "  finetune:\n    busi: {benign: 5, malignant: 5, normal: 5}\n",
+    )
+    out = tmp_path / "db"
+    argv = ["data", "build", "--preset", str(preset), "--out", str(out), "--phantoms", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    _no_traceback(err)
+    assert f"{preset}: recipe ODD: {expected}" in err, err
+    assert not out.exists()
+
+
+def test_a_classification_only_recipe_may_take_any_finetuning_size(tmp_path):
+    from medssl.data.recipe import load_recipes
+
+    preset = _recipe(
+        tmp_path / "cls.yaml",
+        "name: CLS\ntasks: [classification]\nsizes: {finetune: 100}\nquotas:\n"
+        "  finetune:\n    busi: {benign: 5}\n",
+    )
+    (recipe,) = load_recipes(preset)
+    assert recipe.sizes.finetune == 100
+
+
+def test_the_mammography_preset_is_mg2_cropped_to_the_breast_at_128_px():
+    from medssl.data.recipe import load_recipes
+
+    (mg2,) = load_recipes("mg2")
+    (recipe,) = load_recipes("mammography")
+    assert (recipe.name, recipe.crop, recipe.sizes.finetune) == ("MG2-crop128", "breast", 128)
+    assert recipe.sizes.pretrain == mg2.sizes.pretrain == 110 and mg2.sizes.finetune == 64
+    assert recipe.tasks == ("classification", "segmentation")
+    assert recipe.quotas == mg2.quotas  # MG2's sources and quotas (thesis tables 5.1-5.2)
+    assert recipe.sources == mg2.sources

@@ -390,3 +390,22 @@ def test_collect_provenance_has_versions_and_checksums(tmp_path):
             "sklearn"} <= set(prov["packages"])  # fmt: skip
     assert prov["data_checksums"] == {"X": "abc"}
     assert prov["seeds"] == [3] and prov["device"] == "cpu" and prov["python"]
+
+
+def test_coarse_masks_are_named_in_the_report(built, tmp_path):
+    """A database whose lesion masks include coarse ones (mini-MIAS circles asked for with
+    circles_as_masks, recorded in database.json "coarse_masks") is named under the data and
+    the results tables, with its source; a database without them is not."""
+    root = make_run_dir(tmp_path)
+    write_json(
+        root / "databases" / "MG2" / "database.json",
+        {"name": "MG2", "checksum": "sum-MG2", "coarse_masks": {"inbreast": 0, "mini_mias": 3}},
+    )
+    html = build_report(root, OPTIONS).read_text(encoding="utf-8")
+    note = "MG2: 3 finetuning lesion mask(s) are coarse masks (3 of mini_mias): approximate regions"
+    data = html[html.index('<section id="data">') : html.index('<section id="results">')]
+    results = html[html.index('<section id="results">') : html.index('<section id="curves">')]
+    assert note in data and note in results
+    assert html.count("are coarse masks") == 2 and "of inbreast" not in html  # counts of 0 left out
+    assert f"## About the data\n\n- {note}" in _md(root, "report")
+    assert "coarse mask" not in (built / "report" / "report.html").read_text(encoding="utf-8")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from medssl.cli.options import add_device, add_overrides
+from medssl.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Errors that need no torch, before the training stack is imported (seconds saved)."""
+    from medssl import presets
+    from medssl.data.database import check_database_folder
+
+    check_database_folder(Path(args.database), flag="--database")
+    presets.preset_path("pretrain", args.preset)
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: expected >= 1")
+
+
 def _run(args: argparse.Namespace) -> int:
+    check_args(args)
     from medssl.artifacts import read_json
     from medssl.tasks.pretrain import run_pretraining
 

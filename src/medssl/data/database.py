@@ -121,13 +121,8 @@ class Database:
         (the one check that reads every byte: about 10 ms for a demo database, 60 ms for a
         thesis-sized one on a 2-core CPU).
         """
-        path = Path(path)
+        path = check_database_folder(path)
         meta_file = path / "database.json"
-        if not meta_file.is_file():
-            raise DataError(
-                "not a medssl database (database.json missing); build one with `medssl data build`",
-                file=str(path),
-            )
         try:
             meta = read_json(meta_file)
         except (ValueError, UnicodeDecodeError) as e:
@@ -466,24 +461,33 @@ def verify_database(db: Database, *, checksum: bool = True) -> None:
             )
 
 
-def check_database_folder(path: Path, *, flag: str = "database") -> Path:
+def check_database_folder(path: str | Path, *, flag: str = "database") -> Path:
     """``path`` if it is a database folder, else a DataError that says what it is instead: a
     missing folder, a folder that holds databases (``data build --out`` writes one per
-    recipe), or a folder without ``database.json``."""
+    recipe), or a folder without ``database.json``.
+
+    :meth:`Database.load` runs it, so every verb that opens a database says the same; a CLI
+    verb also runs it with its ``flag`` before importing torch, so the message names the flag
+    and appears at once.
+    """
     path = Path(path)
+
+    def databases_in(folder: Path) -> list[str]:
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "database.json").is_file())
+
     if not path.exists():
-        raise DataError(f"{flag}: no such folder", file=str(path))
+        beside = databases_in(path.parent)  # a misspelt name: say what is there
+        hint = f"; the databases in {path.parent}: {', '.join(beside)}" if beside else ""
+        raise DataError(f"{flag}: no such folder{hint}", file=str(path))
     if (path / "database.json").is_file():
         return path
-    inside = (
-        sorted(p.name for p in path.iterdir() if (p / "database.json").is_file())
-        if path.is_dir()
-        else []
-    )
+    inside = databases_in(path)
     if inside:
         raise DataError(
             f"{flag}: this folder holds the databases {', '.join(inside)}; pass one of them "
-            f"(e.g. {flag} {path / inside[0]})",
+            f"(e.g. {path / inside[0]})",
             file=str(path),
         )
     raise DataError(

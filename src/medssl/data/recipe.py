@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 TASKS = ("classification", "segmentation")
+# The U-Net's encoder halves the image five times and its decoder doubles it back
+# (medssl.models.unet): a segmentation image's side must be a multiple of 2**5.
+UNET_MULTIPLE = 32
 CROPS = ("none", "breast")
 LABEL_CONFLICTS = ("exclude", "keep")
 
@@ -81,6 +84,20 @@ class Recipe:
             raise ConfigError(
                 f"recipe {self.name}: tasks: {list(self.tasks)}; valid: a non-empty list of "
                 f"{', '.join(TASKS)}"
+            )
+        for role in ROLES:
+            size = getattr(self.sizes, role)
+            if not isinstance(size, int) or size < 1:
+                raise ConfigError(
+                    f"recipe {self.name}: sizes.{role}: {size!r}; expected a side in pixels >= 1"
+                )
+        if "segmentation" in self.tasks and self.sizes.finetune % UNET_MULTIPLE:
+            below = self.sizes.finetune // UNET_MULTIPLE * UNET_MULTIPLE
+            near = [n for n in (below, below + UNET_MULTIPLE) if n > 0]
+            raise ConfigError(
+                f"recipe {self.name}: sizes.finetune: {self.sizes.finetune}; the U-Net of "
+                f"segmentation needs a multiple of {UNET_MULTIPLE} (the nearest: "
+                f"{' or '.join(map(str, near))}), or declare tasks: [classification]"
             )
         for role, fr in (("pretrain", self.split_pretrain), ("finetune", self.split_finetune)):
             if len(fr) != len(SPLITS[role]):
@@ -151,15 +168,23 @@ def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], Scale]:
 
     scale = check_scale(data.pop("phantom_scale", 1.0), f"{path}: phantom_scale")
     if items is None:
-        return [from_dict(Recipe, data, where=str(path))], scale
+        return [_recipe_from(data, str(path))], scale
     if data:
         raise ConfigError(
             f"{path}: beside `databases:` only `phantom_scale` may stand, found {sorted(data)}"
         )
-    recipes = [
-        from_dict(Recipe, item, where=f"{path}:databases[{i}]") for i, item in enumerate(items)
-    ]
+    recipes = [_recipe_from(item, f"{path}:databases[{i}]") for i, item in enumerate(items)]
     return recipes, scale
+
+
+def _recipe_from(data: dict[str, Any], where: str) -> Recipe:
+    """The recipe of one YAML mapping; every error it raises names ``where`` (the file)."""
+    try:
+        return from_dict(Recipe, data, where=where)
+    except ConfigError as e:
+        if str(e).startswith(where):  # from_dict's own errors (unknown keys, types) name it
+            raise
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def demand(recipes: list[Recipe], margin: float = 0.4) -> dict[str, dict[str, int]]:

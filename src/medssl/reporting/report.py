@@ -138,6 +138,25 @@ def phantom_sources(databases: Sequence[DatabaseInfo]) -> dict[str, list[str]]:
     return {d.name: list(d.meta.get("phantoms") or []) for d in databases if d.meta.get("phantoms")}
 
 
+def coarse_mask_notes(databases: Sequence[DatabaseInfo]) -> list[str]:
+    """One sentence per database whose finetuning masks include coarse ones (``database.json``
+    "coarse_masks": {source: count}, e.g. mini-MIAS circles asked for with
+    ``circles_as_masks``): its segmentation scores measure localisation, not outlining."""
+    out = []
+    for d in databases:
+        coarse = {s: n for s, n in (d.meta.get("coarse_masks") or {}).items() if n}
+        if coarse:
+            per = ", ".join(f"{n} of {s}" for s, n in coarse.items())
+            out.append(
+                f"{d.name}: {sum(coarse.values())} finetuning lesion mask(s) are coarse masks "
+                f"({per}): approximate regions drawn from the source's annotations (e.g. a "
+                "circle of centre and radius), not outlines (manifest column coarse_mask 1); "
+                "its segmentation scores (Dice, IoU, Hausdorff distances) measure how well a "
+                "lesion is located, not how well it is outlined."
+            )
+    return out
+
+
 def resampling_unit(db: DatabaseInfo | None) -> str:
     """What the bootstrap resamples for a database: patients, images, or both by source."""
     if db is None:
@@ -365,6 +384,8 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
             f"no database manifests under {run_dir / 'databases'}; tables 5.2 and 5.3 left out"
         )
     phantoms = phantom_sources(databases)
+    coarse = coarse_mask_notes(databases)
+    coarse_html = H.bullet_list(coarse, "note") if coarse else ""
     stats, all_records = compute_statistics(run_dir, records, databases, options, notes, preset)
     manifests = {d.name: d.manifest for d in databases}
     data_tables = (
@@ -426,10 +447,10 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
             H.Section("statistics", "Statistical comparison",
                       "".join(H.table_html(t) for t in stats.tables) + _units_html(databases)),
             H.Section("data", "Data (thesis Tables 5.2, 5.3)",
-                      "".join(H.table_html(t) for t in data_tables)
-                      or H.paragraph("No database manifests found.", "note")),
+                      ("".join(H.table_html(t) for t in data_tables)
+                       or H.paragraph("No database manifests found.", "note")) + coarse_html),
             H.Section("results", "Results (thesis Tables 6.1, 6.2, B.2)",
-                      "".join(H.table_html(t) for t in result_tables)),
+                      "".join(H.table_html(t) for t in result_tables) + coarse_html),
             H.Section("curves", "Training curves, every run of a database in one figure",
                       "".join(H.figure_html(p, c, wide=True) for c, p in curves)
                       or H.paragraph("No per-epoch records (metrics.csv) found.", "note")),
@@ -464,7 +485,9 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 "notes": notes,
             },
         )
-        markdown = _markdown(all_tables, summary, sentences, warnings, phantoms, notes, missing)
+        markdown = _markdown(
+            all_tables, summary, sentences, warnings, phantoms, notes, coarse, missing
+        )
         if le:
             markdown += "\n## Label efficiency: verdicts per fraction\n\n" + "".join(
                 f"- {s}\n" for s in le_sentences
@@ -593,6 +616,7 @@ def _markdown(
     warnings: list[str],
     phantoms: Mapping[str, list[str]],
     notes: list[str],
+    data_notes: list[str],
     missing: str | None = None,
 ) -> str:
     parts = ["# medssl benchmark report", ""]
@@ -610,6 +634,8 @@ def _markdown(
     parts += ["", "## Tables", ""]
     for t in tables:
         parts += [to_markdown(t)]
+    if data_notes:
+        parts += ["## About the data", ""] + [f"- {n}" for n in data_notes] + [""]
     if notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(parts) + "\n"

@@ -148,23 +148,11 @@ def augment_config(cfg: PretrainConfig) -> AugmentConfig:
 
 
 def open_database(database: str | Path | Database) -> Database:
-    """A Database as is, or loaded from a folder (a missing one lists its siblings that are databases)."""
+    """A Database as is, or loaded from a folder (:meth:`Database.load` says what a folder
+    that is not a database is instead)."""
     if isinstance(database, Database):
         return database
-    path = Path(database)
-    if not (path / "database.json").is_file():
-        parent = path.parent if str(path.parent) else Path(".")
-        valid = (
-            sorted(str(p) for p in parent.glob("*") if (p / "database.json").is_file())
-            if parent.is_dir()
-            else []
-        )
-        raise DataError(
-            f"unknown database; valid databases in {parent}: {', '.join(valid) or '(none)'}; "
-            "build one with `medssl data build`",
-            file=str(path),
-        )
-    return Database.load(path)
+    return Database.load(database)
 
 
 def build_training(
