@@ -1,3 +1,4 @@
+# Over 400 lines: one page and its Markdown twin, assembled in one atomic write.
 """The benchmark report, rebuilt from saved artifacts alone: ``build_report(run_dir)``.
 
 Reads ``RUN_DIR/results.csv``, the runs' per-image predictions (train, validation and test),
