@@ -22,7 +22,8 @@ from medssl.engine.trainer import default_precision
 from medssl.errors import ConfigError
 from medssl.models.encoder import build_encoder
 from medssl.ssl import build_method, method_names
-from medssl.tasks.benchmark import CPU_THROUGHPUT
+from medssl.tasks.estimates import CPU_THROUGHPUT, estimate_run, throughput
+from medssl.tasks.matrix import Run
 
 BATCH, STEPS, ROUNDS = 4, 2, 2
 PATH_KEYS = {
@@ -212,6 +213,31 @@ def test_thesis_estimate_known_answer():
     assert est["finetune_s"] == pytest.approx(1200.0 + 2400.0)
     assert est["seconds"] == pytest.approx(12600.0)
     assert est["assumed"] is None
+
+
+def test_benchmark_run_estimate_known_answer(tiny_db):
+    """The benchmark's per-run estimate is the thesis estimate's epochs x items / rate, with
+    epoch-end work (x 1.3) and start-up (+3 s); tiny_db has 8 pretraining and 27 finetuning
+    images."""
+    speed = {"simclr": 40.0, "classification": 27.0}
+    pre_cfg = {"method": "simclr", "trainer": {"epochs": 10}}
+    pre = Run("pretrain", "tiny", 0, method="simclr", config=pre_cfg)
+    ft = Run("finetune", "tiny", 0, task="classification", config={"trainer": {"epochs": 5}})
+    probe = Run("probe", "tiny", 0, task="classification", evaluation="linear")
+    other = Run("pretrain", "tiny", 0, method="x", config={"method": "x", "trainer": {"epochs": 1}})
+    assert estimate_run(pre, tiny_db, speed) == pytest.approx(10 * 16 / 40 * 1.3 + 3)  # 8.2
+    assert estimate_run(ft, tiny_db, speed) == pytest.approx(5 * 27 / 27 * 1.3 + 3)  # 9.5
+    assert estimate_run(probe, tiny_db, speed) == pytest.approx(3 + 27 / 150)
+    assert estimate_run(other, tiny_db, speed) == pytest.approx(16 / 250 * 1.3 + 3)
+
+
+def test_throughput_prefers_this_machines_bench(tmp_path):
+    path = tmp_path / "bench.json"
+    assert throughput(path) == CPU_THROUGHPUT  # no bench here: the shipped CPU figures
+    write_json(path, {"throughput": {"simclr": 99.0}})
+    assert throughput(path) == {**CPU_THROUGHPUT, "simclr": 99.0}
+    path.write_text("{not json")
+    assert throughput(path) == CPU_THROUGHPUT
 
 
 def test_unknown_method_lists_the_valid_ones():

@@ -55,3 +55,6 @@ DATABASES = "databases"
 FEATURES = "features"  # frozen-encoder features, one .npy per encoder and database (probes)
 REPORT = "report"
 LOGS = "logs"  # the Slurm executor's job files and logs (submitit)
+
+# `medssl bench`
+BENCH_RESULT = "bench.json"  # in ~/.cache/medssl/: what it measured (tasks.estimates reads it)

@@ -43,6 +43,7 @@ from medssl.data.database import Database
 from medssl.engine.trainer import cpu_has_bf16_units
 from medssl.errors import ConfigError
 from medssl.ssl import method_names
+from medssl.tasks.estimates import cache_file
 from medssl.tasks.pretrain import (
     PretrainConfig,
     augment_config,
@@ -282,11 +283,6 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         "model_fingerprint": {m: r["medssl"]["fingerprint"] for m, r in methods.items()},
         "throughput": throughput,
     }
-
-
-def cache_file() -> Path:
-    """``~/.cache/medssl/bench.json``: where the benchmark stage looks for measured throughput."""
-    return Path.home() / ".cache" / "medssl" / "bench.json"
 
 
 def save_result(result: dict[str, Any], path: Path | None = None) -> Path:

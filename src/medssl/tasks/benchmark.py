@@ -39,6 +39,7 @@ from medssl.runfiles import (
     RESULTS,
     RUNS,
 )
+from medssl.tasks.estimates import estimate_run, throughput
 from medssl.tasks.executors import ExecutorConfig
 from medssl.tasks.matrix import Run, fold_splits, plan_runs, run_hash
 from medssl.tasks.runlock import STALE_AFTER_S, claim, lock_state
@@ -460,43 +461,10 @@ def _provenance(
     write_json(out / PROVENANCE, prov)
 
 
-# Training throughput (views or images per second, fp32, run overheads folded in) measured
-# on the project's 2-core AMD EPYC (AVX2) development machine running the demo preset with
-# two workers of one thread each: the duration estimate's fallback when this machine has no
-# `medssl bench` figures of its own (~/.cache/medssl/bench.json).
-CPU_THROUGHPUT = {
-    "simclr": 45.0,
-    "moco": 50.0,
-    "byol": 34.0,
-    "classification": 44.0,
-    "segmentation": 25.0,
-}
-
-
-# A probe: the embedding of the finetuning images (once per encoder, then cached) and the
-# grid of small scikit-learn / kNN fits; rough figures for a 2-core CPU.
-PROBE_SECONDS = 3.0
-PROBE_IMAGES_PER_S = 150.0
-
-
 def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) -> None:
-    speed = dict(CPU_THROUGHPUT)
-    bench = Path.home() / ".cache" / "medssl" / "bench.json"
-    if bench.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            speed.update(read_json(bench).get("throughput", {}))
+    speed = throughput()
     for r in runs:
-        db = databases[r.database]
-        if r.kind == "probe":  # one embedding per encoder (cached), then a few small fits
-            r.estimate_s = PROBE_SECONDS + len(db.rows("finetune")) / PROBE_IMAGES_PER_S
-            continue
-        epochs = int(r.config["trainer"]["epochs"])
-        if r.kind == "pretrain":
-            n = len(db.rows("pretrain")) * 2  # two views per image
-            r.estimate_s = epochs * n / speed.get(r.config["method"], 250.0) * 1.3 + 3
-        else:
-            n = len(db.rows("finetune"))
-            r.estimate_s = epochs * n / speed[r.task] * 1.3 + 3
+        r.estimate_s = estimate_run(r, databases[r.database], speed)
 
 
 def _plan_text(
