@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from medssl.artifacts import read_json
+    from medssl.runfiles import DONE
     from medssl.tasks.pretrain import run_pretraining
 
     out = run_pretraining(
@@ -51,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         resume=args.resume,
     )
-    done = read_json(out / "done.json")
+    done = read_json(out / DONE)
     final = done.get("final", {})
     shown = ", ".join(
         f"{k}={final[k]:.4g}"

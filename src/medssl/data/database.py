@@ -34,6 +34,9 @@ from medssl.data.records import CLASSES
 from medssl.errors import DataError
 
 FORMAT_VERSION = 1
+META_FILE = "database.json"
+MANIFEST_FILE = "manifest.csv"
+SKIPPED_FILE = "skipped.csv"  # the builder's record of every image it left out, and why
 ROLES = ("pretrain", "finetune")
 SPLITS = {"pretrain": ("train", "val"), "finetune": ("train", "val", "test")}
 MANIFEST_COLUMNS = (
@@ -122,7 +125,7 @@ class Database:
         thesis-sized one on a 2-core CPU).
         """
         path = Path(path)
-        meta_file = path / "database.json"
+        meta_file = path / META_FILE
         if not meta_file.is_file():
             raise DataError(
                 "not a medssl database (database.json missing); build one with `medssl data build`",
@@ -141,7 +144,7 @@ class Database:
                 f"database format {meta.get('format_version')} is not {FORMAT_VERSION}",
                 file=str(meta_file),
             )
-        manifest = _read_manifest(path / "manifest.csv")
+        manifest = _read_manifest(path / MANIFEST_FILE)
         arrays = {key: _load_array(path, key, manifest, meta) for key in ARRAY_FILES}
         db = cls(path, meta, manifest, arrays)
         verify_database(db, checksum=verify_checksum)
@@ -473,12 +476,10 @@ def check_database_folder(path: Path, *, flag: str = "database") -> Path:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{flag}: no such folder", file=str(path))
-    if (path / "database.json").is_file():
+    if (path / META_FILE).is_file():
         return path
     inside = (
-        sorted(p.name for p in path.iterdir() if (p / "database.json").is_file())
-        if path.is_dir()
-        else []
+        sorted(p.name for p in path.iterdir() if (p / META_FILE).is_file()) if path.is_dir() else []
     )
     if inside:
         raise DataError(

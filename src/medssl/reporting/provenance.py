@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medssl.artifacts import read_json, write_json
+from medssl.data.database import META_FILE
 
 PACKAGES = {
     # label in the report -> distribution name on PyPI
@@ -62,7 +63,7 @@ def database_checksums(databases: Mapping[str, str | Path]) -> dict[str, str]:
     """name -> checksum recorded in ``<folder>/database.json`` (``missing`` when unreadable)."""
     out = {}
     for name, folder in databases.items():
-        meta = Path(folder) / "database.json"
+        meta = Path(folder) / META_FILE
         out[name] = str(read_json(meta).get("checksum", "missing")) if meta.is_file() else "missing"
     return out
 

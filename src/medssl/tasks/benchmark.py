@@ -31,6 +31,7 @@ from medssl.runfiles import (
     BENCHMARK_CONFIG,
     BENCHMARK_RESULT_COLUMNS,
     CHECKPOINT,
+    DATABASES,
     DONE,
     ENCODER,
     FEATURES,
@@ -130,7 +131,7 @@ def run_benchmark(
     databases: dict[str, Database] = {}
     for preset in cfg.data:
         for path in _ensure_databases(
-            preset, out / "databases", roots or {}, cfg.data_seed, build_preset
+            preset, out / DATABASES, roots or {}, cfg.data_seed, build_preset
         ):
             db = Database.load(path)
             databases[db.name] = db
@@ -270,11 +271,12 @@ class EstimateBar:
 
 
 def _ensure_databases(preset, folder: Path, roots, seed, build_preset) -> list[Path]:
+    from medssl.data.database import META_FILE
     from medssl.data.recipe import load_recipes
 
     names = [r.name for r in load_recipes(preset)]
     paths = [folder / n for n in names]
-    if all((p / "database.json").is_file() for p in paths):
+    if all((p / META_FILE).is_file() for p in paths):
         return paths
     return build_preset(
         preset, folder, roots, seed=seed, overwrite=True, phantoms=preset in ("demo", "smoke")
