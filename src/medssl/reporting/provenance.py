@@ -72,19 +72,18 @@ def collect_provenance(
     *,
     seeds: Sequence[int] = (),
     databases: Mapping[str, str | Path] | None = None,
-    device: str | None = None,
 ) -> dict[str, Any]:
-    """Gather versions, platform, device, seeds and data checksums as a JSON-ready dict.
+    """Gather versions, platform, device (:func:`device_name`), seeds and data checksums as a
+    JSON-ready dict.
 
     databases: name -> database folder (checksums are read from its database.json).
-    device: the device name to record; detected with torch when None.
     """
     return {
         "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
-        "device": device if device is not None else device_name(),
+        "device": device_name(),
         "seeds": list(seeds),
         "data_checksums": database_checksums(databases or {}),
     }
