@@ -11,8 +11,8 @@ per-run estimate without those two terms.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from medssl.bench.result import ThesisEstimate
 from medssl.tasks.estimates import VIEWS, run_seconds
 
 PRETRAIN_RUNS_PER_METHOD = 3  # 3 databases
@@ -26,8 +26,9 @@ FINETUNE_TASKS = ("classification", "segmentation")
 
 def thesis_estimate(
     pretrain_views_per_s: Mapping[str, float], finetune_images_per_s: Mapping[str, float]
-) -> dict[str, Any]:
-    """Seconds of the protocol: {"seconds", "pretrain_s", "finetune_s", "assumed"}.
+) -> ThesisEstimate:
+    """Seconds of the protocol (total, pretraining, fine-tuning), its run counts, and what it
+    assumed.
 
     pretrain_views_per_s: measured rates of path (b) per method; a thesis method not measured
     is assumed to run at the mean of the measured ones (and named in ``assumed``).
@@ -48,17 +49,17 @@ def thesis_estimate(
         * run_seconds(EPOCHS, FINETUNE_TRAIN_IMAGES, finetune_images_per_s[t])
         for t in FINETUNE_TASKS
     )
-    return {
-        "seconds": round(pre + ft, 1),
-        "pretrain_s": round(pre, 1),
-        "finetune_s": round(ft, 1),
-        "pretrain_runs": PRETRAIN_RUNS_PER_METHOD * len(THESIS_METHODS),
-        "finetune_runs": FINETUNE_RUNS_PER_TASK * len(FINETUNE_TASKS),
-        "epochs": EPOCHS,
-        "assumed": (
+    return ThesisEstimate(
+        seconds=round(pre + ft, 1),
+        pretrain_s=round(pre, 1),
+        finetune_s=round(ft, 1),
+        pretrain_runs=PRETRAIN_RUNS_PER_METHOD * len(THESIS_METHODS),
+        finetune_runs=FINETUNE_RUNS_PER_TASK * len(FINETUNE_TASKS),
+        epochs=EPOCHS,
+        assumed=(
             f"methods {', '.join(assumed)} not measured: taken at the mean measured rate"
             if assumed
             else None
         ),
-        "excludes": "epoch-end validation, kNN monitor, checkpoints and process start-up",
-    }
+        excludes="epoch-end validation, kNN monitor, checkpoints and process start-up",
+    )
