@@ -107,6 +107,15 @@ class Database:
     manifest: list[dict[str, Any]]
     arrays: dict[str, np.ndarray] = field(repr=False)
 
+    def __post_init__(self) -> None:
+        # Every lookup (images, labels, patients, ... of a role and split) reads rows in array
+        # order: grouped once here, by (role, split) and by (role, None), not scanned per call.
+        # The groups hold the manifest's own row dicts.
+        self._rows: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        for r in sorted(self.manifest, key=lambda r: r["index"]):
+            self._rows.setdefault((r["role"], None), []).append(r)
+            self._rows.setdefault((r["role"], r["split"]), []).append(r)
+
     @property
     def name(self) -> str:
         return self.meta.get("name", "database")
@@ -191,10 +200,7 @@ class Database:
             raise DataError(f"unknown role {role!r}; valid: {ROLES}")
         if split is not None and split not in SPLITS[role]:
             raise DataError(f"unknown {role} split {split!r}; valid: {SPLITS[role]}")
-        out = [
-            r for r in self.manifest if r["role"] == role and (split is None or r["split"] == split)
-        ]
-        return sorted(out, key=lambda r: r["index"])
+        return list(self._rows.get((role, split), ()))
 
     def indices(self, role: str, split: str | None = None) -> np.ndarray:
         return np.array([r["index"] for r in self.rows(role, split)], dtype=np.int64)
@@ -249,11 +255,10 @@ class Database:
         """One line: name, images per role and split, image sides, checksum prefix, folder."""
         parts = []
         for role in ROLES:
-            splits = Counter(r["split"] for r in self.manifest if r["role"] == role)
             shape = self.arrays[role].shape
             side = f"{shape[1]}x{shape[2]} px" if len(shape) == 3 else f"shape {shape}"
-            per = ", ".join(f"{s} {splits[s]}" for s in SPLITS[role])
-            parts.append(f"{role} {sum(splits.values())} ({per}) {side}")
+            per = ", ".join(f"{s} {len(self._rows.get((role, s), ()))}" for s in SPLITS[role])
+            parts.append(f"{role} {len(self._rows.get((role, None), ()))} ({per}) {side}")
         phantoms = ", phantoms" if self.phantoms else ""
         where = str(self.path) if self.path is not None else "in memory"
         checksum = str(self.meta.get("checksum", "none"))[:8]
