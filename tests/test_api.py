@@ -11,9 +11,10 @@ import pytest
 import torch
 
 import medssl
+from dbfactory import save_db
 from medssl.artifacts import save_npy, save_torch, write_csv, write_json
 from medssl.cli.main import main
-from medssl.data.database import MANIFEST_COLUMNS, Database
+from medssl.data.database import Database
 from medssl.engine.monitor import embed_images
 from medssl.errors import ConfigError, DataError
 from medssl.models.encoder import build_encoder, encoder_state_dict
@@ -34,14 +35,6 @@ def tiny_db() -> Database:
         finetune_split=["train", "train", "val", "val", "test", "test"],
         name="US1",
     )
-
-
-def save_db(db: Database, path: Path) -> Path:
-    for key, arr in db.arrays.items():
-        save_npy(path / f"{key}.npy", arr)
-    write_csv(path / "manifest.csv", db.manifest, MANIFEST_COLUMNS)
-    write_json(path / "database.json", db.meta)
-    return path
 
 
 def random_encoder(seed: int = 0) -> torch.nn.Module:
@@ -141,7 +134,7 @@ def test_load_encoder_from_a_file_a_pretraining_run_and_a_finetuning_run(tmp_pat
 
 
 def test_load_database_refuses_an_edited_folder(tmp_path):
-    path = save_db(tiny_db(), tmp_path / "US1")
+    path = Path(save_db(tiny_db(), tmp_path / "US1"))
     masks = tiny_db().arrays["finetune_masks"].copy()
     masks[0, 0, 0] = 1
     save_npy(path / "finetune_masks.npy", masks)

@@ -4,6 +4,7 @@ Speed itself is never asserted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,15 +15,17 @@ from medssl.artifacts import read_json, write_json
 from medssl.bench.estimate import thesis_estimate
 from medssl.bench.reference import reference_loader
 from medssl.bench.report import format_result
+from medssl.bench.result import BenchResult
 from medssl.bench.run import PATHS, resolve_methods, save_result
 from medssl.bench.timing import TimedStream, count_views
 from medssl.cli.main import main
 from medssl.data.augment import AugmentConfig
 from medssl.engine.trainer import default_precision
-from medssl.errors import ConfigError
+from medssl.errors import ConfigError, DataError
 from medssl.models.encoder import build_encoder
 from medssl.ssl import build_method, method_names
-from medssl.tasks.benchmark import CPU_THROUGHPUT
+from medssl.tasks.estimates import CPU_THROUGHPUT, estimate_run, throughput
+from medssl.tasks.matrix import Run
 
 BATCH, STEPS, ROUNDS = 4, 2, 2
 PATH_KEYS = {
@@ -105,6 +108,7 @@ def test_json_schema(bench):
     ):
         assert key in r, key
     assert r["schema"] == "medssl.bench/1"
+    assert BenchResult.from_json(r).to_json() == r  # every key is the record's, and no more
     assert r["rounds"] == ROUNDS
     # the CPU default of this machine (bf16 autocast where the CPU has bf16 units), and why
     assert r["device"] == "cpu" and r["precision"] == default_precision("cpu")
@@ -170,17 +174,30 @@ def test_cache_file_feeds_the_benchmark_stage(bench):
 
 
 def test_text_report(bench):
-    text = format_result(bench[0])
+    text = format_result(BenchResult.from_json(bench[0]))
     assert "(b) medssl" in text and "b/a" in text and "thesis protocol" in text
 
 
-def test_save_result_keeps_other_methods_of_the_same_device(tmp_path):
+def test_saved_result_is_refused_when_its_keys_or_schema_differ(bench):
+    r = bench[0]
+    with pytest.raises(DataError, match=r"bench.json: not a medssl.bench/1 .*unknown \['extra'\]"):
+        BenchResult.from_json({**r, "extra": 1}, where="bench.json")
+    with pytest.raises(DataError, match=r"missing \['rounds'\]"):
+        BenchResult.from_json({k: v for k, v in r.items() if k != "rounds"})
+    with pytest.raises(DataError, match="schema 'medssl.bench/0'"):
+        BenchResult.from_json({**r, "schema": "medssl.bench/0"})
+    methods = {"simclr": {k: v for k, v in r["methods"]["simclr"].items() if k != "medssl"}}
+    with pytest.raises(DataError, match=r"methods.simclr: .*missing \['medssl'\]"):
+        BenchResult.from_json({**r, "methods": methods})
+
+
+def test_save_result_keeps_other_methods_of_the_same_device(bench, tmp_path):
     path = tmp_path / "bench.json"
-    base = {"device_name": "x", "precision": "32-true"}
-    write_json(path, {**base, "throughput": {"moco": 400.0, "simclr": 1.0}})
-    save_result({**base, "throughput": {"simclr": 300.0}}, path)
+    base = dataclasses.replace(BenchResult.from_json(bench[0]), device_name="x")
+    write_json(path, {**base.to_json(), "throughput": {"moco": 400.0, "simclr": 1.0}})
+    save_result(dataclasses.replace(base, throughput={"simclr": 300.0}), path)
     assert read_json(path)["throughput"] == {"moco": 400.0, "simclr": 300.0}
-    save_result({**base, "device_name": "y", "throughput": {"simclr": 9.0}}, path)
+    save_result(dataclasses.replace(base, device_name="y", throughput={"simclr": 9.0}), path)
     assert read_json(path)["throughput"] == {"simclr": 9.0}  # another device: replaced
 
 
@@ -208,10 +225,35 @@ def test_thesis_estimate_known_answer():
         {"classification": 240.0, "segmentation": 120.0},
     )
     # 9 runs x 100 epochs x 1240 x 2 views / 248 = 9000 s; 12 x 100 x 240 / 240 + 12 x 100 x 240 / 120
-    assert est["pretrain_s"] == pytest.approx(9000.0)
-    assert est["finetune_s"] == pytest.approx(1200.0 + 2400.0)
-    assert est["seconds"] == pytest.approx(12600.0)
-    assert est["assumed"] is None
+    assert est.pretrain_s == pytest.approx(9000.0)
+    assert est.finetune_s == pytest.approx(1200.0 + 2400.0)
+    assert est.seconds == pytest.approx(12600.0)
+    assert est.assumed is None
+
+
+def test_benchmark_run_estimate_known_answer(tiny_db):
+    """The benchmark's per-run estimate is the thesis estimate's epochs x items / rate, with
+    epoch-end work (x 1.3) and start-up (+3 s); tiny_db has 8 pretraining and 27 finetuning
+    images."""
+    speed = {"simclr": 40.0, "classification": 27.0}
+    pre_cfg = {"method": "simclr", "trainer": {"epochs": 10}}
+    pre = Run("pretrain", "tiny", 0, method="simclr", config=pre_cfg)
+    ft = Run("finetune", "tiny", 0, task="classification", config={"trainer": {"epochs": 5}})
+    probe = Run("probe", "tiny", 0, task="classification", evaluation="linear")
+    other = Run("pretrain", "tiny", 0, method="x", config={"method": "x", "trainer": {"epochs": 1}})
+    assert estimate_run(pre, tiny_db, speed) == pytest.approx(10 * 16 / 40 * 1.3 + 3)  # 8.2
+    assert estimate_run(ft, tiny_db, speed) == pytest.approx(5 * 27 / 27 * 1.3 + 3)  # 9.5
+    assert estimate_run(probe, tiny_db, speed) == pytest.approx(3 + 27 / 150)
+    assert estimate_run(other, tiny_db, speed) == pytest.approx(16 / 250 * 1.3 + 3)
+
+
+def test_throughput_prefers_this_machines_bench(tmp_path):
+    path = tmp_path / "bench.json"
+    assert throughput(path) == CPU_THROUGHPUT  # no bench here: the shipped CPU figures
+    write_json(path, {"throughput": {"simclr": 99.0}})
+    assert throughput(path) == {**CPU_THROUGHPUT, "simclr": 99.0}
+    path.write_text("{not json")
+    assert throughput(path) == CPU_THROUGHPUT
 
 
 def test_unknown_method_lists_the_valid_ones():

@@ -39,7 +39,6 @@ class Toy(Source):
     lesion), ``mm=R,C`` (pixel spacing)."""
 
     modality = "us"
-    options = {}
 
     def records(self) -> list[Record]:
         out = []

@@ -34,6 +34,7 @@ import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
+from dbfactory import phantom_db, save_db
 from medssl.artifacts import read_csv
 from medssl.data.augment import AugmentConfig
 from medssl.data.batches import ViewBatches
@@ -44,7 +45,6 @@ from medssl.models.encoder import build_encoder
 from medssl.ssl import build_method, method_names
 from medssl.ssl.moco import forward_in_groups, groups_per_rank
 from medssl.tasks.pretrain import run_pretraining
-from test_pretrain import phantom_db, save_db
 
 WORLD = 2
 GLOBAL_BATCH = 16

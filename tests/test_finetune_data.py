@@ -1,5 +1,4 @@
-"""Fine-tuning data selection (splits, masks, overrides) and the tiny phantom database that the
-other fine-tuning tests import (``make_db``)."""
+"""Fine-tuning data selection (splits, masks, overrides) on dbfactory's tiny phantom database."""
 
 from __future__ import annotations
 
@@ -7,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from medssl.artifacts import save_npy, write_csv, write_json
-from medssl.data.database import MANIFEST_COLUMNS, Database
+from dbfactory import make_db, save_db
+from medssl.data.database import Database
 from medssl.data.labelled import finetune_splits
 from medssl.errors import ConfigError, DataError
 from medssl.tasks.finetune import (
@@ -17,58 +16,6 @@ from medssl.tasks.finetune import (
     resolve_config,
     resolve_init,
 )
-
-
-def make_db(
-    n_train: int = 16,
-    n_val: int = 8,
-    n_test: int = 8,
-    seed: int = 0,
-    name: str = "tiny",
-    size: int = 64,
-) -> Database:
-    """A learnable phantom database: per split ``n`` images per class (``size`` px, uint8).
-
-    normal: speckle only (empty mask); benign: a bright disk; malignant: a dark disk.
-    Masks are the disks. Pretraining role: 4 blank images. (End-to-end tests use size 32 to
-    stay fast on small CPUs; nothing in fine-tuning depends on the 64 px of real databases.)
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    k = size / 64
-    images, masks, labels, split = [], [], [], []
-    for s, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        for i in range(3 * n):
-            y = i % 3
-            img = rng.normal(100, 18, (size, size))
-            mask = np.zeros((size, size), np.uint8)
-            if y > 0:
-                r = rng.uniform(7, 13) * k
-                cy, cx = rng.uniform(16 * k, 48 * k, 2)
-                mask = (((yy - cy) ** 2 + (xx - cx) ** 2) <= r * r).astype(np.uint8)
-                img[mask == 1] = rng.normal(200 if y == 1 else 15, 12, int(mask.sum()))
-            images.append(np.clip(img, 0, 255).astype(np.uint8))
-            masks.append(mask)
-            labels.append(y)
-            split.append(s)
-    return Database.from_arrays(
-        pretrain=np.zeros((4, 110, 110), np.uint8),
-        pretrain_split=["train", "train", "train", "val"],
-        finetune=np.stack(images),
-        finetune_masks=np.stack(masks),
-        finetune_labels=labels,
-        finetune_split=split,
-        name=name,
-    )
-
-
-def save_db(db: Database, path) -> str:
-    """Write an in-memory database in the on-disk artifact format; return the folder."""
-    for key, arr in db.arrays.items():
-        save_npy(path / f"{key}.npy", arr)
-    write_csv(path / "manifest.csv", db.manifest, MANIFEST_COLUMNS)
-    write_json(path / "database.json", db.meta)
-    return str(path)
 
 
 def test_splits_follow_the_manifest():

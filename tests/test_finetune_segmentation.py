@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from dbfactory import make_db, save_db
 from medssl.artifacts import read_csv
 from medssl.cli.main import main
 from medssl.metrics.segmentation import segmentation_metrics
 from medssl.models.encoder import build_encoder, encoder_state_dict
-from test_finetune_data import make_db, save_db
 
 
 @pytest.fixture(scope="module", autouse=True)

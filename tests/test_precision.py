@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from dbfactory import phantom_db, save_db
 from medssl.artifacts import read_csv, read_json
 from medssl.engine import trainer as trainer_mod
 from medssl.tasks.pretrain import run_pretraining
-from test_pretrain import phantom_db, save_db
 
 SHORT_RUN = [
     "batch_size=16",

@@ -8,9 +8,10 @@ import torch
 import torchvision
 import yaml
 
-from medssl.artifacts import read_csv, read_json, save_npy, write_csv, write_json
+from dbfactory import phantom_db, save_db
+from medssl.artifacts import read_csv, read_json
 from medssl.cli.main import main
-from medssl.data.database import MANIFEST_COLUMNS, Database
+from medssl.data.database import Database
 from medssl.engine.monitor import KNNMonitor
 from medssl.models.encoder import build_encoder, load_encoder
 from medssl.ssl import method_names
@@ -25,53 +26,6 @@ FAST = [
     "--set",
     "trainer.progress_bar=false",
 ]
-
-
-def phantom(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Grey image whose class is a shape (1: bright disc, 2: dark ring, 0: none) under a strong
-    nuisance (grey level, gradient, speckle) that the augmentations teach an encoder to ignore."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    img = (
-        rng.uniform(0.1, 0.8)
-        + rng.uniform(-0.3, 0.3) * (xx - 0.5)
-        + rng.normal(0, 0.05, (size, size))
-    )
-    cx, cy = rng.uniform(0.3, 0.7, 2)
-    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
-    r = rng.uniform(0.15, 0.25)
-    if label == 1:
-        img = img + 0.3 * (d < r) - 0.3 * ((d >= r) & (d < 1.4 * r))
-    elif label == 2:
-        img = img - 0.3 * (np.abs(d - r) < 0.05) + 0.3 * (np.abs(d - 0.6 * r) < 0.05)
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
-
-
-def phantom_db(n_pre=20, n_ft=12, seed=0, n_pre_val=4) -> Database:
-    rng = np.random.default_rng(seed)
-    pre = np.stack([phantom(int(y), 110, rng) for y in rng.integers(0, 3, n_pre)])
-    ft_y = np.arange(n_ft) % 3
-    ft = np.stack([phantom(int(y), 64, rng) for y in ft_y])
-    return Database.from_arrays(
-        pretrain=pre,
-        pretrain_split=["train"] * (n_pre - n_pre_val) + ["val"] * n_pre_val,
-        finetune=ft,
-        finetune_masks=np.zeros_like(ft),
-        finetune_labels=ft_y,
-        finetune_split=["train" if i < n_ft // 2 else "val" for i in range(n_ft)],
-        name="phantoms",
-    )
-
-
-def save_db(db: Database, path) -> str:
-    """Write ``db`` in the artifact format of medssl.data.database."""
-    path.mkdir(parents=True)
-    for key, arr in db.arrays.items():
-        save_npy(path / f"{key}.npy", arr)
-    write_csv(path / "manifest.csv", db.manifest, MANIFEST_COLUMNS)
-    write_csv(path / "skipped.csv", [], ("source", "file", "reason"))
-    write_json(path / "database.json", db.meta)
-    assert Database.load(path).checksum == db.checksum
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dbfactory import phantom_db, save_db
 from medssl.artifacts import read_csv
 from medssl.cli.main import main
 from medssl.engine.monitor import KNNMonitor
 from medssl.models.encoder import build_encoder
 from medssl.ssl import method_names
-from test_pretrain import phantom_db, save_db
 
 SIZE, K = 32, 20
 SHORT_RUN = [

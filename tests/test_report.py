@@ -7,6 +7,7 @@ import io
 import re
 import struct
 import zlib
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from medssl.artifacts import read_csv, write_bytes, write_csv, write_json, write
 from medssl.errors import DataError
 from medssl.metrics import classification as cls_metrics
 from medssl.reporting.html import THUMB_COLOURS, THUMB_WIDTH, shrink_png
-from medssl.reporting.provenance import collect_provenance, write_provenance
+from medssl.reporting.provenance import collect_provenance, device_name, write_provenance
 from medssl.reporting.report import ReportOptions, build_report
 from medssl.reporting.tables import Table, to_latex, to_markdown
 
@@ -181,7 +182,7 @@ def make_run_dir(root: Path) -> Path:
         write_csv(root / "databases" / db / "manifest.csv", rows, manifest_cols)
         write_json(root / "databases" / db / "database.json", {"name": db, "checksum": f"sum-{db}"})
     dbs = {db: root / "databases" / db for db in DBS}
-    prov = collect_provenance(seeds=SEEDS, databases=dbs, device="test-device")
+    prov = collect_provenance(seeds=SEEDS, databases=dbs)
     prov["runs"] = {"pre-US1-simclr-s0": {"seconds": 100.0, "config": {"lr": 0.25}}}  # nested
     write_provenance(root / "provenance.json", prov)
     return root
@@ -337,7 +338,7 @@ def test_html_is_self_contained_with_every_table_and_figure(built):
     assert "<script" not in html.lower()
     assert "<link" not in html.lower()
     for text in (
-        "test-device",
+        html_escape(device_name()),  # this machine's, recorded by collect_provenance
         "sum-US1",
         "&quot;lr&quot;: 0.25",
         "Appendix A",
@@ -385,11 +386,11 @@ def test_missing_results_names_the_file(tmp_path):
 
 def test_collect_provenance_has_versions_and_checksums(tmp_path):
     write_json(tmp_path / "db" / "database.json", {"checksum": "abc"})
-    prov = collect_provenance(seeds=[3], databases={"X": tmp_path / "db"}, device="cpu")
+    prov = collect_provenance(seeds=[3], databases={"X": tmp_path / "db"})
     assert {"torch", "torchvision", "lightly", "smp", "lightning_fabric", "numpy", "scipy",
             "sklearn"} <= set(prov["packages"])  # fmt: skip
     assert prov["data_checksums"] == {"X": "abc"}
-    assert prov["seeds"] == [3] and prov["device"] == "cpu" and prov["python"]
+    assert prov["seeds"] == [3] and prov["device"] == device_name() and prov["python"]
 
 
 def test_coarse_masks_are_named_in_the_report(built, tmp_path):

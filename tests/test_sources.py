@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from medssl.data.records import CLASSES
-from medssl.data.sources import SOURCES, open_source
+from medssl.data.sources import SOURCES, Source, open_source, register_source
 from medssl.errors import ConfigError, DataError
 
 H, W = 12, 10
@@ -123,6 +123,29 @@ def test_busi_multi_mask_union(tmp_path):
         open_source("busi", tmp_path, multi_mask="first").records()
     with pytest.raises(ConfigError, match="unknown option"):
         open_source("busi", tmp_path, nope=1)
+
+
+def test_source_options_are_typed_with_preset_defaults(tmp_path):
+    """Options are each source's frozen Options dataclass: a preset's values over its defaults,
+    a user's over the preset's; a mistyped value or a preset with an unknown option is a
+    ConfigError naming the source."""
+    qamebi = open_source("qamebi", tmp_path)
+    assert qamebi.opts == SOURCES.get("class_folder").Options(masks="required")
+    assert open_source("qamebi", tmp_path, masks="optional").opts.masks == "optional"
+    assert SOURCES.get("mbud").options().masks == "none"
+    assert open_source("inbreast", tmp_path, roi_names=["Mass", "Cluster"]).opts.roi_names == (
+        "Mass",
+        "Cluster",
+    )
+    with pytest.raises(ConfigError, match=r"mini_mias options.circles_as_masks: expected bool"):
+        open_source("mini_mias", tmp_path, circles_as_masks="yes")
+    with pytest.raises(
+        ConfigError, match=r"nope: unknown option\(s\) \['maks'\]; valid: \['classes'"
+    ):
+        register_source("nope", maks="none")(SOURCES.get("class_folder"))
+    assert "nope" not in SOURCES.names()
+    with pytest.raises(TypeError, match="declare reader options as `Options`"):
+        type("OldStyle", (Source,), {"options": {"masks": "none"}})
 
 
 def test_busi_images_and_mask_subfolders(tmp_path):

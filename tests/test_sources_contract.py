@@ -10,11 +10,10 @@ import pytest
 
 from contracts import check_source_accepts_parent_folder, check_source_contract
 from medssl.data.sources import SOURCES, _import_all
+from medssl.data.synth import write_source
 
 _import_all()
 
-synth = pytest.importorskip("medssl.data.synth")
-write_source = getattr(synth, "write_source", None)
 
 # Sources whose publishers give patient ids (docs/datasets.md); the others give none.
 PUBLISHED_PATIENTS = {"breast_lesions_usg", "cbis_ddsm", "csv", "inbreast", "mini_mias"}
@@ -32,8 +31,6 @@ def _counts(name: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def miniatures(tmp_path_factory):
-    if write_source is None:
-        pytest.skip("medssl.data.synth.write_source is not available yet")
     base = tmp_path_factory.mktemp("sources")
     return {
         name: write_source(name, base / name / "download", _counts(name), seed=0, scale=0.25)

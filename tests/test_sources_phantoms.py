@@ -13,12 +13,8 @@ from PIL import Image
 
 from medssl.data.imaging import load_mask
 from medssl.data.sources import open_source
+from medssl.data.synth import write_source
 from medssl.errors import DataError
-
-synth = pytest.importorskip("medssl.data.synth")
-if not hasattr(synth, "write_source"):
-    pytest.skip("medssl.data.synth.write_source is not available yet", allow_module_level=True)
-write_source = synth.write_source
 
 SMALL = {"scale": 0.25}
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from medssl.data.database import ROLES, Database
 from medssl.errors import ConfigError
+from medssl.runfiles import BEST, ENCODER
 
 if TYPE_CHECKING:
     import torch
@@ -49,13 +50,13 @@ def load_encoder(path: str | os.PathLike) -> nn.Module:
 
     path = Path(path)
     source: Any = path
-    if path.is_file() and path.name == "best.pt":
+    if path.is_file() and path.name == BEST:
         source = _finetuned_encoder(path)
     elif path.is_dir():
-        if (path / "encoder.pt").is_file():
-            source = path / "encoder.pt"
-        elif (path / "best.pt").is_file():
-            source = _finetuned_encoder(path / "best.pt")
+        if (path / ENCODER).is_file():
+            source = path / ENCODER
+        elif (path / BEST).is_file():
+            source = _finetuned_encoder(path / BEST)
         else:
             raise ConfigError(
                 f"{path}: no encoder.pt (a `medssl pretrain` run) or best.pt (a `medssl "

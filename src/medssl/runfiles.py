@@ -16,14 +16,18 @@ LAST = "last.pt"  # weights of the last epoch, kept from checkpoint.pt on reques
 DONE = "done.json"  # written last: the run finished
 LOCK = "lock.json"  # benchmark runs: who is training it now (tasks.runlock)
 CLAIMS = "claims.jsonl"  # benchmark runs: one line per execution (tasks.runlock)
+LOSS_CURVE = "loss_curve.png"  # loss per epoch, train and validation (thesis fig. A.1)
 
 # pretraining runs
 ENCODER = "encoder.pt"  # torchvision ResNet-18 state dict without fc (models.encoder)
 RANDOM_INIT = "random_init.json"  # the health monitor's reading of the initial encoder
 HEALTH = "health.png"
+TSNE = "tsne.png"  # t-SNE of the encoder's features of the finetuning images
 
 # fine-tuning runs
 RESULTS = "results.csv"  # flat records, RESULT_COLUMNS
+CLASSIFICATION_CURVES = "classification_curves.png"  # validation metrics per epoch
+SEGMENTATION_CURVES = "segmentation_curves.png"
 
 
 def predictions_file(split: str) -> str:
@@ -32,6 +36,19 @@ def predictions_file(split: str) -> str:
 
 def per_image_file(split: str) -> str:
     return f"per_image_{split}.csv"
+
+
+def roc_pr_figure(split: str) -> str:
+    return f"roc_pr_{split}.png"
+
+
+def confusion_figure(split: str) -> str:
+    return f"confusion_{split}.png"
+
+
+def examples_figure(split: str, score: str) -> str:
+    """Best, middle and worst images of a split by a per-image score (``dice``)."""
+    return f"examples_{split}_{score}.png"
 
 
 RESULT_COLUMNS = ("run_id", "task", "database", "init", "seed", "fold", "split", "metric", "value")
@@ -56,3 +73,13 @@ DATABASES = "databases"
 FEATURES = "features"  # frozen-encoder features, one .npy per encoder and database (probes)
 REPORT = "report"
 LOGS = "logs"  # the Slurm executor's job files and logs (submitit)
+
+# a benchmark's REPORT folder (reporting.report), beside its tables (table_*.csv/.md/.tex)
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+STATISTICS = "statistics.json"
+RUN_METRICS_SUMMARY = "run_metrics_summary.csv"
+FOREST_PLOT = "forest_plot.png"
+
+# `medssl bench`
+BENCH_RESULT = "bench.json"  # in ~/.cache/medssl/: what it measured (tasks.estimates reads it)

@@ -2,67 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Any
+from medssl.bench.result import BenchResult
 
 
-def format_result(r: dict[str, Any]) -> str:
-    db = r["database"]
+def format_result(r: BenchResult) -> str:
+    db = r.database
     lines = [
-        f"medssl bench on {r['device']} ({r['device_name']}), {r['threads']} threads, "
-        f"torch {r['torch']}",
-        f"precision {r['precision']}: {r['precision_note']}",
-        f"channels_last {r['channels_last']}, compile {r['compile']}; batch {r['batch_size']}, "
-        f"{r['steps']} timed steps after {r['warmup_steps']} warm-up per path and round, "
-        f"median of {r.get('rounds', 1)} alternating rounds; "
-        f"database {db['name']} ({db['pretrain_train_images']} pretraining images"
-        f"{', synthetic' if db['synthetic'] else ''})",
-        f"load average at start {_load(r['load_average']['start'])}, "
-        f"at end {_load(r['load_average']['end'])} (other processes slow every figure alike)",
+        f"medssl bench on {r.device} ({r.device_name}), {r.threads} threads, torch {r.torch}",
+        f"precision {r.precision}: {r.precision_note}",
+        f"channels_last {r.channels_last}, compile {r.compile}; batch {r.batch_size}, "
+        f"{r.steps} timed steps after {r.warmup_steps} warm-up per path and round, "
+        f"median of {r.rounds} alternating rounds; "
+        f"database {db.name} ({db.pretrain_train_images} pretraining images"
+        f"{', synthetic' if db.synthetic else ''})",
+        f"load average at start {_load(r.load_average['start'])}, "
+        f"at end {_load(r.load_average['end'])} (other processes slow every figure alike)",
         "",
         f"{'method':<8} {'(a) ceiling':>12} {'(b) medssl':>11} {'(c) reference':>14} "
         f"{'b/a':>6} {'b/c':>6}   views/s",
     ]
-    targets = r["targets"]
-    for name, m in r["methods"].items():
-        flag = "" if m["same_model_and_step"] else "   PATHS DIFFER: see fingerprints"
+    targets = r.targets
+    for name, m in r.methods.items():
+        flag = "" if m.same_model_and_step else "   PATHS DIFFER: see fingerprints"
         lines.append(
-            f"{name:<8} {m['ceiling']['views_per_s']:>12.1f} {m['medssl']['views_per_s']:>11.1f} "
-            f"{m['reference']['views_per_s']:>14.1f} {m['ratio_medssl_to_ceiling']:>6.2f} "
-            f"{m['ratio_medssl_to_reference']:>6.2f}{flag}"
+            f"{name:<8} {m.ceiling['views_per_s']:>12.1f} {m.medssl['views_per_s']:>11.1f} "
+            f"{m.reference['views_per_s']:>14.1f} {m.ratio_medssl_to_ceiling:>6.2f} "
+            f"{m.ratio_medssl_to_reference:>6.2f}{flag}"
         )
     lines.append(
         f"targets on this device: b/a >= {targets['ratio_medssl_to_ceiling']}, "
         f"b/c >= {targets['ratio_medssl_to_reference']}"
     )
-    if r["methods"]:
-        refs = [m["reference"] for m in r["methods"].values()]
+    if r.methods:
+        refs = [m.reference for m in r.methods.values()]
         names = ", ".join(ref["transform"].rsplit(".", 1)[-1] for ref in refs)
         lines.append(
             f"(c) = lightly's {names} in a DataLoader with {refs[0]['num_workers']} workers"
         )
-    if r["finetune"]:
+    if r.finetune:
         lines.append(
             "fine-tuning train steps: "
             + ", ".join(
                 f"{t} {f['images_per_s']:.1f} img/s ({f['ratio_to_plain_loop']:.2f} of a plain "
                 f"loop's {f['plain_loop']['rate']:.1f})"
-                for t, f in r["finetune"].items()
+                for t, f in r.finetune.items()
             )
         )
-    mem = f"peak RSS {r['peak_rss_mb']:.0f} MB (DataLoader workers: {r['peak_rss_workers_mb']:.0f} MB)"
-    if r["cuda_max_allocated_mb"] is not None:
-        mem += f", CUDA max allocated {r['cuda_max_allocated_mb']:.0f} MB"
+    mem = f"peak RSS {r.peak_rss_mb:.0f} MB (DataLoader workers: {r.peak_rss_workers_mb:.0f} MB)"
+    if r.cuda_max_allocated_mb is not None:
+        mem += f", CUDA max allocated {r.cuda_max_allocated_mb:.0f} MB"
     lines.append(mem)
-    est = r["thesis_estimate"]
+    est = r.thesis_estimate
     if est:
         lines.append(
-            f"thesis protocol ({est['pretrain_runs']} pretraining + {est['finetune_runs']} "
-            f"fine-tuning runs x {est['epochs']} epochs) on this device: about "
-            f"{_duration(est['seconds'])} (pretraining {_duration(est['pretrain_s'])}, "
-            f"fine-tuning {_duration(est['finetune_s'])}; excludes {est['excludes']})"
+            f"thesis protocol ({est.pretrain_runs} pretraining + {est.finetune_runs} "
+            f"fine-tuning runs x {est.epochs} epochs) on this device: about "
+            f"{_duration(est.seconds)} (pretraining {_duration(est.pretrain_s)}, "
+            f"fine-tuning {_duration(est.finetune_s)}; excludes {est.excludes})"
         )
-        if est["assumed"]:
-            lines.append(f"  assumed: {est['assumed']} (use --method all)")
+        if est.assumed:
+            lines.append(f"  assumed: {est.assumed} (use --method all)")
     return "\n".join(lines)
 
 

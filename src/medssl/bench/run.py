@@ -11,7 +11,7 @@ the trainer's step and differ only in their batch stream):
 (c) ``reference``: lightly's PIL transforms in a DataLoader with worker processes
     (``bench.reference``).
 
-The result is a JSON-ready dict (schema in ``medssl.bench``); ``save_result`` writes it to
+The result is a :class:`medssl.bench.result.BenchResult`; ``save_result`` writes its JSON to
 ``~/.cache/medssl/bench.json``, whose ``throughput`` the benchmark stage reads.
 """
 
@@ -37,12 +37,14 @@ from medssl.bench.finetune_rate import finetune_rates
 from medssl.bench.measure import bench_trainer, train_timed
 from medssl.bench.memory import peak_rss_children_mb, peak_rss_mb
 from medssl.bench.reference import default_workers, reference_loader, to_device
+from medssl.bench.result import SCHEMA, BenchDatabase, BenchResult, MethodBench
 from medssl.bench.synthetic import PRETRAIN_IMAGES, synthetic_database
 from medssl.bench.timing import TimedStream, count_views
 from medssl.data.database import Database
 from medssl.engine.trainer import cpu_has_bf16_units
 from medssl.errors import ConfigError
 from medssl.ssl import method_names
+from medssl.tasks.estimates import cache_file
 from medssl.tasks.pretrain import (
     PretrainConfig,
     augment_config,
@@ -52,7 +54,6 @@ from medssl.tasks.pretrain import (
     train_views,
 )
 
-SCHEMA = "medssl.bench/1"
 PATHS = ("ceiling", "medssl", "reference")
 # Issue 6 targets: (b)/(a) and (b)/(c) per device type.
 TARGETS = {
@@ -114,7 +115,7 @@ def pretrain_config(method: str, cfg: BenchConfig) -> PretrainConfig:
 def bench_method(
     db: Database, method: str, cfg: BenchConfig, progress: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """The three paths of one method: {"ceiling", "medssl", "reference", ratios, ...}."""
+    """The three paths of one method: the fields of :class:`MethodBench` but ``meets_targets``."""
     pcfg = pretrain_config(method, cfg)
     host_images = db.images("pretrain", "train")  # uint8 (N, S, S)
     if pcfg.batch_size > len(host_images):
@@ -194,8 +195,8 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**ordered[(len(ordered) - 1) // 2], "rounds": [r["views_per_s"] for r in runs]}
 
 
-def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Measure every path of ``cfg.methods`` (and the fine-tuning steps); return the result dict.
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Measure every path of ``cfg.methods`` (and the fine-tuning steps); return the result.
 
     ``progress`` receives one line per path as it starts (silent when None).
     """
@@ -206,9 +207,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         if cfg.database
         else synthetic_database(cfg.images, seed=cfg.seed)
     )
-    methods = {}
+    measured = {}
     for m in cfg.methods:
-        methods[m] = bench_method(db, m, cfg, progress)
+        measured[m] = bench_method(db, m, cfg, progress)
         gc.collect()  # the reference DataLoader's persistent workers end here (peak RSS counted)
     trainer_cfg = pretrain_config(cfg.methods[0], cfg).trainer
     probe = bench_trainer(trainer_cfg)
@@ -229,11 +230,16 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     )
     for r in finetune.values():
         r["images_per_s"] = r.pop("rate")
-    throughput = {m: r["medssl"]["views_per_s"] for m, r in methods.items()}
+    targets = TARGETS["cuda" if device.type == "cuda" else "cpu"]
+    methods = {
+        m: MethodBench(**r, meets_targets=all(r[k] >= v for k, v in targets.items()))
+        for m, r in measured.items()
+    }
+    throughput = {m: r.medssl["views_per_s"] for m, r in methods.items()}
     throughput.update({t: r["images_per_s"] for t, r in finetune.items()})
     estimate = (
         thesis_estimate(
-            {m: r["medssl"]["views_per_s"] for m, r in methods.items()},
+            {m: r.medssl["views_per_s"] for m, r in methods.items()},
             {t: r["images_per_s"] for t, r in finetune.items()},
         )
         if finetune
@@ -241,70 +247,62 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     )
     cuda_peaks = [
         p["cuda_max_allocated_mb"]
-        for r in [*methods.values()]
-        for p in (r["ceiling"], r["medssl"], r["reference"])
+        for r in methods.values()
+        for p in (r.ceiling, r.medssl, r.reference)
     ] + [r["cuda_max_allocated_mb"] for r in finetune.values()]
-    targets = TARGETS["cuda" if device.type == "cuda" else "cpu"]
-    for r in methods.values():
-        r["meets_targets"] = all(r[k] >= v for k, v in targets.items())
-    return {
-        "schema": SCHEMA,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "medssl": __version__,
-        "torch": torch.__version__,
-        "device": str(device),
-        "device_name": device_name(device),
-        "precision": precision,
-        "precision_note": precision_note(device, precision),
-        "channels_last": cfg.channels_last,
-        "compile": cfg.compile,
-        "threads": torch.get_num_threads(),
-        "cpus": _cpus(),
-        "load_average": {"start": load_start, "end": _load()},
-        "batch_size": next(iter(methods.values()))["batch_size"],
-        "warmup_steps": cfg.warmup,
-        "steps": cfg.steps,
-        "rounds": cfg.rounds,
-        "database": {
-            "name": db.name,
-            "synthetic": cfg.database is None,
-            "pretrain_train_images": len(db.indices("pretrain", "train")),
-            "finetune_train_images": len(db.indices("finetune", "train")),
-        },
-        "methods": methods,
-        "finetune": finetune,
-        "targets": targets,
-        "thesis_estimate_s": estimate["seconds"] if estimate else None,
-        "thesis_estimate": estimate,
-        "peak_rss_mb": peak_rss_mb(),
-        "peak_rss_workers_mb": peak_rss_children_mb(),
-        "cuda_max_allocated_mb": max((p for p in cuda_peaks if p is not None), default=None),
-        "model_fingerprint": {m: r["medssl"]["fingerprint"] for m, r in methods.items()},
-        "throughput": throughput,
-    }
+    return BenchResult(
+        schema=SCHEMA,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        medssl=__version__,
+        torch=torch.__version__,
+        device=str(device),
+        device_name=device_name(device),
+        precision=precision,
+        precision_note=precision_note(device, precision),
+        channels_last=cfg.channels_last,
+        compile=cfg.compile,
+        threads=torch.get_num_threads(),
+        cpus=_cpus(),
+        load_average={"start": load_start, "end": _load()},
+        batch_size=next(iter(methods.values())).batch_size,
+        warmup_steps=cfg.warmup,
+        steps=cfg.steps,
+        rounds=cfg.rounds,
+        database=BenchDatabase(
+            name=db.name,
+            synthetic=cfg.database is None,
+            pretrain_train_images=len(db.indices("pretrain", "train")),
+            finetune_train_images=len(db.indices("finetune", "train")),
+        ),
+        methods=methods,
+        finetune=finetune,
+        targets=targets,
+        thesis_estimate_s=estimate.seconds if estimate else None,
+        thesis_estimate=estimate,
+        peak_rss_mb=peak_rss_mb(),
+        peak_rss_workers_mb=peak_rss_children_mb(),
+        cuda_max_allocated_mb=max((p for p in cuda_peaks if p is not None), default=None),
+        model_fingerprint={m: r.medssl["fingerprint"] for m, r in methods.items()},
+        throughput=throughput,
+    )
 
 
-def cache_file() -> Path:
-    """``~/.cache/medssl/bench.json``: where the benchmark stage looks for measured throughput."""
-    return Path.home() / ".cache" / "medssl" / "bench.json"
-
-
-def save_result(result: dict[str, Any], path: Path | None = None) -> Path:
-    """Write ``result`` atomically to ``path`` (default ``cache_file()``).
+def save_result(result: BenchResult, path: Path | None = None) -> Path:
+    """Write ``result``'s JSON atomically to ``path`` (default ``cache_file()``).
 
     ``throughput`` keeps the figures of an earlier bench on the same device and precision for
     what this one did not measure (e.g. ``--method moco`` after ``--method all``).
     """
     path = path or cache_file()
-    merged = dict(result)
+    merged = result.to_json()
     if path.is_file():
         try:
             old = read_json(path)
         except (OSError, ValueError):
             old = {}
-        same = all(old.get(k) == result.get(k) for k in ("device_name", "precision"))
+        same = all(old.get(k) == merged[k] for k in ("device_name", "precision"))
         if same and isinstance(old.get("throughput"), dict):
-            merged["throughput"] = {**old["throughput"], **result["throughput"]}
+            merged["throughput"] = {**old["throughput"], **result.throughput}
     return write_json(path, merged)
 
 

@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     saved = None if args.no_save else save_result(result)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.to_json(), indent=2))
     else:
         print(format_result(result))
         if saved is not None:

@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from medssl.runfiles import REPORT, REPORT_HTML
     from medssl.tasks.benchmark import resolve_benchmark, run_benchmark
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
@@ -71,5 +72,5 @@ def _run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     if not args.dry_run:
-        print(f"report: {out / 'report' / 'report.html'}")
+        print(f"report: {out / REPORT / REPORT_HTML}")
     return 0

@@ -61,12 +61,13 @@ def check_args(args: argparse.Namespace) -> None:
     """Errors that need no torch, before the training stack is imported (seconds saved)."""
     from medssl import presets
     from medssl.data.database import check_database_folder
+    from medssl.runfiles import ENCODER
 
     check_database_folder(Path(args.database), flag="--database")
     presets.preset_path("finetune", args.preset)
     if args.init != "random":
         init = Path(args.init)
-        if not (init.is_file() or (init / "encoder.pt").is_file()):
+        if not (init.is_file() or (init / ENCODER).is_file()):
             raise ConfigError(
                 f"--init {args.init}: no such file, and no encoder.pt in such a folder; pass "
                 "`random` or the encoder.pt of a `medssl pretrain` run"

@@ -53,6 +53,7 @@ def check_args(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     check_args(args)
     from medssl.artifacts import read_json
+    from medssl.runfiles import DONE
     from medssl.tasks.pretrain import run_pretraining
 
     out = run_pretraining(
@@ -65,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         resume=args.resume,
     )
-    done = read_json(out / "done.json")
+    done = read_json(out / DONE)
     final = done.get("final", {})
     shown = ", ".join(
         f"{k}={final[k]:.4g}"

@@ -36,7 +36,16 @@ import numpy as np
 from medssl import __version__
 from medssl.artifacts import atomic_dir, save_npy, write_csv, write_json
 from medssl.config import to_dict
-from medssl.data.database import FORMAT_VERSION, MANIFEST_COLUMNS, ROLES, SPLITS, array_checksum
+from medssl.data.database import (
+    FORMAT_VERSION,
+    MANIFEST_COLUMNS,
+    MANIFEST_FILE,
+    META_FILE,
+    ROLES,
+    SKIPPED_FILE,
+    SPLITS,
+    array_checksum,
+)
 from medssl.data.dedupe import DuplicateIndex, content_hash, fingerprint
 from medssl.data.preprocess import Box, MaskResize, breast_box, finetune_view, pretrain_view
 from medssl.data.quotas import (
@@ -345,9 +354,9 @@ def build_database(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for key, arr in arrays.items():
             save_npy(tmp / f"{key}.npy", arr)
-        write_csv(tmp / "manifest.csv", manifest, MANIFEST_COLUMNS)
-        write_csv(tmp / "skipped.csv", [vars(s) for s in skipped], ("source", "file", "reason"))
-        write_json(tmp / "database.json", meta)
+        write_csv(tmp / MANIFEST_FILE, manifest, MANIFEST_COLUMNS)
+        write_csv(tmp / SKIPPED_FILE, [vars(s) for s in skipped], ("source", "file", "reason"))
+        write_json(tmp / META_FILE, meta)
     return Path(out)
 
 

@@ -34,6 +34,9 @@ from medssl.data.records import CLASSES
 from medssl.errors import DataError
 
 FORMAT_VERSION = 1
+META_FILE = "database.json"
+MANIFEST_FILE = "manifest.csv"
+SKIPPED_FILE = "skipped.csv"  # the builder's record of every image it left out, and why
 ROLES = ("pretrain", "finetune")
 SPLITS = {"pretrain": ("train", "val"), "finetune": ("train", "val", "test")}
 MANIFEST_COLUMNS = (
@@ -104,6 +107,15 @@ class Database:
     manifest: list[dict[str, Any]]
     arrays: dict[str, np.ndarray] = field(repr=False)
 
+    def __post_init__(self) -> None:
+        # Every lookup (images, labels, patients, ... of a role and split) reads rows in array
+        # order: grouped once here, by (role, split) and by (role, None), not scanned per call.
+        # The groups hold the manifest's own row dicts.
+        self._rows: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        for r in sorted(self.manifest, key=lambda r: r["index"]):
+            self._rows.setdefault((r["role"], None), []).append(r)
+            self._rows.setdefault((r["role"], r["split"]), []).append(r)
+
     @property
     def name(self) -> str:
         return self.meta.get("name", "database")
@@ -122,7 +134,7 @@ class Database:
         thesis-sized one on a 2-core CPU).
         """
         path = check_database_folder(path)
-        meta_file = path / "database.json"
+        meta_file = path / META_FILE
         try:
             meta = read_json(meta_file)
         except (ValueError, UnicodeDecodeError) as e:
@@ -136,7 +148,7 @@ class Database:
                 f"database format {meta.get('format_version')} is not {FORMAT_VERSION}",
                 file=str(meta_file),
             )
-        manifest = _read_manifest(path / "manifest.csv")
+        manifest = _read_manifest(path / MANIFEST_FILE)
         arrays = {key: _load_array(path, key, manifest, meta) for key in ARRAY_FILES}
         db = cls(path, meta, manifest, arrays)
         verify_database(db, checksum=verify_checksum)
@@ -183,10 +195,7 @@ class Database:
             raise DataError(f"unknown role {role!r}; valid: {ROLES}")
         if split is not None and split not in SPLITS[role]:
             raise DataError(f"unknown {role} split {split!r}; valid: {SPLITS[role]}")
-        out = [
-            r for r in self.manifest if r["role"] == role and (split is None or r["split"] == split)
-        ]
-        return sorted(out, key=lambda r: r["index"])
+        return list(self._rows.get((role, split), ()))
 
     def indices(self, role: str, split: str | None = None) -> np.ndarray:
         return np.array([r["index"] for r in self.rows(role, split)], dtype=np.int64)
@@ -241,11 +250,10 @@ class Database:
         """One line: name, images per role and split, image sides, checksum prefix, folder."""
         parts = []
         for role in ROLES:
-            splits = Counter(r["split"] for r in self.manifest if r["role"] == role)
             shape = self.arrays[role].shape
             side = f"{shape[1]}x{shape[2]} px" if len(shape) == 3 else f"shape {shape}"
-            per = ", ".join(f"{s} {splits[s]}" for s in SPLITS[role])
-            parts.append(f"{role} {sum(splits.values())} ({per}) {side}")
+            per = ", ".join(f"{s} {len(self._rows.get((role, s), ()))}" for s in SPLITS[role])
+            parts.append(f"{role} {len(self._rows.get((role, None), ()))} ({per}) {side}")
         phantoms = ", phantoms" if self.phantoms else ""
         where = str(self.path) if self.path is not None else "in memory"
         checksum = str(self.meta.get("checksum", "none"))[:8]
@@ -475,13 +483,13 @@ def check_database_folder(path: str | Path, *, flag: str = "database") -> Path:
     def databases_in(folder: Path) -> list[str]:
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if (p / "database.json").is_file())
+        return sorted(p.name for p in folder.iterdir() if (p / META_FILE).is_file())
 
     if not path.exists():
         beside = databases_in(path.parent)  # a misspelt name: say what is there
         hint = f"; the databases in {path.parent}: {', '.join(beside)}" if beside else ""
         raise DataError(f"{flag}: no such folder{hint}", file=str(path))
-    if (path / "database.json").is_file():
+    if (path / META_FILE).is_file():
         return path
     inside = databases_in(path)
     if inside:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from medssl.artifacts import read_csv
-from medssl.data.database import SPLITS, Database
+from medssl.data.database import SKIPPED_FILE, SPLITS, Database
 
 THESIS_CLASS_ORDER = ("benign", "malignant", "normal")  # column order of thesis tables 5.1-5.3
 
@@ -95,7 +95,7 @@ def describe(db: Database) -> str:
     ]
     out += ["## Table 5.3: images per split and class", "", markdown_table(split_rows(db.manifest))]
     skipped = (
-        read_csv(db.path / "skipped.csv") if db.path and (db.path / "skipped.csv").is_file() else []
+        read_csv(db.path / SKIPPED_FILE) if db.path and (db.path / SKIPPED_FILE).is_file() else []
     )
     out.append(f"## Left out: {len(skipped)} item(s)")
     for (source, reason), n in sorted(Counter((s["source"], s["reason"]) for s in skipped).items()):

@@ -14,6 +14,16 @@ from typing import Any
 from medssl.reporting import html as H
 from medssl.reporting.inputs import DatabaseInfo, runs_of
 from medssl.reporting.tables import Table, fmt_number
+from medssl.runfiles import (
+    CLASSIFICATION_CURVES,
+    CONFIG,
+    HEALTH,
+    LOSS_CURVE,
+    PROVENANCE,
+    RUNS,
+    SEGMENTATION_CURVES,
+    TSNE,
+)
 
 APPENDICES = (
     ("A", "pretraining", "Appendix A: pretraining (loss curves, t-SNE)"),
@@ -102,11 +112,12 @@ def run_label(run_id: str, info: dict[str, Any]) -> str:
 
 
 CAPTIONS: tuple[tuple[str, str], ...] = (
-    (r"loss_curve\.png", "loss per epoch (train, validation)"),
-    (r"health\.png", "health: kNN against random init, spread, alignment, uniformity"),
-    (r"tsne\.png", "t-SNE of the encoder's features of the finetuning images, by class"),
-    (r"classification_curves\.png", "accuracy, MCC, balanced accuracy and AUROC per epoch"),
-    (r"segmentation_curves\.png", "Dice, IoU and pixel accuracy per epoch"),
+    (re.escape(LOSS_CURVE), "loss per epoch (train, validation)"),
+    (re.escape(HEALTH), "health: kNN against random init, spread, alignment, uniformity"),
+    (re.escape(TSNE), "t-SNE of the encoder's features of the finetuning images, by class"),
+    (re.escape(CLASSIFICATION_CURVES), "accuracy, MCC, balanced accuracy and AUROC per epoch"),
+    (re.escape(SEGMENTATION_CURVES), "Dice, IoU and pixel accuracy per epoch"),
+    # the per-split figures: runfiles.roc_pr_figure, confusion_figure, examples_figure
     (r"roc_pr_(\w+)\.png", "ROC and precision-recall curves, {0} split"),
     (r"confusion_(\w+)\.png", "confusion matrix, {0} split"),
     (
@@ -132,7 +143,7 @@ def figures_sections(run_dir: Path, idents: dict[str, dict]) -> list[H.Section]:
 
     Runs appear in the order of ``idents`` (plan.json, then results.csv), others by name.
     """
-    runs_root = run_dir / "runs"
+    runs_root = run_dir / RUNS
     found = {p.name: p for p in runs_root.iterdir() if p.is_dir()} if runs_root.is_dir() else {}
     order = [r for r in idents if r in found] + sorted(set(found) - set(idents))
     groups: dict[str, dict[str, list[str]]] = {}
@@ -190,9 +201,7 @@ def provenance_body(
                 )
     else:
         parts.append(
-            H.paragraph(
-                f"{run_dir / 'provenance.json'} not found: versions and device unknown.", "note"
-            )
+            H.paragraph(f"{run_dir / PROVENANCE} not found: versions and device unknown.", "note")
         )
     if databases:
         parts.append(
@@ -206,7 +215,7 @@ def provenance_body(
         if runs.rows
         else H.paragraph("plan.json not found: no run list.", "note")
     )
-    found = {p.parent.name: p for p in (run_dir / "runs").glob("*/config.yaml")}
+    found = {p.parent.name: p for p in (run_dir / RUNS).glob(f"*/{CONFIG}")}
     order = [r for r in run_order if r in found] + sorted(set(found) - set(run_order))
     configs = [found[r] for r in order]
     if configs:

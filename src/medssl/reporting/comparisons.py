@@ -1,3 +1,4 @@
+# Over 400 lines: both levels of a comparison and the sentences that state them read one row.
 """The report's statistics: per-model intervals, comparisons with a reference, verdicts.
 
 Every comparison of a model with its reference (random init; or the source-only shortcut)

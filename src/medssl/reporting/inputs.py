@@ -1,3 +1,4 @@
+# Over 400 lines: one reader per artifact a report reads, each held to its writer's format.
 """Reading the saved artifacts a report is built from (never a model).
 
 - ``RUN_DIR/results.csv``: flat records ``run_id, task, database, init, seed, fold, split,
@@ -27,9 +28,20 @@ from typing import Any
 import numpy as np
 
 from medssl.artifacts import read_csv, read_json
+from medssl.data.database import MANIFEST_FILE, META_FILE
 from medssl.errors import DataError
 from medssl.metrics.segmentation import PER_IMAGE_METRICS, SCALED_DISTANCES
-from medssl.runfiles import RESULT_COLUMNS, RESULT_DEFAULTS
+from medssl.runfiles import (
+    BEST,
+    DONE,
+    PLAN,
+    RESULT_COLUMNS,
+    RESULT_DEFAULTS,
+    RESULTS,
+    RUNS,
+    per_image_file,
+    predictions_file,
+)
 from medssl.stats.estimands import Predictions, concat
 
 ModelKey = tuple[str, str, str]  # (task, database, init)
@@ -126,8 +138,8 @@ def check_benchmark_folder(path: Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"no such folder; {BENCHMARK_HINT}", file=str(path))
-    if (path / "done.json").is_file() and not (path / "plan.json").is_file():
-        if (path / "results.csv").is_file() or (path / "best.pt").is_file():
+    if (path / DONE).is_file() and not (path / PLAN).is_file():
+        if (path / RESULTS).is_file() or (path / BEST).is_file():
             kind = (
                 "a fine-tuning run folder (from `medssl finetune`; its metrics are its results.csv)"
             )
@@ -136,12 +148,12 @@ def check_benchmark_folder(path: Path) -> Path:
         parent = path.parent.parent
         owner = (
             f"; this run belongs to the benchmark {parent}: `medssl report {parent}`"
-            if path.parent.name == "runs" and (parent / "plan.json").is_file()
+            if path.parent.name == RUNS and (parent / PLAN).is_file()
             else ""
         )
         raise DataError(f"{kind}, not a benchmark folder; {BENCHMARK_HINT}{owner}", file=str(path))
-    if not (path / "results.csv").is_file():
-        started = (path / "plan.json").is_file()
+    if not (path / RESULTS).is_file():
+        started = (path / PLAN).is_file()
         raise DataError(
             "no results.csv: no run of this benchmark has finished yet; rerun `medssl "
             "benchmark` with the same --out"
@@ -324,13 +336,13 @@ def read_predictions(
     parts: dict[ModelKey, list[Predictions]] = {}
     out = ModelPredictions()
     for run_id, run in runs_of(records).items():
-        folder = run_dir / "runs" / run_id
+        folder = run_dir / RUNS / run_id
         replicate = run["seed"] if isinstance(run["seed"], int) else 0
         if run["task"] == "classification":
-            path = folder / f"predictions_{split}.npz"
+            path = folder / predictions_file(split)
             reader = read_classification_predictions
         elif run["task"] == "segmentation":
-            path = folder / f"per_image_{split}.csv"
+            path = folder / per_image_file(split)
             reader = read_segmentation_predictions
         else:
             out.notes.append(f"run {run_id}: unknown task {run['task']!r}; no per-image statistics")
@@ -379,15 +391,15 @@ def read_databases(folder: str | Path, order: Sequence[str] = ()) -> list[Databa
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = {p.parent.name: p.parent for p in folder.glob("*/manifest.csv")}
+    found = {p.parent.name: p.parent for p in folder.glob(f"*/{MANIFEST_FILE}")}
     names = [n for n in order if n in found] + sorted(set(found) - set(order))
     out = []
     for name in names:
         path = found[name]
-        meta_file = path / "database.json"
+        meta_file = path / META_FILE
         meta = read_json(meta_file) if meta_file.is_file() else {}
         out.append(
-            DatabaseInfo(name=name, path=path, meta=meta, manifest=read_csv(path / "manifest.csv"))
+            DatabaseInfo(name=name, path=path, meta=meta, manifest=read_csv(path / MANIFEST_FILE))
         )
     return out
 

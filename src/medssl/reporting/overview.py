@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from medssl.artifacts import read_csv, read_json
+from medssl.runfiles import DONE, METRICS, RANDOM_INIT, RUNS
 
 LABELS = {"val_mcc": "validation MCC", "val_dice": "validation Dice"}
 
 
 def _monitor(folder: Path) -> str | None:
     """The validation value that chose best.pt (done.json's "monitor")."""
-    done = folder / "done.json"
+    done = folder / DONE
     if not done.is_file():
         return None
     return str(read_json(done).get("monitor") or "") or None
@@ -92,10 +93,10 @@ def pretraining_overviews(
     for e in plan:
         if e.get("kind") != "pretrain":
             continue
-        folder = run_dir / "runs" / str(e.get("run_id"))
-        if not (folder / "metrics.csv").is_file():
+        folder = run_dir / RUNS / str(e.get("run_id"))
+        if not (folder / METRICS).is_file():
             continue
-        rows = read_csv(folder / "metrics.csv")
+        rows = read_csv(folder / METRICS)
         db = by_db.setdefault(str(e.get("database")), {"knn": {}, "loss": {}, "random": {}})
         method = str(e.get("method"))
         db["knn"].setdefault(method, []).append(_series(rows, "knn_acc"))
@@ -104,8 +105,8 @@ def pretraining_overviews(
         db["loss"].setdefault(method, []).append(
             {k: v / first for k, v in loss.items()} if first else {}
         )
-        if (folder / "random_init.json").is_file():
-            knn = read_json(folder / "random_init.json").get("knn_acc")
+        if (folder / RANDOM_INIT).is_file():
+            knn = read_json(folder / RANDOM_INIT).get("knn_acc")
             if knn is not None:
                 db["random"].setdefault(method, []).append(float(knn))
     figures = []
@@ -134,11 +135,11 @@ def finetuning_overviews(
 
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for run_id, run in runs_of(records).items():
-        folder = run_dir / "runs" / run_id
+        folder = run_dir / RUNS / run_id
         monitor = _monitor(folder)
-        if monitor is None or not (folder / "metrics.csv").is_file():
+        if monitor is None or not (folder / METRICS).is_file():
             continue
-        rows = read_csv(folder / "metrics.csv")
+        rows = read_csv(folder / METRICS)
         g = groups.setdefault((run["database"], run["task"]), {"val": {}, "loss": {}})
         g["monitor"] = monitor
         g["val"].setdefault(run["init"], []).append(_series(rows, monitor))

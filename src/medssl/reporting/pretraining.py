@@ -16,14 +16,15 @@ from typing import Any
 from medssl.artifacts import read_csv, read_json
 from medssl.engine.health import Health, pretraining_health
 from medssl.reporting.tables import Table, fmt_number
+from medssl.runfiles import METRICS, RANDOM_INIT, RUNS
 
 
 def run_health(folder: Path) -> Health | None:
     """The health of the pretraining run in ``folder``; None without its metrics.csv."""
-    metrics = folder / "metrics.csv"
+    metrics = folder / METRICS
     if not metrics.is_file():
         return None
-    random = folder / "random_init.json"
+    random = folder / RANDOM_INIT
     random_knn = read_json(random).get("knn_acc") if random.is_file() else None
     return pretraining_health(read_csv(metrics), random_knn)
 
@@ -36,7 +37,7 @@ def health_of_runs(
     for entry in plan:
         if entry.get("kind") != "pretrain" or "run_id" not in entry:
             continue
-        health = run_health(run_dir / "runs" / str(entry["run_id"]))
+        health = run_health(run_dir / RUNS / str(entry["run_id"]))
         if health is not None:
             out.append((entry, health))
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medssl.artifacts import read_json, write_json
+from medssl.data.database import META_FILE
 
 PACKAGES = {
     # label in the report -> distribution name on PyPI
@@ -62,7 +63,7 @@ def database_checksums(databases: Mapping[str, str | Path]) -> dict[str, str]:
     """name -> checksum recorded in ``<folder>/database.json`` (``missing`` when unreadable)."""
     out = {}
     for name, folder in databases.items():
-        meta = Path(folder) / "database.json"
+        meta = Path(folder) / META_FILE
         out[name] = str(read_json(meta).get("checksum", "missing")) if meta.is_file() else "missing"
     return out
 
@@ -71,19 +72,18 @@ def collect_provenance(
     *,
     seeds: Sequence[int] = (),
     databases: Mapping[str, str | Path] | None = None,
-    device: str | None = None,
 ) -> dict[str, Any]:
-    """Gather versions, platform, device, seeds and data checksums as a JSON-ready dict.
+    """Gather versions, platform, device (:func:`device_name`), seeds and data checksums as a
+    JSON-ready dict.
 
     databases: name -> database folder (checksums are read from its database.json).
-    device: the device name to record; detected with torch when None.
     """
     return {
         "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
-        "device": device if device is not None else device_name(),
+        "device": device_name(),
         "seeds": list(seeds),
         "data_checksums": database_checksums(databases or {}),
     }

@@ -1,3 +1,4 @@
+# Over 400 lines: one page and its Markdown twin, assembled in one atomic write.
 """The benchmark report, rebuilt from saved artifacts alone: ``build_report(run_dir)``.
 
 Reads ``RUN_DIR/results.csv`` (in a `medssl benchmark` folder first gathered again from its
@@ -84,6 +85,18 @@ from medssl.reporting.tables import (
 )
 from medssl.reporting.transfer import shows_transfer, transfer_matrix
 from medssl.reporting.transfer import verdict_sentences as transfer_sentences
+from medssl.runfiles import (
+    DATABASES,
+    FOREST_PLOT,
+    PLAN,
+    PROVENANCE,
+    REPORT,
+    REPORT_HTML,
+    REPORT_MD,
+    RESULTS,
+    RUN_METRICS_SUMMARY,
+    STATISTICS,
+)
 from medssl.stats.replicates import t_interval
 from medssl.stats.verdicts import Verdict
 
@@ -369,16 +382,14 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
     options = options or ReportOptions()
     notes: list[str] = []
 
-    every_record = read_results(run_dir / "results.csv")
+    every_record = read_results(run_dir / RESULTS)
     # the thesis's tables and comparisons: fine-tuning on the whole train split
     records = [r for r in every_record if is_thesis_record(r)]
-    plan = read_plan(run_dir / "plan.json")
-    provenance = (
-        read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else {}
-    )
+    plan = read_plan(run_dir / PLAN)
+    provenance = read_json(run_dir / PROVENANCE) if (run_dir / PROVENANCE).is_file() else {}
     preset = str((provenance.get("benchmark") or {}).get("preset") or "<preset>")
     db_order = list(dict.fromkeys(r["database"] for r in records))
-    databases = read_databases(run_dir / "databases", db_order)
+    databases = read_databases(run_dir / DATABASES, db_order)
     if not databases:
         notes.append(
             f"no database manifests under {run_dir / 'databases'}; tables 5.2 and 5.3 left out"
@@ -428,8 +439,8 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         all_tables = tr.tables() + all_tables
     if uses_thesis_presets(provenance):
         all_tables.append(departures_table())
-    with atomic_dir(run_dir / "report", overwrite=True) as tmp:
-        forest = tmp / "forest_plot.png"
+    with atomic_dir(run_dir / REPORT, overwrite=True) as tmp:
+        forest = tmp / FOREST_PLOT
         drawn = forest_plot(stats.comparisons, forest)
         curves = pretraining_overviews(run_dir, plan, tmp) + finetuning_overviews(
             run_dir, records, tmp
@@ -468,12 +479,12 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         for t in all_tables:
             write_table(t, tmp)
         write_csv(
-            tmp / "run_metrics_summary.csv",
+            tmp / RUN_METRICS_SUMMARY,
             run_metric_summary(all_records, options),
             SUMMARY_COLUMNS,
         )
         write_json(
-            tmp / "statistics.json",
+            tmp / STATISTICS,
             {
                 "options": dataclasses.asdict(options),
                 "model_intervals": [dataclasses.asdict(c) for c in stats.intervals],
@@ -496,9 +507,9 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
             markdown += "\n## Transfer: verdicts on shared test images\n\n" + "".join(
                 f"- {s}\n" for s in tr_sentences
             )
-        write_text(tmp / "report.md", markdown)
-        write_text(tmp / "report.html", page)
-    return run_dir / "report" / "report.html"
+        write_text(tmp / REPORT_MD, markdown)
+        write_text(tmp / REPORT_HTML, page)
+    return run_dir / REPORT / REPORT_HTML
 
 
 def gather_finished(run_dir: Path) -> str | None:

@@ -1,3 +1,4 @@
+# Over 400 lines: the run loop and the records it writes share its Run list as runs finish.
 """The benchmark: the thesis's whole matrix from one call, resumable, then statistics and report.
 
 Plan: databases (a data preset, or several) × SSL methods × seeds pretraining runs, then
@@ -7,6 +8,8 @@ the finetuning pool, the same folds for pretrained and baseline models so compar
 paired). Each run lives in ``OUT/runs/<run_id>`` where ``run_id`` hashes its kind, resolved
 config, database checksum, seed, fold and encoder; a run whose ``done.json`` exists is reused,
 a run with a checkpoint resumes. Killing the benchmark loses no finished run.
+
+The matrix and its run ids are :mod:`medssl.tasks.matrix`; this module runs it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
-import itertools
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ from medssl.errors import ConfigError, MedsslError
 from medssl.runfiles import (
     BENCHMARK_CONFIG,
     CHECKPOINT,
+    DATABASES,
     DONE,
     ENCODER,
     FEATURES,
@@ -38,7 +39,9 @@ from medssl.runfiles import (
     PROVENANCE,
     RUNS,
 )
+from medssl.tasks.estimates import estimate_run, throughput
 from medssl.tasks.executors import ExecutorConfig
+from medssl.tasks.matrix import Run, fold_splits, plan_runs, run_hash
 from medssl.tasks.runlock import STALE_AFTER_S, claim, lock_state
 
 
@@ -92,249 +95,9 @@ class BenchmarkConfig:
     keep_checkpoints: str = "none"
 
 
-@dataclass
-class Run:
-    kind: str  # pretrain | finetune | probe
-    database: str
-    seed: int
-    method: str = ""  # pretrain: the SSL method
-    task: str = ""  # finetune / probe: classification | segmentation
-    init: str = "random"  # finetune / probe: random | simclr | moco | byol
-    fold: int | None = None
-    fraction: float = 1.0  # finetune / probe: the label fraction of the train split
-    evaluation: str = "finetune"  # finetune, or a frozen-encoder probe (tasks/evaluations.py)
-    pretrain_data: str = ""  # finetune / probe: the database the encoder was pretrained on
-    encoder_run: str | None = None  # finetune from this pretraining run
-    config: dict[str, Any] = field(default_factory=dict)  # resolved config, as saved
-    obj: Any = field(default=None, repr=False)  # the same config as its dataclass
-    run_id: str = ""
-    status: str = "pending"
-    seconds: float | None = None
-    estimate_s: float = 0.0
-
-    def label(self) -> str:
-        what = (
-            f"{self.method} pretraining"
-            if self.kind == "pretrain"
-            else f"{self.task} from {self.init}"
-        )
-        if self.evaluation != "finetune":
-            what += f" ({self.evaluation})"
-        if self.pretrain_data and self.pretrain_data != self.database:
-            what += f" pretrained on {self.pretrain_data}"
-        fold = "" if self.fold is None else f" fold {self.fold}"
-        frac = "" if self.fraction == 1.0 else f" at {self.fraction:g} of the labels"
-        return f"{self.database} {what}{frac} seed {self.seed}{fold}"
-
-
 def load_benchmark_preset(name: str) -> BenchmarkConfig:
     path = presets.preset_path("benchmark", name)
     return from_dict(BenchmarkConfig, load_yaml(path), where=str(path))
-
-
-def run_hash(payload: dict[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
-    """Every run of the matrix, pretraining first, with ids that hash what determines them."""
-    from medssl.ssl import get_method
-    from medssl.tasks import finetune as ft
-    from medssl.tasks import pretrain as pt
-
-    for m in cfg.methods:
-        get_method(m)
-    from medssl.tasks.task import task_names
-
-    bad = [t for t in cfg.tasks if t not in task_names()]
-    if bad:
-        raise ConfigError(f"benchmark tasks {bad}: valid are {', '.join(task_names())}")
-    encoder_specs = encoder_variants(cfg)
-    runs: list[Run] = []
-    encoders: dict[tuple[str, str, int], Run] = {}
-    for name, db in databases.items():
-        for seed in range(cfg.seeds):
-            for enc_name, (method, extra) in encoder_specs.items():
-                base = pt.resolve_config(method, preset=cfg.pretrain_preset)
-                merged = merge(
-                    base, {**cfg.pretrain, **extra, "seed": seed}, where="benchmark pretrain"
-                )
-                pcfg = pt.resolve_config(cfg=merged, device=cfg.device)
-                run = Run("pretrain", name, seed, method=enc_name, config=to_dict(pcfg), obj=pcfg)
-                run.run_id = "pt-" + run_hash(
-                    {
-                        "kind": "pretrain",
-                        "config": _hashable(run.config),
-                        "data": db.checksum,
-                        "seed": seed,
-                    }
-                )
-                runs.append(run)
-                encoders[(name, enc_name, seed)] = run
-    from medssl.data.fractions import check_fractions
-    from medssl.data.labelled import serves
-    from medssl.data.splits import kfold_assignments
-    from medssl.tasks.task import get_task
-
-    fractions = check_fractions(cfg.label_fractions)
-    evaluations = _evaluations(cfg)
-    unknown = sorted(set(cfg.fraction_evaluations or ()) - {e.name for e in evaluations})
-    if unknown:
-        raise ConfigError(
-            f"fraction_evaluations {unknown}: not among the benchmark's evaluations "
-            f"{[e.name for e in evaluations]}"
-        )
-    for name, db in databases.items():
-        if cfg.folds is not None:  # a class smaller than the folds is an error before any run
-            rows = db.rows("finetune")
-            labels, patients = [r["label"] for r in rows], [r["patient"] for r in rows]
-            kfold_assignments(labels, patients, cfg.folds, 0, where=name)
-        # a classification-only database (its recipe's tasks) gets no segmentation runs
-        tasks = [t for t in cfg.tasks if serves(db, needs_masks=get_task(t).needs_masks)]
-        for seed in range(cfg.seeds):
-            folds = [None] if cfg.folds is None else list(range(cfg.folds))
-            for fold in folds:
-                for task, ev in itertools.product(tasks, evaluations):
-                    if not ev.serves(task):
-                        continue
-                    fcfg = ft.resolve_config(
-                        task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
-                    )
-                    fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}, **ev.finetune})
-                    if ev.kind == "probe":
-                        obj: Any = _probe_config(cfg, ev.name, seed, fcfg)
-                        kind, prefix, hashed = "probe", "pr-", _hashable(to_dict(obj))
-                        hashed.pop("device")
-                    else:
-                        obj, kind, prefix = fcfg, "finetune", "ft-"
-                        hashed = _hashable(to_dict(fcfg))
-                    at = [
-                        f
-                        for f in fractions
-                        if f == 1.0
-                        or cfg.fraction_evaluations is None
-                        or ev.name in cfg.fraction_evaluations
-                    ]
-                    combos = [
-                        (fraction, init, name)
-                        for fraction, init in itertools.product(at, ["random", *encoder_specs])
-                    ]
-                    if cfg.transfer:  # the other databases' encoders, on the whole train split
-                        combos += [
-                            (1.0, init, source)
-                            for source in databases
-                            if source != name
-                            for init in encoder_specs
-                        ]
-                    for fraction, init, source in combos:
-                        enc = None if init == "random" else encoders[(source, init, seed)]
-                        run = Run(
-                            kind,
-                            name,
-                            seed,
-                            task=task,
-                            init=init,
-                            fold=fold,
-                            fraction=fraction,
-                            evaluation=ev.name,
-                            pretrain_data="" if enc is None else source,
-                            encoder_run=enc.run_id if enc else None,
-                            config=to_dict(obj),
-                            obj=obj,
-                        )
-                        payload = {
-                            "kind": kind,
-                            "config": hashed,
-                            "data": db.checksum,
-                            "seed": seed,
-                            "fold": fold,
-                            "folds": cfg.folds,
-                            "encoder": run.encoder_run,
-                            "init": init,
-                        }
-                        if fraction != 1.0:  # the whole train split keeps today's run ids
-                            payload["fraction"] = fraction
-                        if source != name:
-                            payload["transfer_from"] = source
-                        run.run_id = prefix + run_hash(payload)
-                        runs.append(run)
-    return runs
-
-
-def _evaluations(cfg: BenchmarkConfig) -> list[Any]:
-    """The benchmark's evaluations (tasks.evaluations), each serving one of its tasks."""
-    from medssl.tasks.evaluations import get_evaluation
-
-    if not cfg.evaluations:
-        raise ConfigError("evaluations: expected at least one, e.g. [finetune, linear, knn]")
-    out = [get_evaluation(e) for e in dict.fromkeys(cfg.evaluations)]
-    for ev in out:
-        if not any(ev.serves(t) for t in cfg.tasks):
-            raise ConfigError(
-                f"evaluations: {ev.name} serves {', '.join(ev.tasks or ())} and the benchmark's "
-                f"tasks are {cfg.tasks}; add the task or drop the evaluation"
-            )
-    return out
-
-
-def _probe_config(cfg: BenchmarkConfig, probe: str, seed: int, fcfg: Any) -> Any:
-    """The ProbeConfig of a probe run: the benchmark's ``probe`` overrides, the run's seed,
-    the fine-tuning cost matrix (the same expected-cost metric) and the device."""
-    from medssl.tasks.probe import ProbeConfig, check_probe_config
-
-    base = ProbeConfig(cost_matrix=[list(r) for r in fcfg.cost_matrix])
-    merged = merge(base, {**cfg.probe, "probe": probe, "seed": seed}, where="benchmark probe")
-    return check_probe_config(merge(merged, {"device": cfg.device}))
-
-
-def encoder_variants(cfg: BenchmarkConfig) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Encoder name -> (SSL method, PretrainConfig overrides): every method as itself, then
-    the variants (each must name its method; a name may not repeat a method's)."""
-    from medssl.ssl import get_method
-
-    out: dict[str, tuple[str, dict[str, Any]]] = {m: (m, {}) for m in cfg.methods}
-    for name, spec in cfg.variants.items():
-        if name in out or name == "random":
-            raise ConfigError(f"variants.{name}: the name is taken by a method or by random init")
-        if not isinstance(spec, dict) or "method" not in spec:
-            raise ConfigError(
-                f"variants.{name}: expected a mapping with its method, e.g. "
-                "{method: simclr, augmentation: edges}"
-            )
-        get_method(spec["method"])
-        out[name] = (spec["method"], {k: v for k, v in spec.items()})
-    return out
-
-
-# Settings that change where or how visibly a run computes, not what it computes: a run
-# finished on a GPU is reused on a rerun from a CPU, with or without progress bars.
-_NOT_HASHED = frozenset(
-    f"trainer.{k}" for k in ("accelerator", "progress_bar", "epoch_log", "devices", "num_nodes")
-)
-"""Dotted paths of the settings left out of run ids (both stages nest their trainer)."""
-
-
-def _hashable(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in config.items():
-        if f"{prefix}{k}" in _NOT_HASHED:
-            continue
-        out[k] = _hashable(v, f"{prefix}{k}.") if isinstance(v, dict) else v
-    return out
-
-
-def fold_splits(db: Any, k: int, repeat_seed: int, fold: int) -> list[str]:
-    """Split names (train/val/test) over the whole finetuning pool for one fold of one repeat:
-    test = fold ``fold``, val = the next fold, train = the rest; patient-grouped, stratified."""
-    from medssl.data.splits import kfold_assignments
-
-    rows = db.rows("finetune")
-    folds = kfold_assignments(
-        [r["label"] for r in rows], [r["patient"] for r in rows], k, repeat_seed
-    )
-    val = (fold + 1) % k
-    return ["test" if f == fold else "val" if f == val else "train" for f in folds]
 
 
 def run_benchmark(
@@ -367,7 +130,7 @@ def run_benchmark(
     databases: dict[str, Database] = {}
     for preset in cfg.data:
         for path in _ensure_databases(
-            preset, out / "databases", roots or {}, cfg.data_seed, build_preset
+            preset, out / DATABASES, roots or {}, cfg.data_seed, build_preset
         ):
             db = Database.load(path)
             databases[db.name] = db
@@ -506,11 +269,12 @@ class EstimateBar:
 
 
 def _ensure_databases(preset, folder: Path, roots, seed, build_preset) -> list[Path]:
+    from medssl.data.database import META_FILE
     from medssl.data.recipe import load_recipes
 
     names = [r.name for r in load_recipes(preset)]
     paths = [folder / n for n in names]
-    if all((p / "database.json").is_file() for p in paths):
+    if all((p / META_FILE).is_file() for p in paths):
         return paths
     return build_preset(
         preset, folder, roots, seed=seed, overwrite=True, phantoms=preset in ("demo", "smoke")
@@ -682,43 +446,10 @@ def _provenance(
     write_json(out / PROVENANCE, prov)
 
 
-# Training throughput (views or images per second, fp32, run overheads folded in) measured
-# on the project's 2-core AMD EPYC (AVX2) development machine running the demo preset with
-# two workers of one thread each: the duration estimate's fallback when this machine has no
-# `medssl bench` figures of its own (~/.cache/medssl/bench.json).
-CPU_THROUGHPUT = {
-    "simclr": 45.0,
-    "moco": 50.0,
-    "byol": 34.0,
-    "classification": 44.0,
-    "segmentation": 25.0,
-}
-
-
-# A probe: the embedding of the finetuning images (once per encoder, then cached) and the
-# grid of small scikit-learn / kNN fits; rough figures for a 2-core CPU.
-PROBE_SECONDS = 3.0
-PROBE_IMAGES_PER_S = 150.0
-
-
 def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) -> None:
-    speed = dict(CPU_THROUGHPUT)
-    bench = Path.home() / ".cache" / "medssl" / "bench.json"
-    if bench.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            speed.update(read_json(bench).get("throughput", {}))
+    speed = throughput()
     for r in runs:
-        db = databases[r.database]
-        if r.kind == "probe":  # one embedding per encoder (cached), then a few small fits
-            r.estimate_s = PROBE_SECONDS + len(db.rows("finetune")) / PROBE_IMAGES_PER_S
-            continue
-        epochs = int(r.config["trainer"]["epochs"])
-        if r.kind == "pretrain":
-            n = len(db.rows("pretrain")) * 2  # two views per image
-            r.estimate_s = epochs * n / speed.get(r.config["method"], 250.0) * 1.3 + 3
-        else:
-            n = len(db.rows("finetune"))
-            r.estimate_s = epochs * n / speed[r.task] * 1.3 + 3
+        r.estimate_s = estimate_run(r, databases[r.database], speed)
 
 
 def _plan_text(

@@ -26,6 +26,13 @@ from medssl.data.labelled import SplitData
 from medssl.data.records import CLASSES
 from medssl.metrics.classification import classification_metrics, confusion_matrix
 from medssl.models.classifier import Classifier, build_classifier
+from medssl.runfiles import (
+    CLASSIFICATION_CURVES,
+    LOSS_CURVE,
+    confusion_figure,
+    predictions_file,
+    roc_pr_figure,
+)
 from medssl.tasks.task import TASKS, FinetuneTask
 
 
@@ -102,22 +109,22 @@ class ClassificationTask(FinetuneTask):
             buf, ids=np.array(split.ids), patients=np.array(split.patients),
             sources=np.array(split.sources), y_true=split.labels, probs=probs.astype(np.float32),
         )  # fmt: skip
-        write_bytes(out / f"predictions_{split_name}.npz", buf.getvalue())
+        write_bytes(out / predictions_file(split_name), buf.getvalue())
 
     def split_figures(self, out, split_name, split, probs, metrics, seed) -> None:
         from medssl.reporting.confusion import plot_confusion
         from medssl.reporting.roc import plot_roc_pr
 
         s = split_name
-        plot_roc_pr(split.labels, probs, out / f"roc_pr_{s}.png", title=f"{s} split")
+        plot_roc_pr(split.labels, probs, out / roc_pr_figure(s), title=f"{s} split")
         cm = confusion_matrix(split.labels, probs.argmax(1))
-        plot_confusion(cm, out / f"confusion_{s}.png", title=f"{s}: MCC {metrics['mcc']:.3f}")
+        plot_confusion(cm, out / confusion_figure(s), title=f"{s}: MCC {metrics['mcc']:.3f}")
 
     def history_figures(self, out: Path, history: list[dict[str, Any]]) -> None:
         from medssl.reporting.curves import plot_curves
 
         plot_curves(
-            history, ["train_loss", "val_loss"], out / "loss_curve.png", "Fine-tuning loss",
+            history, ["train_loss", "val_loss"], out / LOSS_CURVE, "Fine-tuning loss",
             ylabel="cross-entropy",
         )  # fmt: skip
         cols = [
@@ -128,6 +135,6 @@ class ClassificationTask(FinetuneTask):
             "val_auroc_macro",
         ]
         plot_curves(
-            history, cols, out / "classification_curves.png", "Validation metrics per epoch",
+            history, cols, out / CLASSIFICATION_CURVES, "Validation metrics per epoch",
             ylabel="metric (0-1; MCC -1 to 1)",
         )  # fmt: skip

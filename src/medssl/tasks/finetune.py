@@ -49,7 +49,7 @@ from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError, DataError
 from medssl.metrics.classification import DEFAULT_COST_MATRIX
 from medssl.metrics.segmentation import MISS_POLICIES
-from medssl.runfiles import CONFIG, DONE, METRICS, RESULT_COLUMNS, RESULTS
+from medssl.runfiles import CONFIG, DONE, ENCODER, METRICS, RESULT_COLUMNS, RESULTS
 from medssl.tasks.task import FinetuneTask, get_task, task_names
 
 
@@ -175,7 +175,7 @@ def resolve_init(init: str | os.PathLike) -> str:
         return "random"
     path = Path(init)
     if path.is_dir():
-        path = path / "encoder.pt"
+        path = path / ENCODER
     if not path.is_file():
         raise ConfigError(
             f"--init {init}: no encoder file there; pass `random` or the encoder.pt of a `medssl pretrain` run"

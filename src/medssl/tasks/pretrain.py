@@ -41,14 +41,22 @@ from medssl.data.database import Database
 from medssl.engine.health import Health, plot_health, pretraining_health
 from medssl.engine.monitor import KNNMonitor, check_collapse, embed_images, precise_bn
 from medssl.engine.optim import OptimizerConfig, build_optimizer, build_schedule, check_optimizer
-from medssl.engine.trainer import METRICS, Trainer, TrainerConfig
+from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError, DataError, TrainingError
 from medssl.models.encoder import build_encoder, encoder_state_dict
+from medssl.runfiles import (
+    CHECKPOINT,
+    CONFIG,
+    DONE,
+    ENCODER,
+    HEALTH,
+    LOSS_CURVE,
+    METRICS,
+    RANDOM_INIT,
+    TSNE,
+)
 from medssl.ssl import SSLMethod, build_method, get_method, method_config
 
-DONE = "done.json"
-RANDOM_INIT = "random_init.json"
-HEALTH = "health.png"
 HEALTH_PAIRS = 256  # view pairs for alignment / uniformity: a few hundred images per epoch
 
 
@@ -279,13 +287,13 @@ def run_pretraining(
 
     resolved = to_dict(cfg)
     lead = trainer.fabric.is_global_zero  # under DDP, rank 0 alone writes files
-    if lead and not (resume and (out / "config.yaml").is_file()):
+    if lead and not (resume and (out / CONFIG).is_file()):
         out.mkdir(parents=True, exist_ok=True)
-        if (out / "checkpoint.pt").is_file() and not resume:
+        if (out / CHECKPOINT).is_file() and not resume:
             raise TrainingError(
-                f"{out / 'checkpoint.pt'} exists: pass --resume to continue that run, or choose another --out"
+                f"{out / CHECKPOINT} exists: pass --resume to continue that run, or choose another --out"
             )
-        write_text(out / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
+        write_text(out / CONFIG, yaml.safe_dump(_plain(resolved), sort_keys=False))
     random_init: dict[str, Any] = {}
     if lead:
         # The weights built above are the run's initial weights, also when resuming (the
@@ -320,14 +328,14 @@ def run_pretraining(
     if not lead:
         return out
 
-    save_torch(out / "encoder.pt", encoder_state_dict(method_.encoder))
+    save_torch(out / ENCODER, encoder_state_dict(method_.encoder))
     from medssl.reporting.curves import plot_curves
     from medssl.reporting.tsne import plot_tsne
 
     plot_curves(
         history,
         ["train_loss", "val_loss"],
-        out / "loss_curve.png",
+        out / LOSS_CURVE,
         f"{cfg.method} pretraining loss ({db.name})",
         ylabel="loss",
     )
@@ -339,7 +347,7 @@ def run_pretraining(
         plot_tsne(
             emb,
             db.labels("finetune"),
-            out / "tsne.png",
+            out / TSNE,
             f"{cfg.method} encoder: t-SNE of finetuning images",
             seed=cfg.seed,
         )
@@ -357,7 +365,7 @@ def run_pretraining(
             "device": str(dev),
             "precision": trainer.precision,
             "seconds": round(time.perf_counter() - t_start, 2),
-            "encoder": "encoder.pt",
+            "encoder": ENCODER,
             "random_init": random_init,
             "health": dataclasses.asdict(health),
         },

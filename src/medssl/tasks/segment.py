@@ -37,6 +37,13 @@ from medssl.metrics.segmentation import (
     scale_distances,
 )
 from medssl.models.unet import DiceBCELoss, build_unet
+from medssl.runfiles import (
+    LOSS_CURVE,
+    SEGMENTATION_CURVES,
+    examples_figure,
+    per_image_file,
+    predictions_file,
+)
 from medssl.tasks.task import TASKS, FinetuneTask
 
 
@@ -146,7 +153,7 @@ class SegmentationTask(FinetuneTask):
             sources=np.array(split.sources), labels=split.labels,
             masks_true=split.masks.astype(np.uint8), probs=probs.astype(np.float16),
         )  # fmt: skip
-        write_bytes(out / f"predictions_{split_name}.npz", buf.getvalue())
+        write_bytes(out / predictions_file(split_name), buf.getvalue())
         pi = self.per_image(split, probs)
         distances = [k for k in SCALED_DISTANCES if k in pi]
         rows = [
@@ -161,7 +168,7 @@ class SegmentationTask(FinetuneTask):
         ]  # fmt: skip
         cols = ["id", "patient", "source", "label", "lesion", "missed", *PER_IMAGE_METRICS]
         cols += [*distances, "tp", "fp", "fn", "tn", "pred_area"]
-        write_csv(out / f"per_image_{split_name}.csv", rows, cols)
+        write_csv(out / per_image_file(split_name), rows, cols)
 
     def split_figures(self, out, split_name, split, probs, metrics, seed) -> None:
         if split_name != "test":  # example panels for the test split only (thesis appendix C)
@@ -177,7 +184,7 @@ class SegmentationTask(FinetuneTask):
         picks = pick_examples(scores, cfg.examples_per_group, np.random.default_rng(seed))
         plot_examples(
             split.images, split.masks, pred, scores, picks,
-            out / f"examples_{split_name}_dice.png", score_name="Dice", ids=split.ids,
+            out / examples_figure(split_name, "dice"), score_name="Dice", ids=split.ids,
             title=f"{split_name} split: examples by Dice (IoU = Dice / (2 - Dice), the same "
             "order; TP green, FP red, FN blue)",
         )  # fmt: skip
@@ -187,9 +194,7 @@ class SegmentationTask(FinetuneTask):
         from medssl.reporting.seg_curves import plot_segmentation_curves
 
         plot_curves(
-            history, ["train_loss", "val_loss"], out / "loss_curve.png", "Fine-tuning loss",
+            history, ["train_loss", "val_loss"], out / LOSS_CURVE, "Fine-tuning loss",
             ylabel="Dice + BCE loss",
         )  # fmt: skip
-        plot_segmentation_curves(
-            history, out / "segmentation_curves.png", title="Segmentation per epoch"
-        )
+        plot_segmentation_curves(history, out / SEGMENTATION_CURVES, title="Segmentation per epoch")

@@ -14,9 +14,11 @@ import importlib
 import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from medssl.config import from_dict
 from medssl.data.records import CLASSES, Record, Skipped
 from medssl.errors import ConfigError, DataError
 from medssl.registry import Registry
@@ -27,31 +29,56 @@ if TYPE_CHECKING:
 SOURCES: Registry[type[Source]] = Registry("source")
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a source that has none."""
+
+
 class Source(ABC):
-    """Base reader. ``lenient=True`` skips bad items (recorded in ``self.skipped``) instead of raising."""
+    """Base reader. ``lenient=True`` skips bad items (recorded in ``self.skipped``) instead of
+    raising. ``self.opts`` is its ``Options``: the reader options given, over the registered
+    preset's (``preset``), over the dataclass's defaults."""
 
     modality: ClassVar[str]  # "us" or "mg"
-    options: ClassVar[dict[str, Any]] = {}  # option name -> default; unknown options are an error
+    # A frozen dataclass of the reader's options, each with its default (the SSL methods'
+    # ``Config``): typed, and unknown options are an error.
+    Options: ClassVar[type] = NoOptions
+    preset: ClassVar[dict[str, Any]] = {}  # option values of a preset (register_source)
     published_classes: ClassVar[tuple[str, ...]] = CLASSES  # the classes its images carry
     root_may_be_file: ClassVar[bool] = False  # the root may be a file (a CSV), not a folder
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(vars(cls).get("options"), dict):
+            raise TypeError(
+                f"{cls.__name__}: declare reader options as `Options`, a frozen dataclass of "
+                "the options and their defaults, not as an `options` dict"
+            )
 
     def __init__(self, root: str | Path, *, lenient: bool = False, **options: Any) -> None:
         self.root = Path(root)
         if not (self.root.is_dir() or (self.root_may_be_file and self.root.is_file())):
             what = "folder or file" if self.root_may_be_file else "folder"
             raise DataError(f"source {what} does not exist or is not a {what}", file=str(self.root))
-        unknown = set(options) - set(self.options)
-        if unknown:
-            raise ConfigError(
-                f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; valid: {sorted(self.options)}"
-            )
-        self.opts = {**self.options, **options}
+        self.opts: Any = self.options({**self.preset, **options})
         self.lenient = lenient
         self.skipped: list[Skipped] = []
 
     @property
     def name(self) -> str:
         return getattr(self, "registry_name", type(self).__name__.lower())
+
+    @classmethod
+    def options(cls, values: dict[str, Any] | None = None) -> Any:
+        """``Options`` with ``values`` (default: the preset's) over its defaults; a ConfigError
+        naming the source for an unknown option or a value of the wrong type."""
+        values = cls.preset if values is None else values
+        name = getattr(cls, "registry_name", cls.__name__.lower())
+        valid = sorted(f.name for f in fields(cls.Options))
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ConfigError(f"{name}: unknown option(s) {unknown}; valid: {valid}")
+        return from_dict(cls.Options, values, where=f"{name} options")
 
     def problem(self, err: DataError) -> None:
         """Raise ``err``, or record it and go on when the reader is lenient."""
@@ -101,11 +128,12 @@ def register_source(name: str, *, published: tuple[str, ...] | None = None, **pr
 
     def decorator(cls: type[Source]) -> type[Source]:
         if preset or published:
-            attrs: dict[str, Any] = {"options": {**cls.options, **preset}}
+            attrs: dict[str, Any] = {"preset": {**cls.preset, **preset}}
             if published:
                 attrs["published_classes"] = published
             sub = type(cls.__name__ + "_" + name, (cls,), attrs)
             sub.registry_name = name
+            sub.options()  # a preset's unknown or mistyped option fails here, at import
             SOURCES.add(name, sub)
         else:
             cls.registry_name = name

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +44,19 @@ def _class_dirs(folder: Path) -> dict[str, Path]:
     }
 
 
+@dataclass(frozen=True)
+class BUSIOptions:
+    # an image with several lesion masks: left out (exclude), or one mask, their union (union)
+    multi_mask: str = "exclude"
+
+
 @register_source("busi")
 class BUSI(Source):
     modality = "us"
-    options = {"multi_mask": "exclude"}
+    Options = BUSIOptions
 
     def records(self) -> list[Record]:
-        policy = self.opts["multi_mask"]
+        policy = self.opts.multi_mask
         if policy not in ("exclude", "union"):
             raise ConfigError(f"busi: option multi_mask={policy!r}; valid: 'exclude', 'union'")
         top = self.locate(

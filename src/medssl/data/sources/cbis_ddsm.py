@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import functools
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,19 @@ def _csvs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower() in CSV_NAMES)
 
 
+@dataclass(frozen=True)
+class CBISDDSMOptions:
+    bwc_as: str = "benign"  # BENIGN_WITHOUT_CALLBACK read as benign, or as normal
+
+
 @register_source("cbis_ddsm")
 class CBISDDSM(Source):
     modality = "mg"
-    options = {"bwc_as": "benign"}
+    Options = CBISDDSMOptions
     published_classes = ("benign", "malignant")
 
     def records(self) -> list[Record]:
-        bwc = self.opts["bwc_as"]
+        bwc = self.opts.bwc_as
         if bwc not in ("benign", "normal"):
             raise ConfigError(f"cbis_ddsm: option bwc_as={bwc!r}; valid: 'benign', 'normal'")
         pathology = {"MALIGNANT": "malignant", "BENIGN": "benign", "BENIGN_WITHOUT_CALLBACK": bwc}

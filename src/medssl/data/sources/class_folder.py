@@ -21,6 +21,7 @@ benign + 150 malignant, no masks). No patient ids are published.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,17 +44,25 @@ _MASK_DIRS = ("masks", "mask")
 _IGNORED_DIRS = ("__macosx",)
 
 
+@dataclass(frozen=True)
+class ClassFolderOptions:
+    # class folder name (any case) -> class
+    classes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CLASSES))
+    masks: str = "optional"  # required | optional | none (the publisher ships no masks)
+    mask_suffixes: tuple[str, ...] = ("_mask", "_seg")  # <image stem><suffix> is its mask
+
+
 @register_source("class_folder")
 @register_source("qamebi", masks="required")
 @register_source("tbud", masks="optional", published=("benign", "malignant"))
 @register_source("mbud", masks="none", published=("benign", "malignant"))
 class ClassFolder(Source):
     modality = "us"
-    options = {"classes": DEFAULT_CLASSES, "masks": "optional", "mask_suffixes": ("_mask", "_seg")}
+    Options = ClassFolderOptions
 
     def records(self) -> list[Record]:
         class_map = self._class_map()
-        policy = self.opts["masks"]
+        policy = self.opts.masks
         if policy not in ("required", "optional", "none"):
             raise ConfigError(
                 f"{self.name}: option masks={policy!r}; valid: 'required', 'optional', 'none'"
@@ -82,7 +91,7 @@ class ClassFolder(Source):
         return sorted(out, key=lambda r: r.file)
 
     def _class_map(self) -> dict[str, str]:
-        class_map = {str(k).lower(): str(v).lower() for k, v in dict(self.opts["classes"]).items()}
+        class_map = {str(k).lower(): str(v).lower() for k, v in dict(self.opts.classes).items()}
         bad = sorted(v for v in class_map.values() if v not in CLASSES)
         if bad:
             raise ConfigError(
@@ -91,7 +100,7 @@ class ClassFolder(Source):
         return class_map
 
     def _is_mask_name(self, stem: str) -> bool:
-        return any(stem.lower().endswith(s.lower()) for s in self.opts["mask_suffixes"])
+        return any(stem.lower().endswith(s.lower()) for s in self.opts.mask_suffixes)
 
     def _images(self, folder: Path) -> list[Path]:
         out = []
@@ -109,7 +118,7 @@ class ClassFolder(Source):
         return out
 
     def _find_mask(self, image: Path, top: Path) -> Path | None:
-        stems = [image.stem + s for s in self.opts["mask_suffixes"]]
+        stems = [image.stem + s for s in self.opts.mask_suffixes]
         candidates = [image.parent / (s + ext) for s in stems for ext in _exts(image)]
         class_dir = image.relative_to(top).parts[0]
         for d in _MASK_DIRS:
@@ -122,7 +131,7 @@ class ClassFolder(Source):
     def _record(self, image: Path, label: str, top: Path, policy: str) -> Record | None:
         mask = None if policy == "none" else self._find_mask(image, top)
         if mask is None and policy == "required" and label != "normal":
-            suffixes = " or ".join(self.opts["mask_suffixes"])
+            suffixes = " or ".join(self.opts.mask_suffixes)
             self.problem(
                 DataError(
                     f"{label} image without its required mask; expected {image.stem}{suffixes}"
@@ -152,7 +161,7 @@ class ClassFolder(Source):
         ``<stem>_mask.png`` beside each unless the preset ships no masks (``masks: none``)."""
         name = getattr(cls, "registry_name", "class_folder")
         stem = PHANTOM_STEMS.get(name, lambda label, i: f"{label}_{i}")
-        masks = cls.options["masks"] != "none"
+        masks = cls.options().masks != "none"
         formats = [("png", "PNG"), ("jpg", "JPEG"), ("bmp", "BMP")]
         for ci, label in enumerate(CLASSES):
             if counts.get(label, 0) == 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +41,28 @@ OPTIONAL = ("mask", "patient", "modality")
 MASK_SEPARATOR = ";"
 
 
+@dataclass(frozen=True)
+class CSVOptions:
+    classes: dict[str, str] = field(default_factory=dict)  # label in the sheet -> class
+    modality: str = "us"  # of rows whose sheet names none
+
+
 @register_source("csv")
 class CSVSource(Source):
     modality = "us"
-    options = {"classes": {}, "modality": "us"}
+    Options = CSVOptions
     root_may_be_file = True
 
     def records(self) -> list[Record]:
         sheet = self._sheet()
         classes = {c: c for c in CLASSES}
-        classes.update(
-            {str(k).lower(): str(v).lower() for k, v in dict(self.opts["classes"]).items()}
-        )
+        classes.update({str(k).lower(): str(v).lower() for k, v in dict(self.opts.classes).items()})
         bad = sorted(v for v in set(classes.values()) if v not in CLASSES)
-        if bad or self.opts["modality"] not in MODALITIES:
+        if bad or self.opts.modality not in MODALITIES:
             raise ConfigError(
                 f"csv: options classes must map to {', '.join(CLASSES)} and modality be one of "
-                f"{', '.join(MODALITIES)}; got classes {dict(self.opts['classes'])}, modality "
-                f"{self.opts['modality']!r}"
+                f"{', '.join(MODALITIES)}; got classes {dict(self.opts.classes)}, modality "
+                f"{self.opts.modality!r}"
             )
         rows = _read(sheet)
         out: list[Record] = []
@@ -113,7 +118,7 @@ class CSVSource(Source):
         if label is None:
             known = ", ".join(sorted(classes))
             raise DataError(f"label {row.get('label', '')!r} maps to no class; expected {known}")
-        modality = row.get("modality", "").lower() or self.opts["modality"]
+        modality = row.get("modality", "").lower() or self.opts.modality
         if modality not in MODALITIES:
             raise DataError(f"modality {modality!r}; expected one of {', '.join(MODALITIES)}")
         mask_texts = tuple(

@@ -31,6 +31,7 @@ import csv
 import functools
 import plistlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,15 +68,21 @@ def _is_top(folder: Path) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class INbreastOptions:
+    roi_names: tuple[str, ...] = ("Mass",)  # the XML ROI names that are lesion masks
+    without_roi: str = "empty"  # a lesion image without such ROI: an empty mask, or no mask
+
+
 @register_source("inbreast")
 class INbreast(Source):
     modality = "mg"
-    options = {"roi_names": ("Mass",), "without_roi": "empty"}
+    Options = INbreastOptions
 
     def records(self) -> list[Record]:
-        if self.opts["without_roi"] not in ("empty", "no_mask"):
+        if self.opts.without_roi not in ("empty", "no_mask"):
             raise ConfigError(
-                f"inbreast: option without_roi={self.opts['without_roi']!r}; valid: 'empty', 'no_mask'"
+                f"inbreast: option without_roi={self.opts.without_roi!r}; valid: 'empty', 'no_mask'"
             )
         top = self.locate(
             _is_top, "an 'INbreast Release 1.0' folder with INbreast.csv and AllDICOMs/"
@@ -146,8 +153,8 @@ class INbreast(Source):
         xml = xml_dir / f"{name}.xml" if xml_dir is not None else None
         polygons: tuple[Polygon, ...] = ()
         if label != "normal" and xml is not None and xml.is_file():
-            polygons = read_rois(xml, tuple(self.opts["roi_names"]))
-        has_mask = label == "normal" or bool(polygons) or self.opts["without_roi"] == "empty"
+            polygons = read_rois(xml, tuple(self.opts.roi_names))
+        has_mask = label == "normal" or bool(polygons) or self.opts.without_roi == "empty"
         patient = row.get(_PATIENT, "")
         if patient.lower() in ("", "removed"):
             parts = dicom.name.split("_")

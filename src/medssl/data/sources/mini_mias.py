@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,15 @@ def _info(folder: Path) -> Path | None:
     )
 
 
+@dataclass(frozen=True)
+class MiniMIASOptions:
+    circles_as_masks: bool = False  # the published centre-and-radius circles as (coarse) masks
+
+
 @register_source("mini_mias")
 class MiniMIAS(Source):
     modality = "mg"
-    options = {"circles_as_masks": False}
+    Options = MiniMIASOptions
 
     def records(self) -> list[Record]:
         top = self.locate(
@@ -92,7 +98,7 @@ class MiniMIAS(Source):
             )
             found = [r[4] for r in rows[ref] if r[4] is not None]
             number = int(ref[3:])
-            coarse = bool(self.opts["circles_as_masks"]) and (label == "normal" or bool(found))
+            coarse = bool(self.opts.circles_as_masks) and (label == "normal" or bool(found))
             loader = (
                 functools.partial(load_with_circles, image, tuple(found))
                 if coarse
