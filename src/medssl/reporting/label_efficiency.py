@@ -195,7 +195,7 @@ def curve_table(points: Sequence[CurvePoint]) -> Table:
                 rows.append(
                     (
                         db, task, EVALUATION_WORDS.get(ev, ev), init, metric_label(metric),
-                        f"{p.fraction:g}", fmt_number(p.n_train, 1), fmt_number(_estimate(p), d),
+                        f"{p.fraction:g}", f"{round(p.n_train, 1):g}", fmt_number(_estimate(p), d),
                         fmt_interval(m.interval, d) if m else "n/a", str(p.ci.n_seeds),
                     )
                 )  # fmt: skip
@@ -212,7 +212,7 @@ def curve_table(points: Sequence[CurvePoint]) -> Table:
             "split, drawn per seed (and fold) and shared by every initialisation; validation and "
             "test images are the same at every fraction. Per-run mean and its method-level CI as "
             "in the test-metrics table (two-level over seeds and test patients; corrected "
-            "repeated k-fold t with folds). Train images: the mean train-split size of the runs."
+            "repeated k-fold t with folds). Train images: the mean train-split size of the runs (a whole number where every run has it)."
         ),
     )  # fmt: skip
 
