@@ -9,7 +9,7 @@ monitor before the first step. It answers two questions:
   times sqrt(D), ``engine.monitor``) is below ``COLLAPSE_STD``. Chen & He 2021 §4.1: that
   std is about 1/sqrt(D) for spread-out outputs and goes to 0 under collapse, i.e. about 1
   and 0 on this scale. A random-init ResNet-18 reads 0.76 on the phantoms of
-  tests/test_pretrain.py; a tenth of the healthy value flags a representation that has lost
+  tests/tasks/test_pretrain.py; a tenth of the healthy value flags a representation that has lost
   most of its spread well before the training guard (``collapse_threshold``, 0.01) stops it.
 - never_beat_random: no epoch's ``knn_acc`` exceeds the random-init reading by more than
   ``margin`` (default 0: "did kNN ever beat random init"). One epoch above it is weak

@@ -108,7 +108,7 @@ def cpu_has_bf16_units() -> bool:
 def default_precision(accelerator: str) -> str:
     """bf16 autocast on GPUs and CPUs that have bf16 units, fp32 elsewhere.
 
-    On CPUs the choice rests on a parity test (tests/test_precision.py: the same short
+    On CPUs the choice rests on a parity test (tests/engine/test_precision.py: the same short
     pretraining in fp32 and bf16 gives the same loss curve and kNN reading within tolerance);
     without bf16 units autocast would only emulate bf16, slower than fp32.
     """

@@ -10,7 +10,7 @@ many, fine, pleomorphic). ``ATYPICAL`` of masses take the other class's shape.
 Geometry is drawn on a grid 1/4 of the final size and upsampled; only calcifications and
 quantum noise are drawn at (half to full) resolution.
 
-Calibrated for the 64 px databases (tests/test_demo_data.py): masses 6-10 px in radius at
+Calibrated for the 64 px databases (tests/data/test_demo_data.py): masses 6-10 px in radius at
 64 px, denser than the fibroglandular tissue, and spicules ~1 px wide there. With the earlier
 masses (4-7 px, contrast 0.18-0.35 over tissue of amplitude 0.45, hair-thin spicules) a
 U-Net found them (Dice 0.46) but a classifier trained from scratch on the demo MG2 stayed at

@@ -269,7 +269,7 @@ def test_cross_validation_uses_the_corrected_interval_in_tables_and_verdicts(cv_
     assert "15 runs of 3 seeds x 5-fold CV, corrected t" in md
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _github_anchor(heading: str) -> str:
