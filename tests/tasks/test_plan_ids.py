@@ -1,0 +1,73 @@
+"""Run ids and plan.json entries stay what they were: a changed id would orphan users' finished
+runs (a rerun finds a run by its id), and reporting reads plan.json.
+
+``plans_22f2b8b.json`` holds the plans of the smoke, demo and segmentation presets, and of a
+transfer x folds x probes matrix, on two in-memory databases, as ``_write_plan`` serialised them
+at commit 22f2b8b (one ``Run`` class for every kind), before the run kinds got their own
+classes. It was written once by this module's ``_plans`` at that commit; do not regenerate it
+to make a failing test pass: a difference is a changed run id or plan.json format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medssl.artifacts import read_json
+from medssl.data.database import Database
+from medssl.tasks.benchmark import _write_plan, plan_runs, resolve_benchmark
+
+EXPECTED = Path(__file__).with_name("plans_22f2b8b.json")
+
+CASES = {
+    "smoke": ("smoke", [], None, None, ["a"]),
+    "demo": ("demo", [], None, None, ["a"]),
+    "segmentation": ("segmentation", [], None, None, ["a"]),
+    "transfer-folds-probes": (
+        "smoke",
+        ["transfer=true", "evaluations=[finetune, linear, knn]"],
+        1,
+        2,
+        ["a", "b"],
+    ),
+}
+
+
+def _database(name: str, seed: int) -> Database:
+    """Twelve 8 px finetuning images (four per class, two per patient) and four pretraining."""
+    rng = np.random.default_rng(seed)
+    n = 24
+    db = Database.from_arrays(
+        pretrain=rng.integers(0, 255, (4, 8, 8)), pretrain_split=["train"] * 3 + ["val"],
+        finetune=rng.integers(0, 255, (n, 8, 8)), finetune_masks=np.zeros((n, 8, 8)),
+        finetune_labels=[i % 3 for i in range(n)], finetune_split=["train", "val", "test"] * 8,
+        name=name,
+    )  # fmt: skip
+    for r in db.rows("finetune"):
+        r["patient"] = f"P{int(r['index']) // 2}"
+    return db
+
+
+def _plans(tmp: Path) -> dict[str, list[dict]]:
+    """Each case's plan as plan.json holds it (pending, no estimates: those vary by machine)."""
+    dbs = {"a": _database("a", 0), "b": _database("b", 1)}
+    out = {}
+    for case, (preset, overrides, seeds, folds, names) in CASES.items():
+        cfg = resolve_benchmark(preset, overrides, seeds, folds)
+        runs = plan_runs(cfg, {n: dbs[n] for n in names})
+        folder = tmp / case
+        folder.mkdir()
+        _write_plan(folder, runs)
+        out[case] = read_json(folder / "plan.json")
+    return out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_plan_ids_and_entries_are_those_of_the_one_run_class(case, tmp_path):
+    expected = json.loads(EXPECTED.read_text(encoding="utf-8"))[case]
+    got = _plans(tmp_path)[case]
+    assert [(p["run_id"], p["kind"]) for p in got] == [(p["run_id"], p["kind"]) for p in expected]
+    assert got == expected
