@@ -63,7 +63,7 @@ def _overrunning_estimates(runs, databases, cfg) -> None:
     """Every run estimated at 0.6 s: each rounds to 1 s while their sum rounds lower, the case
     where the old bar (rounded total, rounded updates) overran its total and crashed."""
     for r in runs:
-        r.estimate_s = 0.6
+        r.state.estimate_s = 0.6
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from medssl.errors import ConfigError, DataError
 from medssl.models.encoder import build_encoder
 from medssl.ssl import build_method, method_names
 from medssl.tasks.estimates import CPU_THROUGHPUT, estimate_run, throughput
-from medssl.tasks.matrix import Run
+from medssl.tasks.matrix import FinetuneRun, PretrainRun, ProbeRun
 
 BATCH, STEPS, ROUNDS = 4, 2, 2
 PATH_KEYS = {
@@ -237,10 +237,16 @@ def test_benchmark_run_estimate_known_answer(tiny_db):
     images."""
     speed = {"simclr": 40.0, "classification": 27.0}
     pre_cfg = {"method": "simclr", "trainer": {"epochs": 10}}
-    pre = Run("pretrain", "tiny", 0, method="simclr", config=pre_cfg)
-    ft = Run("finetune", "tiny", 0, task="classification", config={"trainer": {"epochs": 5}})
-    probe = Run("probe", "tiny", 0, task="classification", evaluation="linear")
-    other = Run("pretrain", "tiny", 0, method="x", config={"method": "x", "trainer": {"epochs": 1}})
+    pre = PretrainRun("tiny", 0, "simclr", pre_cfg, obj=None, run_id="pt-1")
+    other_cfg = {"method": "x", "trainer": {"epochs": 1}}
+    other = PretrainRun("tiny", 0, "x", other_cfg, obj=None, run_id="pt-2")
+    evaluation = dict(
+        task="classification", init="random", fold=None, fraction=1.0, pretrain_data="",
+        encoder_run=None, obj=None,
+    )  # fmt: skip
+    ft_cfg = {"trainer": {"epochs": 5}}
+    ft = FinetuneRun("tiny", 0, **evaluation, evaluation="finetune", config=ft_cfg, run_id="ft-1")
+    probe = ProbeRun("tiny", 0, **evaluation, evaluation="linear", config={}, run_id="pr-1")
     assert estimate_run(pre, tiny_db, speed) == pytest.approx(10 * 16 / 40 * 1.3 + 3)  # 8.2
     assert estimate_run(ft, tiny_db, speed) == pytest.approx(5 * 27 / 27 * 1.3 + 3)  # 9.5
     assert estimate_run(probe, tiny_db, speed) == pytest.approx(3 + 27 / 150)

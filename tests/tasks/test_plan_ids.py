@@ -71,3 +71,26 @@ def test_plan_ids_and_entries_are_those_of_the_one_run_class(case, tmp_path):
     got = _plans(tmp_path)[case]
     assert [(p["run_id"], p["kind"]) for p in got] == [(p["run_id"], p["kind"]) for p in expected]
     assert got == expected
+
+
+def test_each_run_kind_has_only_its_own_fields(tmp_path):
+    """A pretraining run has no task or init, an evaluation run no SSL method, and a planned
+    run is frozen: only its progress (``state``) changes as the benchmark goes."""
+    import dataclasses
+
+    from medssl.tasks.matrix import FinetuneRun, PretrainRun, ProbeRun
+
+    cfg = resolve_benchmark("demo", [], None, None)
+    runs = plan_runs(cfg, {"a": _database("a", 0)})
+    by_kind = {r.kind: type(r) for r in runs}
+    assert by_kind == {"pretrain": PretrainRun, "finetune": FinetuneRun, "probe": ProbeRun}
+    pre = next(r for r in runs if isinstance(r, PretrainRun))
+    probe = next(r for r in runs if isinstance(r, ProbeRun))
+    for field in ("task", "init", "fold", "fraction", "evaluation", "encoder_run"):
+        assert not hasattr(pre, field)
+    assert not hasattr(probe, "method")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        probe.run_id = "pr-other"  # type: ignore[misc]
+    probe.state.status = "done"
+    assert probe.plan_entry()["status"] == "done"
+    assert type(probe.obj).__name__ == "ProbeConfig" and type(pre.obj).__name__ == "PretrainConfig"

@@ -41,7 +41,7 @@ from medssl.runfiles import (
 )
 from medssl.tasks.estimates import estimate_run, throughput
 from medssl.tasks.executors import ExecutorConfig
-from medssl.tasks.matrix import Run, fold_splits, plan_runs, run_hash
+from medssl.tasks.matrix import PretrainRun, ProbeRun, Run, fold_splits, plan_runs
 from medssl.tasks.runlock import STALE_AFTER_S, claim, lock_state
 
 
@@ -139,10 +139,10 @@ def run_benchmark(
     earlier = _earlier_seconds(out)
     for run in runs:
         if (out / RUNS / run.run_id / DONE).is_file():
-            run.status, run.seconds = "reused", earlier.get(run.run_id)
+            run.state.status, run.state.seconds = "reused", earlier.get(run.run_id)
             _prune(out / RUNS / run.run_id, run.kind, cfg.keep_checkpoints)  # killed mid-cleanup
-    todo = [r for r in runs if r.status == "pending"]
-    total_s = sum(r.estimate_s for r in todo)
+    todo = [r for r in runs if r.state.status == "pending"]
+    total_s = sum(r.state.estimate_s for r in todo)
     log(_plan_text(runs, databases, total_s, executor.parallel, cfg, executor.describe()))
     _write_plan(out, runs)
     if dry_run:
@@ -156,17 +156,17 @@ def run_benchmark(
     def on_result(wave: list[Run], i: int, outcome: Outcome) -> None:
         run = wave[i]
         if outcome.status == "ran":
-            run.seconds, run.status = round(outcome.seconds, 2), "done"
+            run.state.seconds, run.state.status = round(outcome.seconds, 2), "done"
             counts["took_over"] += outcome.took_over is not None
             if outcome.took_over is not None:
                 log(f"{run.label()}: took over a stale lock of {outcome.took_over}")
         elif outcome.status == "done":
-            run.status, counts["elsewhere"] = "reused", counts["elsewhere"] + 1
+            run.state.status, counts["elsewhere"] = "reused", counts["elsewhere"] + 1
         else:
-            run.status = "held"
+            run.state.status = "held"
             return
         bar.describe(run.label())
-        bar.advance(run.estimate_s)
+        bar.advance(run.state.estimate_s)
         _write_plan(out, runs)
 
     in_run_progress = progress and executor.progress_in_runs
@@ -176,8 +176,8 @@ def run_benchmark(
         while wave:
             held = [r for r in wave if lock_state(out / RUNS / r.run_id, stale_s) == "held"]
             for r in held:
-                r.status = "held"
-            ready = [r for r in wave if r.status != "held"]
+                r.state.status = "held"
+            ready = [r for r in wave if r.state.status != "held"]
             calls = [
                 (
                     r,
@@ -196,11 +196,11 @@ def run_benchmark(
                 lambda i, o, ready=ready: on_result(ready, i, o),
                 [r.label() for r in ready],
             )
-            held += [r for r in ready if r.status == "held"]
+            held += [r for r in ready if r.state.status == "held"]
             wave = _wait_for_holders(held, out, stale_s, cfg.executor.poll_s, log)
             for r in held:
-                if r.status == "held":  # finished by its holder
-                    r.status, counts["elsewhere"] = "reused", counts["elsewhere"] + 1
+                if r.state.status == "held":  # finished by its holder
+                    r.state.status, counts["elsewhere"] = "reused", counts["elsewhere"] + 1
     bar.close()
     if counts["took_over"] or counts["elsewhere"]:
         log(
@@ -229,7 +229,7 @@ def _wait_for_holders(held: list[Run], out: Path, stale_s: float, poll_s: float,
                 waiting.remove(r)
             elif lock_state(run_dir, stale_s) != "held":
                 waiting.remove(r)
-                r.status = "pending"
+                r.state.status = "pending"
                 again.append(r)
         if waiting:
             time.sleep(poll_s)
@@ -319,7 +319,7 @@ def _execute(
         db = Database.load(db_path)
         resume = (run_dir / CHECKPOINT).is_file()
         try:
-            if run.kind == "pretrain":
+            if isinstance(run, PretrainRun):
                 cfg_run = dataclasses.replace(
                     run.obj, trainer=dataclasses.replace(run.obj.trainer, progress_bar=progress)
                 )
@@ -330,7 +330,7 @@ def _execute(
                 )
                 split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
                 split = fraction_split(db, run.fraction, run.seed, fold=run.fold, base=split)
-                if run.kind == "probe":
+                if isinstance(run, ProbeRun):
                     from medssl.tasks.probe import run_probe
 
                     run_probe(
@@ -401,14 +401,7 @@ def _workers(cfg: BenchmarkConfig) -> int:
 
 
 def _write_plan(out: Path, runs: list[Run]) -> None:
-    write_json(
-        out / PLAN,
-        [
-            {k: v for k, v in vars(r).items() if k not in ("config", "obj")}
-            | {"config_hash": run_hash(r.config)}
-            for r in runs
-        ],
-    )
+    write_json(out / PLAN, [r.plan_entry() for r in runs])
 
 
 def _earlier_seconds(out: Path) -> dict[str, float]:
@@ -436,7 +429,8 @@ def _provenance(
         n: {"checksum": db.checksum, "path": str(db.path)} for n, db in databases.items()
     }
     prov["runs"] = {
-        r.run_id: {"label": r.label(), "seconds": r.seconds, "config": r.config} for r in runs
+        r.run_id: {"label": r.label(), "seconds": r.state.seconds, "config": r.config}
+        for r in runs
     }
     old = out / PLAN
     if old.is_file():
@@ -449,7 +443,7 @@ def _provenance(
 def _estimate(runs: list[Run], databases: dict[str, Any], cfg: BenchmarkConfig) -> None:
     speed = throughput()
     for r in runs:
-        r.estimate_s = estimate_run(r, databases[r.database], speed)
+        r.state.estimate_s = estimate_run(r, databases[r.database], speed)
 
 
 def _plan_text(
@@ -463,7 +457,7 @@ def _plan_text(
     n_pt = sum(r.kind == "pretrain" for r in runs)
     n_pr = sum(r.kind == "probe" for r in runs)
     n_ft = len(runs) - n_pt - n_pr
-    reused = sum(r.status == "reused" for r in runs)
+    reused = sum(r.state.status == "reused" for r in runs)
     probes = f" and {n_pr} frozen-encoder probes" if n_pr else ""
     lines = [
         f"benchmark plan: {len(databases)} database(s) {sorted(databases)}, {n_pt} pretraining and {n_ft} fine-tuning runs{probes}",
@@ -481,7 +475,9 @@ def _plan_text(
             f"executor: {where}"
         )
     if n_pr:
-        probe_s = sum(r.estimate_s for r in runs if r.kind == "probe" and r.status == "pending")
+        probe_s = sum(
+            r.state.estimate_s for r in runs if r.kind == "probe" and r.state.status == "pending"
+        )
         lines.append(f"  of which the probes: about {probe_s / 60 / workers:.1f} min")
     fractions = sorted({r.fraction for r in runs if r.kind != "pretrain"})
     if fractions != [1.0]:
@@ -501,7 +497,9 @@ def _jobs_text(todo: list[Run], out: Path, cfg: BenchmarkConfig, where: str) -> 
         for r in wave:
             state = lock_state(out / RUNS / r.run_id, stale_s)
             note = {"held": " [held by another executor]", "stale": " [stale lock]"}.get(state, "")
-            lines.append(f"    {r.run_id}  {r.kind:8s}  {r.label()}  ~{r.estimate_s:.0f} s{note}")
+            lines.append(
+                f"    {r.run_id}  {r.kind:8s}  {r.label()}  ~{r.state.estimate_s:.0f} s{note}"
+            )
     return "\n".join(lines)
 
 

@@ -68,7 +68,7 @@ def throughput(path: Path | None = None) -> dict[str, float]:
 
 
 def estimate_run(run: Any, db: Any, speed: Mapping[str, float]) -> float:
-    """Seconds of one planned benchmark run (``tasks.matrix.Run``) on database ``db``: a
+    """Seconds of one planned benchmark run (a ``tasks.matrix.Run``) on database ``db``: a
     pretraining run's epochs over two views of every pretraining image, a fine-tune's over every
     finetuning image, each with epoch-end work and start-up; a probe a fixed cost plus one
     embedding of the finetuning images."""

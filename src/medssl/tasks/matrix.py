@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from medssl.config import merge, to_dict
 from medssl.errors import ConfigError
@@ -23,31 +23,64 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Run:
-    kind: str  # pretrain | finetune | probe
+class RunState:
+    """What the benchmark learns about a planned run as it goes; the run itself is frozen."""
+
+    status: str = "pending"  # pending | done | reused | held
+    seconds: float | None = None  # how long it ran (or ran earlier, when reused)
+    estimate_s: float = 0.0  # tasks.estimates.estimate_run
+
+
+@dataclass(frozen=True)
+class PretrainRun:
+    """One SSL pretraining run of the matrix: an encoder for the evaluation runs."""
+
+    kind: ClassVar[str] = "pretrain"
     database: str
     seed: int
-    method: str = ""  # pretrain: the SSL method
-    task: str = ""  # finetune / probe: classification | segmentation
-    init: str = "random"  # finetune / probe: random | simclr | moco | byol
-    fold: int | None = None
-    fraction: float = 1.0  # finetune / probe: the label fraction of the train split
-    evaluation: str = "finetune"  # finetune, or a frozen-encoder probe (tasks/evaluations.py)
-    pretrain_data: str = ""  # finetune / probe: the database the encoder was pretrained on
-    encoder_run: str | None = None  # finetune from this pretraining run
-    config: dict[str, Any] = field(default_factory=dict)  # resolved config, as saved
-    obj: Any = field(default=None, repr=False)  # the same config as its dataclass
-    run_id: str = ""
-    status: str = "pending"
-    seconds: float | None = None
-    estimate_s: float = 0.0
+    method: str  # the encoder's name: an SSL method, or a variant of one (``variants``)
+    config: dict[str, Any]  # resolved PretrainConfig, as saved
+    obj: Any = field(repr=False)  # the same config as its PretrainConfig
+    run_id: str
+    state: RunState = field(default_factory=RunState, compare=False)
 
     def label(self) -> str:
-        what = (
-            f"{self.method} pretraining"
-            if self.kind == "pretrain"
-            else f"{self.task} from {self.init}"
-        )
+        return f"{self.database} {self.method} pretraining seed {self.seed}"
+
+    def plan_entry(self) -> dict[str, Any]:
+        """This run's plan.json entry: the evaluation runs' fields keep the values the one
+        ``Run`` class of every kind gave a pretraining run (readers of old folders expect
+        every key)."""
+        return {
+            "kind": self.kind, "database": self.database, "seed": self.seed,
+            "method": self.method, "task": "", "init": "random", "fold": None, "fraction": 1.0,
+            "evaluation": "finetune", "pretrain_data": "", "encoder_run": None,
+            **_entry(self),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _EvaluationRun:
+    """An evaluation of one encoder (or random init) on one database's finetuning split."""
+
+    database: str
+    seed: int
+    task: str  # a registered task (tasks.task): classification | segmentation
+    init: str  # random, or the encoder's name (PretrainRun.method)
+    fold: int | None
+    fraction: float  # the label fraction of the train split (data/fractions.py)
+    evaluation: str  # finetune, or a frozen-encoder probe (tasks/evaluations.py)
+    pretrain_data: str  # the database the encoder was pretrained on ("" for random init)
+    encoder_run: str | None  # the PretrainRun whose encoder.pt it starts from
+    config: dict[str, Any]  # resolved FinetuneConfig / ProbeConfig, as saved
+    obj: Any = field(repr=False)  # the same config as its dataclass
+    run_id: str
+    state: RunState = field(default_factory=RunState, compare=False)
+
+    kind: ClassVar[str]
+
+    def label(self) -> str:
+        what = f"{self.task} from {self.init}"
         if self.evaluation != "finetune":
             what += f" ({self.evaluation})"
         if self.pretrain_data and self.pretrain_data != self.database:
@@ -55,6 +88,44 @@ class Run:
         fold = "" if self.fold is None else f" fold {self.fold}"
         frac = "" if self.fraction == 1.0 else f" at {self.fraction:g} of the labels"
         return f"{self.database} {what}{frac} seed {self.seed}{fold}"
+
+    def plan_entry(self) -> dict[str, Any]:
+        """This run's plan.json entry (``method`` empty, as the one ``Run`` class wrote it)."""
+        return {
+            "kind": self.kind, "database": self.database, "seed": self.seed, "method": "",
+            "task": self.task, "init": self.init, "fold": self.fold, "fraction": self.fraction,
+            "evaluation": self.evaluation, "pretrain_data": self.pretrain_data,
+            "encoder_run": self.encoder_run,
+            **_entry(self),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FinetuneRun(_EvaluationRun):
+    """Fine-tuning of the encoder and a task head (``obj``: a FinetuneConfig)."""
+
+    kind: ClassVar[str] = "finetune"
+
+
+@dataclass(frozen=True)
+class ProbeRun(_EvaluationRun):
+    """A frozen-encoder probe (``obj``: a ProbeConfig)."""
+
+    kind: ClassVar[str] = "probe"
+
+
+Run = PretrainRun | FinetuneRun | ProbeRun
+"""A planned run of any kind; ``run.kind`` names it (``pretrain``, ``finetune``, ``probe``)."""
+
+
+def _entry(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "status": run.state.status,
+        "seconds": run.state.seconds,
+        "estimate_s": run.state.estimate_s,
+        "config_hash": run_hash(run.config),
+    }
 
 
 def run_hash(payload: dict[str, Any]) -> str:
@@ -77,7 +148,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
         raise ConfigError(f"benchmark tasks {bad}: valid are {', '.join(task_names())}")
     encoder_specs = encoder_variants(cfg)
     runs: list[Run] = []
-    encoders: dict[tuple[str, str, int], Run] = {}
+    encoders: dict[tuple[str, str, int], PretrainRun] = {}
     for name, db in databases.items():
         for seed in range(cfg.seeds):
             for enc_name, (method, extra) in encoder_specs.items():
@@ -86,15 +157,16 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     base, {**cfg.pretrain, **extra, "seed": seed}, where="benchmark pretrain"
                 )
                 pcfg = pt.resolve_config(cfg=merged, device=cfg.device)
-                run = Run("pretrain", name, seed, method=enc_name, config=to_dict(pcfg), obj=pcfg)
-                run.run_id = "pt-" + run_hash(
+                config = to_dict(pcfg)
+                run_id = "pt-" + run_hash(
                     {
                         "kind": "pretrain",
-                        "config": _hashable(run.config),
+                        "config": _hashable(config),
                         "data": db.checksum,
                         "seed": seed,
                     }
                 )
+                run = PretrainRun(name, seed, enc_name, config, pcfg, run_id)
                 runs.append(run)
                 encoders[(name, enc_name, seed)] = run
     from medssl.data.fractions import check_fractions
@@ -129,10 +201,10 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}, **ev.finetune})
                     if ev.kind == "probe":
                         obj: Any = _probe_config(cfg, ev.name, seed, fcfg)
-                        kind, prefix, hashed = "probe", "pr-", _hashable(to_dict(obj))
+                        cls, prefix, hashed = ProbeRun, "pr-", _hashable(to_dict(obj))
                         hashed.pop("device")
                     else:
-                        obj, kind, prefix = fcfg, "finetune", "ft-"
+                        obj, cls, prefix = fcfg, FinetuneRun, "ft-"
                         hashed = _hashable(to_dict(fcfg))
                     at = [
                         f
@@ -154,8 +226,22 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                         ]
                     for fraction, init, source in combos:
                         enc = None if init == "random" else encoders[(source, init, seed)]
-                        run = Run(
-                            kind,
+                        encoder_run = enc.run_id if enc else None
+                        payload = {
+                            "kind": cls.kind,
+                            "config": hashed,
+                            "data": db.checksum,
+                            "seed": seed,
+                            "fold": fold,
+                            "folds": cfg.folds,
+                            "encoder": encoder_run,
+                            "init": init,
+                        }
+                        if fraction != 1.0:  # the whole train split keeps today's run ids
+                            payload["fraction"] = fraction
+                        if source != name:
+                            payload["transfer_from"] = source
+                        run = cls(
                             name,
                             seed,
                             task=task,
@@ -164,25 +250,11 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                             fraction=fraction,
                             evaluation=ev.name,
                             pretrain_data="" if enc is None else source,
-                            encoder_run=enc.run_id if enc else None,
+                            encoder_run=encoder_run,
                             config=to_dict(obj),
                             obj=obj,
+                            run_id=prefix + run_hash(payload),
                         )
-                        payload = {
-                            "kind": kind,
-                            "config": hashed,
-                            "data": db.checksum,
-                            "seed": seed,
-                            "fold": fold,
-                            "folds": cfg.folds,
-                            "encoder": run.encoder_run,
-                            "init": init,
-                        }
-                        if fraction != 1.0:  # the whole train split keeps today's run ids
-                            payload["fraction"] = fraction
-                        if source != name:
-                            payload["transfer_from"] = source
-                        run.run_id = prefix + run_hash(payload)
                         runs.append(run)
     return runs
 
