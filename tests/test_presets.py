@@ -52,8 +52,8 @@ def test_thesis_byol_target_momentum_is_constant():
     from medssl.tasks.pretrain import resolve_config
 
     cfg = resolve_config("byol", preset="thesis")
-    assert cfg.method_options["momentum"] == cfg.method_options["momentum_end"] == 0.99
+    assert cfg.method_options.momentum == cfg.method_options.momentum_end == 0.99
     byol = build_method("byol", build_encoder(), cfg.method_options)
     assert {byol.momentum_at(step, 300) for step in (1, 150, 300)} == {0.99}
     medssl = resolve_config("byol", preset="medssl").method_options
-    assert medssl["momentum_end"] == 1.0  # the medssl preset keeps the paper's cosine schedule
+    assert medssl.momentum_end == 1.0  # the medssl preset keeps the paper's cosine schedule

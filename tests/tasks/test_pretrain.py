@@ -384,12 +384,40 @@ def test_thesis_and_medssl_presets_resolve_to_their_sources():
         0.014,
         1e-6,
     )
-    assert thesis.optimizer.schedule == "constant" and thesis.method_options["temperature"] == 0.07
+    assert thesis.optimizer.schedule == "constant" and thesis.method_options.temperature == 0.07
     moco = resolve_config("moco", preset="thesis").method_options
-    assert (moco["queue_size"], moco["momentum"], moco["batch_norm"]) == (16384, 0.999, True)
+    assert (moco.queue_size, moco.momentum, moco.batch_norm) == (16384, 0.999, True)
     medssl = resolve_config("moco")  # the default preset
     assert medssl.optimizer.name == "sgd" and medssl.optimizer.schedule == "cosine"
     opts = medssl.method_options
-    assert (opts["temperature"], opts["momentum"], opts["momentum_end"]) == (0.2, 0.99, 1.0)
-    assert opts["queue_fraction"] == 0.5 and opts["batch_norm"] is False
-    assert resolve_config("byol").method_options["momentum_end"] == 1.0
+    assert (opts.temperature, opts.momentum, opts.momentum_end) == (0.2, 0.99, 1.0)
+    assert opts.queue_fraction == 0.5 and opts.batch_norm is False
+    assert resolve_config("byol").method_options.momentum_end == 1.0
+
+
+def test_options_stay_typed_until_the_config_is_saved():
+    """resolve_config holds the method's Config and the AugmentConfig; the saved form (what
+    config.yaml holds and run ids hash) is their mapping, as when the options were dicts, and
+    a merged (mapping) config resolves to the same typed options again."""
+    import dataclasses
+
+    from medssl.config import merge
+    from medssl.data.augment import AugmentConfig
+    from medssl.ssl.moco import MoCo
+    from medssl.tasks.pretrain import fit_to_data, resolve_config, saved_config
+
+    cfg = resolve_config("moco", preset="thesis", overrides=["augmentation_options.size=32"])
+    assert isinstance(cfg.method_options, MoCo.Config)
+    assert cfg.augmentation_options == dataclasses.replace(AugmentConfig(), size=32)
+    saved = saved_config(cfg)
+    assert saved["method_options"] == dataclasses.asdict(cfg.method_options)
+    assert saved["augmentation_options"]["crop_scale"] == [0.2, 1.0]  # YAML-ready lists
+    again = resolve_config(cfg=merge(cfg, {"seed": 1}))
+    assert isinstance(again.method_options, MoCo.Config) and saved_config(again) == {
+        **saved, "seed": 1, "trainer": {**saved["trainer"], "seed": 1}
+    }  # fmt: skip
+    # medssl's MoCo bounds its queue by half the pretraining images, in whole batches
+    medssl = resolve_config("moco", overrides=["batch_size=16"])
+    fitted = fit_to_data(medssl, n_train=100)
+    assert isinstance(fitted.method_options, MoCo.Config)
+    assert fitted.method_options == dataclasses.replace(medssl.method_options, queue_size=48)

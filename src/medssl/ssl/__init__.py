@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -67,15 +66,16 @@ class SSLMethod(nn.Module):
         return self.encoder(x)
 
 
-def method_config(name: str, options: Mapping[str, Any] | None = None) -> Any:
-    """The typed config of method ``name`` with ``options`` laid over its defaults."""
+def method_config(name: str, options: Any = None) -> Any:
+    """The typed config of method ``name``: ``options`` (a mapping of some of its fields) laid
+    over its defaults, or ``options`` itself when it is already that Config."""
     cls = get_method(name)
+    if isinstance(options, cls.Config):
+        return options
     return from_dict(cls.Config, dict(options or {}), where=f"method_options ({name})")
 
 
-def build_method(
-    name: str, encoder: nn.Module, options: Mapping[str, Any] | None = None
-) -> SSLMethod:
+def build_method(name: str, encoder: nn.Module, options: Any = None) -> SSLMethod:
     """Instantiate a registered method around ``encoder`` (unknown names list the valid ones)."""
     return get_method(name)(encoder, method_config(name, options))
 

@@ -157,7 +157,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     base, {**cfg.pretrain, **extra, "seed": seed}, where="benchmark pretrain"
                 )
                 pcfg = pt.resolve_config(cfg=merged, device=cfg.device)
-                config = to_dict(pcfg)
+                config = pt.saved_config(pcfg)
                 run_id = "pt-" + run_hash(
                     {
                         "kind": "pretrain",

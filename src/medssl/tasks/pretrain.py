@@ -63,13 +63,18 @@ HEALTH_PAIRS = 256  # view pairs for alignment / uniformity: a few hundred image
 @dataclass
 class PretrainConfig:
     method: str = "simclr"  # a name in medssl.ssl.METHODS
-    method_options: dict[str, Any] = field(default_factory=dict)  # fields of the method's Config
+    # The method's options: a mapping of some of its Config's fields as a preset or --set gives
+    # them, and after resolve_config the method's typed Config itself (every field), until
+    # the config is saved (to_dict). Its type follows ``method``, so from_dict cannot build it.
+    method_options: Any = field(default_factory=dict)
     # A preset's options per method ({moco: {momentum_end: 1.0}, ...}), laid under
     # method_options when that method runs; the resolved config keeps only the run's own
     # (so a change for one method leaves the other methods' runs, and their ids, alone).
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     augmentation: str = "thesis"  # a name in medssl.data.augment.AUGMENTATIONS
-    augmentation_options: dict[str, Any] = field(default_factory=dict)  # fields of AugmentConfig
+    # Fields of AugmentConfig laid over the ``augmentation`` preset: a mapping as given, the
+    # resolved AugmentConfig after resolve_config (a merge turns it back into its mapping).
+    augmentation_options: dict[str, Any] | AugmentConfig = field(default_factory=dict)
     # thesis §5.2: Adam, lr 0.014, weight decay 1e-6, no schedule
     optimizer: OptimizerConfig = field(
         default_factory=lambda: OptimizerConfig(name="adam", lr=0.014, weight_decay=1e-6)
@@ -122,7 +127,9 @@ def resolve_config(
     for name, opts in cfg.method_overrides.items():
         method_config(name, opts)  # an unknown method or option of a preset fails here
     aug = merge(
-        AUGMENTATIONS.get(cfg.augmentation), cfg.augmentation_options, where="augmentation_options"
+        AUGMENTATIONS.get(cfg.augmentation),
+        _fields(cfg.augmentation_options),
+        where="augmentation_options",
     )
     check_optimizer(cfg.optimizer)
     if cfg.batch_size < 2:
@@ -132,14 +139,24 @@ def resolve_config(
     return dataclasses.replace(
         cfg,
         trainer=trainer,
-        method_options=to_dict(
-            method_config(
-                cfg.method, {**cfg.method_overrides.get(cfg.method, {}), **cfg.method_options}
-            )
+        method_options=method_config(
+            cfg.method,
+            {**cfg.method_overrides.get(cfg.method, {}), **_fields(cfg.method_options)},
         ),
         method_overrides={},
-        augmentation_options=_plain(to_dict(aug)),
+        augmentation_options=aug,
     )
+
+
+def _fields(options: Any) -> dict[str, Any]:
+    """Options as a mapping of fields, whether given as one or already resolved (typed)."""
+    return to_dict(options) if dataclasses.is_dataclass(options) else dict(options)
+
+
+def saved_config(cfg: PretrainConfig) -> dict[str, Any]:
+    """The resolved config as a run saves it (config.yaml) and the benchmark hashes it: typed
+    options become their mappings, tuples lists (YAML safe_dump)."""
+    return _plain(to_dict(cfg))
 
 
 def fit_to_data(cfg: PretrainConfig, n_train: int) -> PretrainConfig:
@@ -148,10 +165,12 @@ def fit_to_data(cfg: PretrainConfig, n_train: int) -> PretrainConfig:
     options = get_method(cfg.method).fit_to_data(
         method_config(cfg.method, cfg.method_options), n_train=n_train, batch_size=cfg.batch_size
     )
-    return dataclasses.replace(cfg, method_options=to_dict(options))
+    return dataclasses.replace(cfg, method_options=options)
 
 
 def augment_config(cfg: PretrainConfig) -> AugmentConfig:
+    if isinstance(cfg.augmentation_options, AugmentConfig):
+        return cfg.augmentation_options
     return from_dict(AugmentConfig, cfg.augmentation_options, where="augmentation_options")
 
 
@@ -285,7 +304,7 @@ def run_pretraining(
             check_collapse(extra_logs["collapse_std"], cfg.collapse_threshold, epoch=epoch)
         return extra_logs
 
-    resolved = to_dict(cfg)
+    resolved = saved_config(cfg)
     lead = trainer.fabric.is_global_zero  # under DDP, rank 0 alone writes files
     if lead and not (resume and (out / CONFIG).is_file()):
         out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +312,7 @@ def run_pretraining(
             raise TrainingError(
                 f"{out / CHECKPOINT} exists: pass --resume to continue that run, or choose another --out"
             )
-        write_text(out / CONFIG, yaml.safe_dump(_plain(resolved), sort_keys=False))
+        write_text(out / CONFIG, yaml.safe_dump(resolved, sort_keys=False))
     random_init: dict[str, Any] = {}
     if lead:
         # The weights built above are the run's initial weights, also when resuming (the
