@@ -40,20 +40,28 @@ def _tmp_sibling(path: Path) -> Path:
     return Path(tmp)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, then rename)."""
+@contextlib.contextmanager
+def _atomic_file(path: str | os.PathLike) -> Iterator[io.BufferedWriter]:
+    """Yield a binary file to write ``path``'s content into; on success it is flushed, fsynced
+    and renamed over ``path``, on error removed (``path`` keeps its previous content)."""
     path = Path(path)
     tmp = _tmp_sibling(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, then rename)."""
+    with _atomic_file(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -115,9 +123,11 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     import torch
 
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return write_bytes(path, buf.getvalue())
+    # streamed into the file: a checkpoint (weights + Adam moments, ~134 MB for the classifier)
+    # is not held twice more in memory (a BytesIO and its copy) and copied twice each epoch
+    with _atomic_file(path) as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 @contextlib.contextmanager

@@ -140,6 +140,12 @@ def test_json_schema(bench):
         assert f["ratio_to_plain_loop"] == pytest.approx(
             f["images_per_s"] / plain["rate"], abs=2e-3
         )
+        # both timed in alternating rounds; each figure is the lower median of its rounds
+        assert len(f["rounds"]) == len(plain["rounds"]) == len(f["ratio_rounds"]) == ROUNDS
+        assert f["images_per_s"] == min(f["rounds"]) and plain["rate"] == min(plain["rounds"])
+        assert f["ratio_rounds"] == [
+            pytest.approx(a / b, abs=2e-3) for a, b in zip(f["rounds"], plain["rounds"])
+        ]
     est = r["thesis_estimate"]
     assert r["thesis_estimate_s"] == est["seconds"] > 0
     assert est["seconds"] == pytest.approx(est["pretrain_s"] + est["finetune_s"], abs=0.2)

@@ -188,6 +188,23 @@ def test_written_files_and_folders_follow_the_umask(tmp_path):
         os.umask(old)
 
 
+def test_save_torch_streams_atomically(tmp_path):
+    """save_torch streams into a temporary sibling: the file reads back, and a save that fails
+    half-way (an object torch cannot pickle) leaves the previous file intact and no temporary
+    file behind."""
+    import pickle
+
+    from medssl.artifacts import save_torch
+
+    path = tmp_path / "checkpoint.pt"
+    save_torch(path, {"w": torch.arange(5.0)})
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(5.0))
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # a local object: either
+        save_torch(path, {"w": torch.zeros(1000), "bad": lambda: None})
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(5.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
 def test_two_writers_replacing_one_folder_at_once_both_succeed(tmp_path, monkeypatch):
     """Writer A is paused between moving the current folder aside and moving its own in, and
     writer B replaces the folder meanwhile (two benchmark commands ending at once, each

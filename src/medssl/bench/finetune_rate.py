@@ -31,8 +31,15 @@ def finetune_rates(
     warmup: int,
     steps: int,
     compile: bool = False,
+    rounds: int = 1,
 ) -> dict[str, dict[str, Any]]:
-    """{task: train_timed result with ``rate`` in images/s} for every fine-tuning task."""
+    """{task: train_timed result with ``rate`` in images/s} for every fine-tuning task.
+
+    Each task is timed ``rounds`` times through the trainer and as many times in the plain
+    loop, alternately; each figure is the round with the median rate (``rounds``: every
+    round's rate), ``ratio_to_plain_loop`` the ratio of the medians and ``ratio_rounds`` each
+    round's ratio (medssl to the plain loop timed right after it).
+    """
     out: dict[str, dict[str, Any]] = {}
     for task in task_names():
         cfg = resolve_config(None, task=task, preset="thesis", seed=trainer_config.seed)
@@ -63,13 +70,30 @@ def finetune_rates(
             )
             return module, optimizer, stream
 
-        out[task] = train_timed(trainer, *timed_run(), compile=compile)
-        out[task]["batch_size"] = cfg.batch_size
-        # the same model, data, optimizer and steps in a hand-written loop
-        module, optimizer, stream = timed_run()
-        plain = plain_timed(
-            module, optimizer, stream, device=trainer.device, precision=trainer.precision
-        )
-        out[task]["plain_loop"] = plain
-        out[task]["ratio_to_plain_loop"] = round(out[task]["rate"] / max(plain["rate"], 1e-9), 3)
+        # The same model, data, optimizer and steps through the trainer and in a hand-written
+        # loop, alternately, round after round: a load change on a shared machine hits both
+        # alike (timed one after the other, a drifting load biases the ratio).
+        runs: dict[str, list[dict[str, Any]]] = {"medssl": [], "plain": []}
+        for _ in range(rounds):
+            r = train_timed(trainer, *timed_run(), compile=compile)
+            runs["medssl"].append(r)
+            module, optimizer, stream = timed_run()
+            runs["plain"].append(
+                plain_timed(
+                    module, optimizer, stream, device=trainer.device, precision=trainer.precision
+                )
+            )
+        medssl, plain = (_median(runs[p]) for p in ("medssl", "plain"))
+        out[task] = {**medssl, "batch_size": cfg.batch_size, "plain_loop": plain}
+        out[task]["ratio_to_plain_loop"] = round(medssl["rate"] / max(plain["rate"], 1e-9), 3)
+        out[task]["ratio_rounds"] = [
+            round(a["rate"] / max(b["rate"], 1e-9), 3)
+            for a, b in zip(runs["medssl"], runs["plain"], strict=True)
+        ]
     return out
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate (lower median for an even count), with every round's rate."""
+    ordered = sorted(runs, key=lambda r: r["rate"])
+    return {**ordered[(len(ordered) - 1) // 2], "rounds": [r["rate"] for r in runs]}

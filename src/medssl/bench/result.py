@@ -6,7 +6,9 @@ median rate: ``{views_per_s, seconds, items, steps, warmup_steps, cuda_max_alloc
 off CUDA), peak_rss_mb (process peak so far), fingerprint, rounds (every round's rate)}``;
 the reference's also ``num_workers`` and ``transform``. A fine-tuning entry
 (``BenchResult.finetune[task]``) is ``{images_per_s, seconds, items, steps, warmup_steps,
-cuda_max_allocated_mb, peak_rss_mb, fingerprint, batch_size, plain_loop, ratio_to_plain_loop}``.
+cuda_max_allocated_mb, peak_rss_mb, fingerprint, rounds, batch_size, plain_loop,
+ratio_to_plain_loop, ratio_rounds}``: the median of alternating rounds through the trainer
+and in the plain loop (``plain_loop``: ``{rate, seconds, items, steps, rounds}``).
 A fingerprint is ``bench.fingerprint``'s ``{task, parameters, trainable_parameters,
 init_checksum, optimizer, optimizer_steps, precision, input_shape, input_dtype}``.
 """

@@ -224,6 +224,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
             warmup=cfg.warmup,
             steps=cfg.steps,
             compile=cfg.compile,
+            rounds=cfg.rounds,
         )
         if cfg.finetune
         else {}
