@@ -25,6 +25,16 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def to_plain(x: Any) -> Any:
+    """Tuples to lists, recursively: a saved config as YAML safe_dump writes it (and CSV and
+    JSON read it back)."""
+    if isinstance(x, dict):
+        return {k: to_plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_plain(v) for v in x]
+    return x
+
+
 def from_dict(cls: type[C], data: dict[str, Any] | None, *, where: str = "config") -> C:
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -177,6 +177,38 @@ def test_resume_ignores_display_flags(tmp_path, db_path, monkeypatch, capsys):
     assert (out / "done.json").is_file()
 
 
+def test_options_stay_typed_until_the_config_is_saved():
+    """resolve_config holds the SupervisedAugmentConfig; the saved form (what config.yaml holds
+    and run ids hash) is the options' mapping as given (the fields set over the preset), as
+    when they were a dict, and a saved or merged config resolves to the same typed options."""
+    import dataclasses
+
+    from medssl.config import merge, to_dict
+    from medssl.data.augment import SUPERVISED_AUGMENTATIONS
+    from medssl.tasks.finetune import resolve_config, saved_config
+
+    given = {"rotate_deg": 5.0, "scale": [0.8, 1.2]}
+    sets = ["augmentation_options.rotate_deg=5.0", "augmentation_options.scale=[0.8, 1.2]"]
+    cfg = resolve_config(preset="demo", overrides=sets)
+    flip = SUPERVISED_AUGMENTATIONS.get("flip")  # the demo preset's
+    assert cfg.augmentation_options == dataclasses.replace(flip, rotate_deg=5.0, scale=(0.8, 1.2))
+    saved = saved_config(cfg)
+    assert saved == to_dict(dataclasses.replace(cfg, augmentation_options=given))
+    assert resolve_config(saved).augmentation_options == cfg.augmentation_options
+    again = resolve_config(merge(cfg, {"seed": 1}))
+    assert again.augmentation_options == cfg.augmentation_options and saved_config(again) == {
+        **saved, "seed": 1, "trainer": {**saved["trainer"], "seed": 1}
+    }  # fmt: skip
+    # another preset takes the options given over it, not the fields of the first preset
+    light = resolve_config(cfg, overrides=["augmentation=light"]).augmentation_options
+    assert light == dataclasses.replace(
+        SUPERVISED_AUGMENTATIONS.get("light"), rotate_deg=5.0, scale=(0.8, 1.2)
+    )
+    thesis = resolve_config(preset="thesis")
+    assert thesis.augmentation_options == SUPERVISED_AUGMENTATIONS.get("none")
+    assert saved_config(thesis)["augmentation_options"] == {}
+
+
 @pytest.mark.parametrize(
     ("database", "expected"),
     [

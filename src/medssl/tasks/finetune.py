@@ -24,6 +24,7 @@ affine and intensity, the same geometry for image and mask).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ import yaml
 
 from medssl import presets
 from medssl.artifacts import read_csv, read_json, write_csv, write_json, write_text
-from medssl.config import apply_overrides, load_yaml, merge, to_dict
+from medssl.config import apply_overrides, load_yaml, merge, to_dict, to_plain
 from medssl.data.augment import SUPERVISED_AUGMENTATIONS, SupervisedAugmentConfig
 from medssl.data.batches import TrainBatches, eval_batches
 from medssl.data.database import Database
@@ -70,9 +71,11 @@ class FinetuneConfig:
     class_weighting: bool = False  # inverse-frequency cross-entropy weights (classification)
     # augmentation of training images (and masks): a name in
     # data.augment.SUPERVISED_AUGMENTATIONS (thesis §5.3: none, images used unaltered), with
-    # fields of SupervisedAugmentConfig laid over it
+    # fields of SupervisedAugmentConfig laid over it: a mapping as given, the resolved
+    # SupervisedAugmentConfig after resolve_config (a merge turns it back into a mapping of
+    # every field). Saved as the fields that differ from the named preset (saved_config).
     augmentation: str = "none"
-    augmentation_options: dict[str, Any] = field(default_factory=dict)
+    augmentation_options: dict[str, Any] | SupervisedAugmentConfig = field(default_factory=dict)
     # Recompute BatchNorm running statistics on the (unaugmented) training split before each
     # validation (torch.optim.swa_utils.update_bn; "precise BN", Wu & Johnson 2021): with few
     # steps per epoch the running averages lag the weights and eval-mode outputs collapse.
@@ -119,10 +122,12 @@ def resolve_config(
     ``config`` (a FinetuneConfig, or a partial dict laid over the preset) or else the preset
     (default :data:`medssl.presets.DEFAULT`); then ``overrides`` (``--set`` strings ``"optimizer.lr=1e-3"`` or a
     nested dict); then ``task`` and ``seed`` when given. The trainer's seed and monitor are
-    the run's.
+    the run's; ``augmentation_options`` becomes the resolved SupervisedAugmentConfig.
     """
     if isinstance(config, FinetuneConfig):
-        cfg = config
+        # the options as the fields set over the preset, so that an override of
+        # ``augmentation`` lays them over the new preset, as before they were resolved
+        cfg = dataclasses.replace(config, augmentation_options=_augmentation_fields(config))
     else:
         cfg = merge(
             load_preset(preset or presets.DEFAULT), dict(config or {}), where="finetune config"
@@ -140,7 +145,7 @@ def resolve_config(
     monitor = get_task(cfg.task).monitor
     cfg = merge(cfg, {"trainer": {"seed": cfg.seed, "monitor": monitor, "monitor_mode": "max"}})
     check_optimizer(cfg.optimizer)
-    supervised_augment_config(cfg)  # an unknown name or field is an error now, not mid-run
+    augment = supervised_augment_config(cfg)  # an unknown name or field fails now, not mid-run
     if cfg.trainer.epochs < 1 or cfg.batch_size < 1:
         raise ConfigError(
             f"trainer.epochs and batch_size must be >= 1; got {cfg.trainer.epochs}, {cfg.batch_size}"
@@ -157,16 +162,35 @@ def resolve_config(
         raise ConfigError(
             f"cost_matrix: expected {len(CLASSES)}x{len(CLASSES)} (rows true, cols pred), got shape {cost.shape}"
         )
-    return cfg
+    return dataclasses.replace(cfg, augmentation_options=augment)
 
 
 def supervised_augment_config(cfg: FinetuneConfig) -> SupervisedAugmentConfig:
-    """The named augmentation of ``cfg`` with its options laid over it."""
+    """The named augmentation of ``cfg`` with its options laid over it (once resolved, the
+    options are that config)."""
+    if isinstance(cfg.augmentation_options, SupervisedAugmentConfig):
+        return cfg.augmentation_options
     return merge(
         SUPERVISED_AUGMENTATIONS.get(cfg.augmentation),
         dict(cfg.augmentation_options),
         where="augmentation_options",
     )
+
+
+def _augmentation_fields(cfg: FinetuneConfig) -> dict[str, Any]:
+    """The augmentation options as the fields that differ from the ``augmentation`` preset,
+    in field order, tuples as lists: the mapping the options were given as (a field given at
+    its preset's value is left out)."""
+    preset = to_dict(SUPERVISED_AUGMENTATIONS.get(cfg.augmentation))
+    resolved = to_dict(supervised_augment_config(cfg))
+    return to_plain({k: v for k, v in resolved.items() if v != preset[k]})
+
+
+def saved_config(cfg: FinetuneConfig) -> dict[str, Any]:
+    """The resolved config as a run saves it (config.yaml, the resume fingerprint) and the
+    benchmark hashes it: the augmentation options as the fields set over the named preset, the
+    mapping they were held as before resolve_config typed them (so run ids stay as they were)."""
+    return to_plain({**to_dict(cfg), "augmentation_options": _augmentation_fields(cfg)})
 
 
 def resolve_init(init: str | os.PathLike) -> str:
@@ -239,7 +263,8 @@ def run_finetune(
     """
     cfg = resolve_config(config, task=task, preset=preset, overrides=overrides, seed=seed)
     display = {"accelerator": device, "progress_bar": None if progress is None else bool(progress)}
-    cfg = merge(cfg, {"trainer": {k: v for k, v in display.items() if v is not None}})
+    display = {k: v for k, v in display.items() if v is not None}
+    cfg = dataclasses.replace(cfg, trainer=merge(cfg.trainer, display, where="trainer"))
     kind: FinetuneTask = get_task(cfg.task)(cfg)
     db = database if isinstance(database, Database) else Database.load(database)
     init = resolve_init(init)
@@ -258,7 +283,7 @@ def run_finetune(
             file=str(db.path) if db.path else None,
         )
     facts = _run_facts(cfg, db, init, init_name, run_id, fold, splits, excluded)
-    resolved = {"run": facts, "finetune": to_dict(cfg)}
+    resolved = {"run": facts, "finetune": saved_config(cfg)}
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / CONFIG, yaml.safe_dump(resolved, sort_keys=False))
     network, data, history, best = _train(kind, cfg, init, splits, out, resolved, resume)

@@ -198,14 +198,16 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     fcfg = ft.resolve_config(
                         task=task, preset=cfg.finetune_preset, overrides=cfg.finetune, seed=seed
                     )
-                    fcfg = merge(fcfg, {"trainer": {"accelerator": cfg.device}, **ev.finetune})
+                    fcfg = ft.resolve_config(
+                        merge(fcfg, {"trainer": {"accelerator": cfg.device}, **ev.finetune})
+                    )
                     if ev.kind == "probe":
                         obj: Any = _probe_config(cfg, ev.name, seed, fcfg)
                         cls, prefix, hashed = ProbeRun, "pr-", _hashable(to_dict(obj))
                         hashed.pop("device")
                     else:
                         obj, cls, prefix = fcfg, FinetuneRun, "ft-"
-                        hashed = _hashable(to_dict(fcfg))
+                        hashed = _hashable(ft.saved_config(fcfg))
                     at = [
                         f
                         for f in fractions
@@ -251,7 +253,9 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                             evaluation=ev.name,
                             pretrain_data="" if enc is None else source,
                             encoder_run=encoder_run,
-                            config=to_dict(obj),
+                            config=(
+                                ft.saved_config(obj) if cls is FinetuneRun else to_dict(obj)
+                            ),
                             obj=obj,
                             run_id=prefix + run_hash(payload),
                         )

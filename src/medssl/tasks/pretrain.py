@@ -34,7 +34,7 @@ import yaml
 
 from medssl import presets
 from medssl.artifacts import read_csv, read_json, save_torch, write_json, write_text
-from medssl.config import apply_overrides, from_dict, merge, to_dict
+from medssl.config import apply_overrides, from_dict, merge, to_dict, to_plain
 from medssl.data.augment import AUGMENTATIONS, AugmentConfig, views
 from medssl.data.batches import ViewBatches
 from medssl.data.database import Database
@@ -156,7 +156,7 @@ def _fields(options: Any) -> dict[str, Any]:
 def saved_config(cfg: PretrainConfig) -> dict[str, Any]:
     """The resolved config as a run saves it (config.yaml) and the benchmark hashes it: typed
     options become their mappings, tuples lists (YAML safe_dump)."""
-    return _plain(to_dict(cfg))
+    return to_plain(to_dict(cfg))
 
 
 def fit_to_data(cfg: PretrainConfig, n_train: int) -> PretrainConfig:
@@ -413,15 +413,6 @@ def run_health(run: str | Path) -> Health:
 
 def _seed(seed: int, epoch: int, stream: int) -> int:
     return (seed * 1_000_003 + epoch * 2 + stream) % (2**63)
-
-
-def _plain(x: Any) -> Any:
-    """Tuples to lists (YAML safe_dump and CSV friendliness), recursively."""
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
 
 
 def _without(d: dict[str, Any], dotted: str) -> dict[str, Any]:
