@@ -134,6 +134,67 @@ def test_resume_ends_at_same_weights(tmp_path):
     assert [r["train_loss"] for r in hist_full] == [r["train_loss"] for r in hist_res]
 
 
+def test_files_written_behind_training_hold_their_epochs_weights(tmp_path, monkeypatch):
+    """best.pt and checkpoint.pt are written in a thread while the next epoch trains (every
+    epoch with checkpoint_every_s=0): with each write held back until later epochs have changed
+    the weights, they still hold the weights of the epoch they were taken at (an epoch-0 best.pt
+    equals a 1-epoch run's weights), and the last epoch's files are on disk when fit returns."""
+    import time
+
+    import medssl.engine.checkpoint as checkpoint
+
+    one_epoch, _ = run(tmp_path / "one", epochs=1)
+    save = checkpoint.save_torch
+
+    def slow_save(path, obj):
+        time.sleep(0.3)  # several tiny epochs train meanwhile
+        return save(path, obj)
+
+    monkeypatch.setattr(checkpoint, "save_torch", slow_save)
+    torch.manual_seed(123)
+    task = TinyTask()
+    opt = torch.optim.Adam(task.parameters(), lr=1e-2)
+    x, y = make_data()
+    cfg = TrainerConfig(epochs=3, accelerator="cpu", progress_bar=False, monitor="extra",
+                        monitor_mode="min", checkpoint_every_s=0)  # fmt: skip
+    Trainer(cfg).fit(
+        task, opt, lambda e: Batches(x, y, e), None, out_dir=tmp_path / "three",
+        epoch_end=lambda e, logs: {"extra": float(e)}, fingerprint={"a": 1},
+    )  # fmt: skip
+    best = torch.load(tmp_path / "three" / "best.pt", weights_only=True)
+    assert best["epoch"] == 0
+    for k, v in one_epoch.state_dict().items():
+        assert torch.equal(best["model"][k], v), k
+    last = load_checkpoint(tmp_path / "three" / "checkpoint.pt")
+    assert last["epoch"] == 2 and len(last["history"]) == 3
+    for k, v in task.state_dict().items():
+        assert torch.equal(last["model"][k], v), k
+
+
+def test_a_failed_background_write_is_raised(tmp_path):
+    from medssl.engine.checkpoint import BackgroundWriter
+
+    (tmp_path / "a-file").write_text("not a folder")
+    writer = BackgroundWriter()
+    writer.submit([(tmp_path / "a-file" / "best.pt", {"w": torch.zeros(2)})])
+    with pytest.raises(OSError):
+        writer.close()
+
+
+def test_epoch_start_is_called_in_training_mode_before_the_first_step(tmp_path):
+    torch.manual_seed(123)
+    task = TinyTask()
+    seen = []
+    x, y = make_data()
+    Trainer(TrainerConfig(epochs=2, accelerator="cpu", progress_bar=False)).fit(
+        task, torch.optim.Adam(task.parameters()), lambda e: Batches(x, y, e), None,
+        out_dir=tmp_path, fingerprint={"a": 1},
+        epoch_start=lambda e: seen.append((e, task.training, int(task.hook_calls))),
+        epoch_end=lambda e, logs: task.eval() and None,  # the next epoch_start sees train mode
+    )  # fmt: skip
+    assert seen == [(0, True, 0), (1, True, 4)]
+
+
 def test_resume_refuses_other_fingerprint(tmp_path):
     run(tmp_path, epochs=1)
     with pytest.raises(TrainingError, match=r"b\.c: checkpoint 2 vs now 3"):

@@ -6,6 +6,12 @@ transfer x folds x probes matrix, on two in-memory databases, as ``_write_plan``
 at commit 22f2b8b (one ``Run`` class for every kind), before the run kinds got their own
 classes. It was written once by this module's ``_plans`` at that commit; do not regenerate it
 to make a failing test pass: a difference is a changed run id or plan.json format.
+
+``plans_bn_statistics_epoch.json`` is the same plans written once by ``_plans`` when fine-tuning's
+default BN statistics became the epoch's average (``bn_statistics: epoch``, was precise BN):
+that changes the validation readings that choose best.pt, so a fine-tuning run finished under
+the old default must not be reused as one of the new. It differs from the 22f2b8b plans in the
+fine-tuning runs' ids and config hashes alone (``test_the_bn_statistics_default_changed_...``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from medssl.artifacts import read_json
 from medssl.data.database import Database
 from medssl.tasks.benchmark import _write_plan, plan_runs, resolve_benchmark
 
-EXPECTED = Path(__file__).with_name("plans_22f2b8b.json")
+BEFORE_BN_EPOCH = Path(__file__).with_name("plans_22f2b8b.json")
+EXPECTED = Path(__file__).with_name("plans_bn_statistics_epoch.json")
 
 CASES = {
     "smoke": ("smoke", [], None, None, ["a"]),
@@ -71,6 +78,19 @@ def test_plan_ids_and_entries_are_those_of_the_one_run_class(case, tmp_path):
     got = _plans(tmp_path)[case]
     assert [(p["run_id"], p["kind"]) for p in got] == [(p["run_id"], p["kind"]) for p in expected]
     assert got == expected
+
+
+def test_the_bn_statistics_default_changed_every_finetuning_id_and_nothing_else(tmp_path):
+    before = json.loads(BEFORE_BN_EPOCH.read_text(encoding="utf-8"))
+    got = _plans(tmp_path)
+    for case, entries in got.items():
+        assert len(entries) == len(before[case])
+        for new, old in zip(entries, before[case], strict=True):
+            changed = {k for k in new if new[k] != old[k]}
+            if new["kind"] == "finetune":
+                assert changed == {"run_id", "config_hash"}, (case, old["run_id"])
+            else:  # pretraining and probes do not read fine-tuning's BN statistics
+                assert changed == set(), (case, old["run_id"])
 
 
 def test_each_run_kind_has_only_its_own_fields(tmp_path):

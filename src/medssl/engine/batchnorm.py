@@ -1,10 +1,18 @@
-"""Batch-norm running statistics re-estimated from data ("precise BN", Wu & Johnson 2021).
+"""The batch-norm statistics that eval-mode outputs read (Wu & Johnson 2021, "Rethinking
+'Batch' in BatchNorm" §3).
 
-With few optimizer steps per epoch the exponential running averages lag weights that change
-quickly, and eval-mode outputs (validation, the kNN monitor) read an older network.
-``recompute_bn`` resets every BatchNorm's running mean and variance and replaces them by their
-exact average over the given batches in train mode — ``torch.optim.swa_utils.update_bn``,
-with a batch of a single image merged into the one before it (batch norm cannot train on one).
+With few optimizer steps per epoch the exponential running averages (PyTorch's default,
+momentum 0.1) lag weights that change quickly, and eval-mode outputs (validation, the kNN
+monitor) read an older network. Two remedies, both BatchNorm's own machinery:
+
+- ``average_epoch_bn`` at the start of an epoch: the layers forget their running statistics
+  and average the epoch's training batches with equal weights (``momentum=None``, BatchNorm's
+  cumulative average). Free: the statistics are those the training steps compute anyway; they
+  lag by at most the epoch's own steps and follow the training batches' augmentation.
+- ``recompute_bn`` before validation ("precise BN"): the exact average over the given batches
+  in train mode under the current weights — ``torch.optim.swa_utils.update_bn``, with a batch
+  of a single image merged into the one before it (batch norm cannot train on one). It costs a
+  forward pass over those batches.
 """
 
 from __future__ import annotations
@@ -13,6 +21,21 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+BN_STATISTICS = ("epoch", "precise", "running")
+"""What fine-tuning's ``bn_statistics`` may name: the epoch's average, precise BN, or the
+running averages left as PyTorch keeps them."""
+
+
+def average_epoch_bn(module: nn.Module) -> None:
+    """Make every BatchNorm of ``module`` that is in training mode average the batches to come
+    with equal weights, from scratch (``reset_running_stats`` and ``momentum=None``); call it
+    after ``module.train()`` at the start of each epoch. Layers in eval mode (a frozen encoder)
+    keep their statistics."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats:
+            m.reset_running_stats()
+            m.momentum = None
 
 
 @torch.no_grad()

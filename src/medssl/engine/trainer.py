@@ -13,10 +13,11 @@ A *task* is an ``nn.Module`` with
 and optionally ``sync_batchnorm = False`` (see DDP below).
 
 ``Trainer.fit`` owns devices, precision and DDP (Lightning Fabric), the epoch loop, the
-per-epoch ``metrics.csv`` and ``checkpoint.pt`` (both atomic), ``best.pt`` on a monitored
-value, early stopping, ``resume`` and the NaN/inf guard. Batches come from callables
-``train_batches(epoch)`` / ``val_batches(epoch)`` returning sized iterables, so data can be
-tensors already on the device, indexed and augmented there.
+per-epoch ``metrics.csv``, the resume state ``checkpoint.pt`` and ``best.pt`` on a monitored
+value (atomic; snapshotted every epoch, written behind training every ``checkpoint_every_s``
+and when fit ends), early stopping, ``resume`` and the NaN/inf guard. Batches come from
+callables ``train_batches(epoch)`` / ``val_batches(epoch)`` returning sized iterables, so data
+can be tensors already on the device, indexed and augmented there.
 
 DDP (``devices`` x ``num_nodes`` > 1) computes what one device computes on the global batch:
 ``train_batches`` yields this rank's equal share of each global batch; batch norm uses the
@@ -49,13 +50,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from medssl.artifacts import save_torch, write_csv
+from medssl.artifacts import write_csv
 from medssl.engine.checkpoint import (
+    BackgroundWriter,
     check_fingerprint,
+    checkpoint_record,
     load_checkpoint,
     rng_state,
-    save_checkpoint,
     set_rng_state,
+    snapshot,
 )
 from medssl.engine.sync_batchnorm import synchronised_batchnorm
 from medssl.errors import ConfigError, TrainingError
@@ -79,6 +82,11 @@ class TrainerConfig:
     epoch_log: bool = False  # print one line per epoch (for runs without a progress bar)
     channels_last: bool = False  # convert the model's 4-D weights to channels_last (GPUs like it)
     check_every: int = 1  # steps between host reads of the loss (NaN guard, progress postfix)
+    # seconds between writes of the resume state (checkpoint.pt, with best.pt): every epoch's
+    # state is kept in memory and written when this much time has passed since the last write,
+    # and always when fit ends, however it ends (a kill -9 loses at most this much training);
+    # 0 writes every epoch. Not part of a run's identity.
+    checkpoint_every_s: float = 60.0
 
 
 def resolve_accelerator(accelerator: str) -> str:
@@ -130,6 +138,11 @@ class Trainer:
             raise ConfigError(
                 "trainer.patience is set but trainer.monitor is not; name the value to watch"
             )
+        if cfg.checkpoint_every_s < 0:
+            raise ConfigError(
+                f"trainer.checkpoint_every_s: expected >= 0 (0: every epoch), got "
+                f"{cfg.checkpoint_every_s}"
+            )
         if cfg.epochs < 1:
             raise ConfigError(f"trainer.epochs: expected >= 1, got {cfg.epochs}")
         for name in ("devices", "num_nodes"):
@@ -172,6 +185,7 @@ class Trainer:
         *,
         out_dir: str | Path,
         scheduler: Any | None = None,
+        epoch_start: Callable[[int], None] | None = None,
         epoch_end: Callable[[int, dict[str, Any]], Mapping[str, Any] | None] | None = None,
         resume: bool = False,
         fingerprint: Mapping[str, Any],
@@ -179,7 +193,8 @@ class Trainer:
         """Train ``task`` for ``config.epochs`` epochs; return the per-epoch history.
 
         ``scheduler`` (optional, e.g. :func:`medssl.engine.optim.build_schedule`) is stepped
-        after every optimizer step. ``epoch_end(epoch, logs)`` may
+        after every optimizer step. ``epoch_start(epoch)`` is called when the task has been put
+        in training mode, before the epoch's first step. ``epoch_end(epoch, logs)`` may
         return extra logs (they join the epoch's row and may be the monitored value) or raise
         TrainingError to stop the run (after the row is written). With ``resume=True`` the run
         continues from ``out_dir/checkpoint.pt`` (if present) and ends at the same weights as an
@@ -199,6 +214,7 @@ class Trainer:
                 val_batches,
                 out_dir=out_dir,
                 scheduler=scheduler,
+                epoch_start=epoch_start,
                 epoch_end=epoch_end,
                 resume=resume,
                 fingerprint=fingerprint,
@@ -213,6 +229,7 @@ class Trainer:
         *,
         out_dir: str | Path,
         scheduler: Any | None,
+        epoch_start: Callable[[int], None] | None,
         epoch_end: Callable[[int, dict[str, Any]], Mapping[str, Any] | None] | None,
         resume: bool,
         fingerprint: Mapping[str, Any],
@@ -230,6 +247,9 @@ class Trainer:
         try:
             for epoch in range(run.epoch, cfg.epochs):
                 t0 = time.perf_counter()
+                run.task.train()
+                if epoch_start is not None:
+                    epoch_start(epoch)
                 sums, n_steps, n_seen = self._train_epoch(run, epoch, train_batches(epoch), bar, t0)
                 row, stop = self._end_epoch(run, epoch, sums, n_steps, val_batches, epoch_end)
                 row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
@@ -246,6 +266,10 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self.fabric.is_global_zero:
+                self._flush(run)  # the last finished epoch's state, however fit ends
+            run.writer.close()  # ... on disk before fit returns
+        self.fabric.barrier()  # ... and before any rank reads them
         return run.history
 
     def _setup(self, task, optimizer, scheduler, out_dir: Path, fingerprint) -> _FitState:
@@ -282,9 +306,9 @@ class Trainer:
             self.seed_everything()
 
     def _train_epoch(self, run: _FitState, epoch: int, batches, bar, t0: float):
-        """One pass over ``batches``: (summed logs, steps, images of the global batches)."""
+        """One pass over ``batches`` (the task in training mode): (summed logs, steps, images of
+        the global batches)."""
         cfg, fabric = self.config, self.fabric
-        run.task.train()
         sums: dict[str, torch.Tensor | float] = {}
         pending: list[tuple[int, torch.Tensor, dict[str, Any]]] = []
         last_finite: dict[str, float] = {}
@@ -342,29 +366,35 @@ class Trainer:
         return row, stop
 
     def _save(self, run: _FitState, epoch: int, improved: bool, best: float | None) -> None:
-        """metrics.csv, best.pt when the monitor improved, and the resume state (rank 0)."""
+        """metrics.csv now; a snapshot of the epoch's resume state (and of its weights as best.pt
+        when the monitor improved), written behind training when ``checkpoint_every_s`` has
+        passed since the last write (rank 0); the rest is left to :meth:`_flush`."""
         if self.fabric.is_global_zero:
             write_csv(run.out_dir / METRICS, run.history, _columns(run.history))
+            model = snapshot(run.task.state_dict())
             if improved:
-                save_torch(
-                    run.out_dir / BEST,
-                    {"model": run.task.state_dict(), "epoch": epoch,
-                     "monitor": self.config.monitor, "value": best},
-                )  # fmt: skip
-            save_checkpoint(
-                run.out_dir / CHECKPOINT,
-                {
-                    "model": run.task.state_dict(),
-                    "optimizer": run.opt.state_dict(),
-                    "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
-                    "epoch": epoch,
-                    "global_step": run.global_step,
-                    "rng": rng_state(),
-                    "history": run.history,
-                    "fingerprint": run.fingerprint,
-                },
-            )
+                run.unwritten[BEST] = {"model": model, "epoch": epoch,
+                                       "monitor": self.config.monitor, "value": best}  # fmt: skip
+            run.unwritten[CHECKPOINT] = checkpoint_record({
+                "model": model,
+                "optimizer": snapshot(run.opt.state_dict()),
+                "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+                "epoch": epoch,
+                "global_step": run.global_step,
+                "rng": rng_state(),
+                "history": list(run.history),
+                "fingerprint": run.fingerprint,
+            })  # fmt: skip
+            if time.monotonic() - run.written_at >= self.config.checkpoint_every_s:
+                self._flush(run)
         self.fabric.barrier()
+
+    def _flush(self, run: _FitState) -> None:
+        """Hand the unwritten files (best.pt before checkpoint.pt) to the background writer."""
+        if run.unwritten:
+            run.writer.submit([(run.out_dir / name, obj) for name, obj in run.unwritten.items()])
+            run.unwritten = {}
+            run.written_at = time.monotonic()
 
     def _global_mean(self, sums: dict[str, torch.Tensor | float]) -> dict[str, float]:
         """The mean over ranks of each rank's epoch sums (the sums themselves on one device).
@@ -504,6 +534,11 @@ class _FitState:
     out_dir: Path
     fingerprint: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    # best.pt and checkpoint.pt snapshots not yet written (in writing order), the thread that
+    # writes them while training goes on, and when it was last given some
+    writer: BackgroundWriter = field(default_factory=BackgroundWriter)
+    unwritten: dict[str, dict[str, Any]] = field(default_factory=dict)
+    written_at: float = field(default_factory=time.monotonic)
     epoch: int = 0  # the next epoch to train
     global_step: int = 0
     total_steps: int = 0

@@ -124,7 +124,7 @@ def _entry(run: Run) -> dict[str, Any]:
         "status": run.state.status,
         "seconds": run.state.seconds,
         "estimate_s": run.state.estimate_s,
-        "config_hash": run_hash(run.config),
+        "config_hash": run_hash(_hashable(run.config, keep=_HASHED_IN_PLANS)),
     }
 
 
@@ -253,9 +253,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                             evaluation=ev.name,
                             pretrain_data="" if enc is None else source,
                             encoder_run=encoder_run,
-                            config=(
-                                ft.saved_config(obj) if cls is FinetuneRun else to_dict(obj)
-                            ),
+                            config=(ft.saved_config(obj) if cls is FinetuneRun else to_dict(obj)),
                             obj=obj,
                             run_id=prefix + run_hash(payload),
                         )
@@ -309,19 +307,29 @@ def encoder_variants(cfg: BenchmarkConfig) -> dict[str, tuple[str, dict[str, Any
 
 
 # Settings that change where or how visibly a run computes, not what it computes: a run
-# finished on a GPU is reused on a rerun from a CPU, with or without progress bars.
+# finished on a GPU is reused on a rerun from a CPU, with or without progress bars, whatever
+# its resume state's write interval.
 _NOT_HASHED = frozenset(
-    f"trainer.{k}" for k in ("accelerator", "progress_bar", "epoch_log", "devices", "num_nodes")
-)
+    f"trainer.{k}"
+    for k in (
+        "accelerator", "progress_bar", "epoch_log", "devices", "num_nodes", "checkpoint_every_s"
+    )
+)  # fmt: skip
 """Dotted paths of the settings left out of run ids (both stages nest their trainer)."""
+_HASHED_IN_PLANS = _NOT_HASHED - {"trainer.checkpoint_every_s"}
+"""Of those, the ones plan.json's ``config_hash`` (the saved config's hash) still covers: all
+but the resume state's write interval, which came later and must not change the hashes."""
 
 
-def _hashable(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _hashable(
+    config: dict[str, Any], prefix: str = "", keep: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """``config`` without the settings of ``_NOT_HASHED`` (those in ``keep`` stay)."""
     out = {}
     for k, v in config.items():
-        if f"{prefix}{k}" in _NOT_HASHED:
+        if f"{prefix}{k}" in _NOT_HASHED - keep:
             continue
-        out[k] = _hashable(v, f"{prefix}{k}.") if isinstance(v, dict) else v
+        out[k] = _hashable(v, f"{prefix}{k}.", keep) if isinstance(v, dict) else v
     return out
 
 

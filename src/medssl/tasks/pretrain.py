@@ -323,7 +323,8 @@ def run_pretraining(
         else:
             random_init = monitor(copy.deepcopy(method_.encoder).to(dev))
             write_json(out / RANDOM_INIT, random_init)
-    fingerprint = {"config": _without(resolved, "trainer.progress_bar"), "database": db.checksum}
+    config = _without(_without(resolved, "trainer.progress_bar"), "trainer.checkpoint_every_s")
+    fingerprint = {"config": config, "database": db.checksum}
     title = f"{cfg.method} pretraining health ({db.name})"
     schedule = build_schedule(
         optimizer, cfg.optimizer, steps_per_epoch=len(train_batches(0)), epochs=cfg.trainer.epochs
