@@ -82,6 +82,8 @@ def bench(tmp_path_factory):
                     "1",
                     "--rounds",
                     str(ROUNDS),
+                    "--epochs",
+                    "2",
                 ]
             )
     assert rc == 0
@@ -146,6 +148,21 @@ def test_json_schema(bench):
         assert f["ratio_rounds"] == [
             pytest.approx(a / b, abs=2e-3) for a, b in zip(f["rounds"], plain["rounds"])
         ]
+        # whole epochs (steps, BN statistics, validation, saving) against a plain loop doing
+        # the same job, in alternating rounds: the default preset at the bench's batch
+        e = f["epochs"]
+        assert e["epochs"] == 2 and e["batch_size"] == BATCH and e["bn_statistics"] == "epoch"
+        assert e["train_images"] == 240 and e["val_images"] == 60
+        assert len(e["rounds"]) == len(e["plain_rounds"]) == len(e["ratio_rounds"]) == ROUNDS
+        # an epoch = a 2-epoch run less a 1-epoch run; the median of 2 rounds is the slower
+        assert e["seconds_per_epoch"] == max(e["rounds"])
+        assert e["plain_seconds_per_epoch"] == max(e["plain_rounds"])
+        assert e["ratio_to_plain_loop"] == pytest.approx(
+            e["plain_seconds_per_epoch"] / e["seconds_per_epoch"], abs=2e-3
+        )
+        assert e["ratio_rounds"] == [
+            pytest.approx(p / m, abs=2e-3) for m, p in zip(e["rounds"], e["plain_rounds"])
+        ]
     est = r["thesis_estimate"]
     assert r["thesis_estimate_s"] == est["seconds"] > 0
     assert est["seconds"] == pytest.approx(est["pretrain_s"] + est["finetune_s"], abs=0.2)
@@ -182,6 +199,11 @@ def test_cache_file_feeds_the_benchmark_stage(bench):
 def test_text_report(bench):
     text = format_result(BenchResult.from_json(bench[0]))
     assert "(b) medssl" in text and "b/a" in text and "thesis protocol" in text
+    e = bench[0]["finetune"]["classification"]["epochs"]
+    assert "fine-tuning epochs (default preset, batch 4, an epoch = a 2-epoch run less" in text
+    assert (
+        f"classification {e['seconds_per_epoch']:.2f} s ({e['ratio_to_plain_loop']:.2f} of" in text
+    )
 
 
 def test_saved_result_is_refused_when_its_keys_or_schema_differ(bench):

@@ -48,6 +48,19 @@ def format_result(r: BenchResult) -> str:
                 for t, f in r.finetune.items()
             )
         )
+        epochs = {t: f["epochs"] for t, f in r.finetune.items() if "epochs" in f}
+        if epochs:
+            e = next(iter(epochs.values()))
+            lines.append(
+                f"fine-tuning epochs (default preset, batch {e['batch_size']}, an epoch = a "
+                f"{e['epochs']}-epoch run less a 1-epoch run, BN statistics {e['bn_statistics']}; "
+                "against a plain loop doing the same steps, validation and best weights): "
+                + ", ".join(
+                    f"{t} {x['seconds_per_epoch']:.2f} s ({x['ratio_to_plain_loop']:.2f} of the "
+                    f"plain loop's {x['plain_seconds_per_epoch']:.2f} s)"
+                    for t, x in epochs.items()
+                )
+            )
     mem = f"peak RSS {r.peak_rss_mb:.0f} MB (DataLoader workers: {r.peak_rss_workers_mb:.0f} MB)"
     if r.cuda_max_allocated_mb is not None:
         mem += f", CUDA max allocated {r.cuda_max_allocated_mb:.0f} MB"

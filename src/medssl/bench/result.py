@@ -7,8 +7,12 @@ off CUDA), peak_rss_mb (process peak so far), fingerprint, rounds (every round's
 the reference's also ``num_workers`` and ``transform``. A fine-tuning entry
 (``BenchResult.finetune[task]``) is ``{images_per_s, seconds, items, steps, warmup_steps,
 cuda_max_allocated_mb, peak_rss_mb, fingerprint, rounds, batch_size, plain_loop,
-ratio_to_plain_loop, ratio_rounds}``: the median of alternating rounds through the trainer
-and in the plain loop (``plain_loop``: ``{rate, seconds, items, steps, rounds}``).
+ratio_to_plain_loop, ratio_rounds, epochs}``: the median of alternating rounds through the
+trainer and in the plain loop (``plain_loop``: ``{rate, seconds, items, steps, rounds}``);
+``epochs`` the whole training phase per epoch against a plain loop doing the same job
+(``bench.finetune_epochs``: ``{preset, batch_size, epochs, train_images, val_images,
+bn_statistics, seconds_per_epoch, plain_seconds_per_epoch, rounds, plain_rounds,
+ratio_to_plain_loop, ratio_rounds}``).
 A fingerprint is ``bench.fingerprint``'s ``{task, parameters, trainable_parameters,
 init_checksum, optimizer, optimizer_steps, precision, input_shape, input_dtype}``.
 """

@@ -33,6 +33,7 @@ import torch
 from medssl import __version__
 from medssl.artifacts import read_json, write_json
 from medssl.bench.estimate import thesis_estimate
+from medssl.bench.finetune_epochs import finetune_epochs
 from medssl.bench.finetune_rate import finetune_rates
 from medssl.bench.measure import bench_trainer, train_timed
 from medssl.bench.memory import peak_rss_children_mb, peak_rss_mb
@@ -79,6 +80,7 @@ class BenchConfig:
     database: str | None = None  # a built database folder; None: synthetic, in memory
     images: int = PRETRAIN_IMAGES  # synthetic pretraining images
     finetune: bool = True  # also time the fine-tuning steps (needed for the thesis estimate)
+    finetune_epochs: int = 3  # epochs per round of the fine-tuning comparison with a plain loop
     seed: int = 0
 
 
@@ -231,6 +233,20 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     )
     for r in finetune.values():
         r["images_per_s"] = r.pop("rate")
+    if cfg.finetune:
+        progress(
+            f"fine-tuning epochs: {cfg.finetune_epochs} per round, medssl and a plain loop "
+            "doing the same job"
+        )
+        epochs = finetune_epochs(
+            db,
+            dataclasses.replace(trainer_cfg, precision=precision),
+            epochs=cfg.finetune_epochs,
+            rounds=cfg.rounds,
+            batch_size=cfg.batch_size,
+        )
+        for task, r in finetune.items():
+            r["epochs"] = epochs[task]
     targets = TARGETS["cuda" if device.type == "cuda" else "cpu"]
     methods = {
         m: MethodBench(**r, meets_targets=all(r[k] >= v for k, v in targets.items()))

@@ -75,9 +75,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pretraining images of the synthetic database (default: 1240, thesis-sized)",
     )
     p.add_argument(
+        "--epochs",
+        type=int,
+        default=3,
+        help="fine-tuning epochs per run in the comparison with a plain loop that does the "
+        "same job; an epoch is timed as a run of this many epochs less a 1-epoch run (>= 2; "
+        "default: 3)",
+    )
+    p.add_argument(
         "--no-finetune",
         action="store_true",
-        help="skip the fine-tuning step rates (and so the thesis estimate)",
+        help="skip fine-tuning: its step rates (and so the thesis estimate) and its epochs",
     )
     p.add_argument("--no-save", action="store_true", help="do not write ~/.cache/medssl/bench.json")
     p.set_defaults(func=_run)
@@ -106,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         database=args.database,
         images=args.images or PRETRAIN_IMAGES,
         finetune=not args.no_finetune,
+        finetune_epochs=args.epochs,
     )
     result = run_bench(
         cfg, progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True)
