@@ -78,6 +78,8 @@ def bench(tmp_path_factory):
                     str(BATCH),
                     "--images",
                     "16",
+                    "--finetune-images",
+                    "24",
                     "--num-workers",
                     "1",
                     "--rounds",
@@ -152,7 +154,7 @@ def test_json_schema(bench):
         # the same job, in alternating rounds: the default preset at the bench's batch
         e = f["epochs"]
         assert e["epochs"] == 2 and e["batch_size"] == BATCH and e["bn_statistics"] == "epoch"
-        assert e["train_images"] == 240 and e["val_images"] == 60
+        assert e["train_images"] == 24 and e["val_images"] == 6  # --finetune-images 24
         assert len(e["rounds"]) == len(e["plain_rounds"]) == len(e["ratio_rounds"]) == ROUNDS
         # an epoch = a 2-epoch run less a 1-epoch run; the median of 2 rounds is the slower
         assert e["seconds_per_epoch"] == max(e["rounds"])

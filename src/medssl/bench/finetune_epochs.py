@@ -26,6 +26,7 @@ from medssl.data.labelled import SplitData, finetune_splits
 from medssl.engine.optim import build_optimizer, build_schedule
 from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError
+from medssl.runfiles import BEST
 from medssl.tasks.finetune import (
     FinetuneConfig,
     predict,
@@ -169,9 +170,9 @@ def plain_finetune(
         value = kind.metrics(splits["val"], probs, val_loss, distances=False)[metric]
         if value > best:
             best = value
-            torch.save(network.state_dict(), out / "best.pt")
-    if (out / "best.pt").is_file():
-        network.load_state_dict(torch.load(out / "best.pt", weights_only=True))
+            torch.save(network.state_dict(), out / BEST)
+    if (out / BEST).is_file():
+        network.load_state_dict(torch.load(out / BEST, weights_only=True))
     return network
 
 

@@ -39,7 +39,7 @@ from medssl.bench.measure import bench_trainer, train_timed
 from medssl.bench.memory import peak_rss_children_mb, peak_rss_mb
 from medssl.bench.reference import default_workers, reference_loader, to_device
 from medssl.bench.result import SCHEMA, BenchDatabase, BenchResult, MethodBench
-from medssl.bench.synthetic import PRETRAIN_IMAGES, synthetic_database
+from medssl.bench.synthetic import FINETUNE_TRAIN_IMAGES, PRETRAIN_IMAGES, synthetic_database
 from medssl.bench.timing import TimedStream, count_views
 from medssl.data.database import Database
 from medssl.engine.trainer import cpu_has_bf16_units
@@ -79,6 +79,7 @@ class BenchConfig:
     num_workers: int | None = None  # reference DataLoader workers; None: one per CPU
     database: str | None = None  # a built database folder; None: synthetic, in memory
     images: int = PRETRAIN_IMAGES  # synthetic pretraining images
+    finetune_images: int = FINETUNE_TRAIN_IMAGES  # synthetic finetuning train images (+ 1/4 val)
     finetune: bool = True  # also time the fine-tuning steps (needed for the thesis estimate)
     finetune_epochs: int = 3  # epochs per round of the fine-tuning comparison with a plain loop
     seed: int = 0
@@ -207,7 +208,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     db = (
         open_database(cfg.database)
         if cfg.database
-        else synthetic_database(cfg.images, seed=cfg.seed)
+        else synthetic_database(cfg.images, cfg.finetune_images, seed=cfg.seed)
     )
     measured = {}
     for m in cfg.methods:

@@ -75,6 +75,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pretraining images of the synthetic database (default: 1240, thesis-sized)",
     )
     p.add_argument(
+        "--finetune-images",
+        type=int,
+        default=None,
+        help="finetuning train images of the synthetic database, and a quarter as many "
+        "validation images (default: 240, thesis-sized)",
+    )
+    p.add_argument(
         "--epochs",
         type=int,
         default=3,
@@ -95,11 +102,12 @@ def _run(args: argparse.Namespace) -> int:
     from medssl.bench import BenchConfig, run_bench, save_result
     from medssl.bench.report import format_result
     from medssl.bench.run import resolve_methods
-    from medssl.bench.synthetic import PRETRAIN_IMAGES
+    from medssl.bench.synthetic import FINETUNE_TRAIN_IMAGES, PRETRAIN_IMAGES
     from medssl.errors import ConfigError
 
-    if args.database and args.images is not None:
-        raise ConfigError("--images sizes the synthetic database; drop it when using --database")
+    for flag, value in (("--images", args.images), ("--finetune-images", args.finetune_images)):
+        if args.database and value is not None:
+            raise ConfigError(f"{flag} sizes the synthetic database; drop it when using --database")
     cfg = BenchConfig(
         methods=resolve_methods(args.method),
         device=args.device,
@@ -113,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         database=args.database,
         images=args.images or PRETRAIN_IMAGES,
+        finetune_images=args.finetune_images or FINETUNE_TRAIN_IMAGES,
         finetune=not args.no_finetune,
         finetune_epochs=args.epochs,
     )
