@@ -35,6 +35,19 @@ def to_plain(x: Any) -> Any:
     return x
 
 
+def without(d: dict[str, Any], *dotted: str) -> dict[str, Any]:
+    """A copy of the nested mapping ``d`` without the settings at the ``dotted`` paths
+    (``"trainer.progress_bar"``); a path that is not there is ignored."""
+    out = dict(d)
+    for path in dotted:
+        head, _, rest = path.partition(".")
+        if rest and isinstance(out.get(head), dict):
+            out[head] = without(out[head], rest)
+        elif not rest:
+            out.pop(head, None)
+    return out
+
+
 def from_dict(cls: type[C], data: dict[str, Any] | None, *, where: str = "config") -> C:
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -349,6 +349,7 @@ def test_executor_and_checkpoint_settings_leave_run_ids_alone(tiny_database):
     other = base + [
         "executor.name=slurm", "executor.partition=gpu", "executor.gpus_per_job=2",
         "executor.cpus_per_job=8", "executor.timeout_min=30", "keep_checkpoints=last",
+        "pretrain.trainer.checkpoint_every_s=0", "finetune.trainer.checkpoint_every_s=600",
     ]  # fmt: skip
     assert [
         r.run_id for r in plan_runs(resolve_benchmark("smoke", other, 1, None), databases)

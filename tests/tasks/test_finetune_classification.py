@@ -155,7 +155,8 @@ def test_finetune_prints_its_result_and_drops_its_resume_state(tmp_path, db_path
 
 def test_resume_ignores_display_flags(tmp_path, db_path, monkeypatch, capsys):
     """An interrupted run resumes although the second command shows a progress bar and the
-    first did not: display flags are not part of a run's identity."""
+    first did not, and writes its resume state at another interval: neither is part of a run's
+    identity. The interrupt keeps the last finished epoch (written on the way out)."""
     from medssl.tasks import finetune
 
     calls = {"n": 0}
@@ -172,7 +173,9 @@ def test_resume_ignores_display_flags(tmp_path, db_path, monkeypatch, capsys):
     assert _cli(db_path, out, "random") == 130
     assert (out / "checkpoint.pt").is_file() and not (out / "done.json").exists()
     monkeypatch.setattr(finetune, "predict", real)
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 0
     argv = [a for a in _cli_argv(db_path, out, "random") if a != "--no-progress"]
+    argv += ["--set", "trainer.checkpoint_every_s=0"]
     assert main([*argv, "--resume"]) == 0, capsys.readouterr().err
     assert (out / "done.json").is_file()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from medssl.bench.measure import plain_step
 from medssl.data.batches import TrainBatches
 from medssl.data.database import Database
 from medssl.data.labelled import SplitData, finetune_splits
@@ -152,18 +153,13 @@ def plain_finetune(
     schedule = build_schedule(
         optimizer, cfg.optimizer, steps_per_epoch=steps, epochs=cfg.trainer.epochs
     )
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     metric, best = kind.monitor.removeprefix("val_"), float("-inf")
     for epoch in range(cfg.trainer.epochs):
         network.train()
         for batch in TrainBatches(
             data["train"], cfg.batch_size, seed=cfg.seed, epoch=epoch, augment=augment
         ):
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss, _ = network.training_step(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            plain_step(network, optimizer, batch, device=device, precision=precision)
             if schedule is not None:
                 schedule.step()
         probs, val_loss = predict(network, data["val"], cfg.eval_batch_size)

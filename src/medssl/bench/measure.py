@@ -89,16 +89,29 @@ def plain_timed(
     Fabric, no finite-loss checks, no logging. The reference the trainer is measured against
     (issue: fine-tuning at the speed of a plain loop)."""
     task.to(device).train()
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     for batch in stream:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss, _ = task.training_step(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        plain_step(task, optimizer, batch, device=device, precision=precision)
     return {
         "rate": round(stream.rate, 2),
         "seconds": round(stream.seconds or 0.0, 4),
         "items": stream.items,
         "steps": stream.steps,
     }
+
+
+def plain_step(
+    task: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Any,
+    *,
+    device: torch.device,
+    precision: str,
+) -> None:
+    """One step of a hand-written loop: forward under autocast when ``precision`` is a mixed
+    one, ``zero_grad``, ``backward``, ``step``."""
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        loss, _ = task.training_step(batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()

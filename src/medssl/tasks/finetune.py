@@ -37,7 +37,7 @@ import yaml
 
 from medssl import presets
 from medssl.artifacts import read_csv, read_json, write_csv, write_json, write_text
-from medssl.config import apply_overrides, load_yaml, merge, to_dict, to_plain
+from medssl.config import apply_overrides, load_yaml, merge, to_dict, to_plain, without
 from medssl.data.augment import SUPERVISED_AUGMENTATIONS, SupervisedAugmentConfig
 from medssl.data.batches import TrainBatches, eval_batches
 from medssl.data.database import Database
@@ -366,10 +366,9 @@ def train_network(
     )
     # display settings and the write interval are not part of a run's identity: a resume may
     # change them
-    trainer_settings = {k: v for k, v in resolved["finetune"]["trainer"].items()
-                        if k != "checkpoint_every_s"}  # fmt: skip
-    fingerprint = {**resolved, "finetune": {**resolved["finetune"], "trainer": {
-        **trainer_settings, "progress_bar": None, "epoch_log": None}}}  # fmt: skip
+    kept = without(resolved, "finetune.trainer.checkpoint_every_s")
+    fingerprint = {**kept, "finetune": {**kept["finetune"], "trainer": {
+        **kept["finetune"]["trainer"], "progress_bar": None, "epoch_log": None}}}  # fmt: skip
     history = trainer.fit(
         network, optimizer, train_batches, None, out_dir=out, scheduler=schedule,
         epoch_start=epoch_start, epoch_end=epoch_end, resume=resume, fingerprint=fingerprint,

@@ -124,7 +124,7 @@ def _entry(run: Run) -> dict[str, Any]:
         "status": run.state.status,
         "seconds": run.state.seconds,
         "estimate_s": run.state.estimate_s,
-        "config_hash": run_hash(_hashable(run.config, keep=_HASHED_IN_PLANS)),
+        "config_hash": run_hash(_hashable(run.config, skip=_NOT_IN_CONFIG_HASH)),
     }
 
 
@@ -316,20 +316,20 @@ _NOT_HASHED = frozenset(
     )
 )  # fmt: skip
 """Dotted paths of the settings left out of run ids (both stages nest their trainer)."""
-_HASHED_IN_PLANS = _NOT_HASHED - {"trainer.checkpoint_every_s"}
-"""Of those, the ones plan.json's ``config_hash`` (the saved config's hash) still covers: all
-but the resume state's write interval, which came later and must not change the hashes."""
+_NOT_IN_CONFIG_HASH = frozenset({"trainer.checkpoint_every_s"})
+"""What plan.json's ``config_hash`` (the saved config's hash) leaves out: the resume state's
+write interval, which came after the hashes and must not change them."""
 
 
 def _hashable(
-    config: dict[str, Any], prefix: str = "", keep: frozenset[str] = frozenset()
+    config: dict[str, Any], prefix: str = "", skip: frozenset[str] = _NOT_HASHED
 ) -> dict[str, Any]:
-    """``config`` without the settings of ``_NOT_HASHED`` (those in ``keep`` stay)."""
+    """``config`` without the dotted settings in ``skip``."""
     out = {}
     for k, v in config.items():
-        if f"{prefix}{k}" in _NOT_HASHED - keep:
+        if f"{prefix}{k}" in skip:
             continue
-        out[k] = _hashable(v, f"{prefix}{k}.", keep) if isinstance(v, dict) else v
+        out[k] = _hashable(v, f"{prefix}{k}.", skip) if isinstance(v, dict) else v
     return out
 
 

@@ -34,7 +34,7 @@ import yaml
 
 from medssl import presets
 from medssl.artifacts import read_csv, read_json, save_torch, write_json, write_text
-from medssl.config import apply_overrides, from_dict, merge, to_dict, to_plain
+from medssl.config import apply_overrides, from_dict, merge, to_dict, to_plain, without
 from medssl.data.augment import AUGMENTATIONS, AugmentConfig, views
 from medssl.data.batches import ViewBatches
 from medssl.data.database import Database
@@ -323,7 +323,7 @@ def run_pretraining(
         else:
             random_init = monitor(copy.deepcopy(method_.encoder).to(dev))
             write_json(out / RANDOM_INIT, random_init)
-    config = _without(_without(resolved, "trainer.progress_bar"), "trainer.checkpoint_every_s")
+    config = without(resolved, "trainer.progress_bar", "trainer.checkpoint_every_s")
     fingerprint = {"config": config, "database": db.checksum}
     title = f"{cfg.method} pretraining health ({db.name})"
     schedule = build_schedule(
@@ -415,12 +415,3 @@ def run_health(run: str | Path) -> Health:
 def _seed(seed: int, epoch: int, stream: int) -> int:
     return (seed * 1_000_003 + epoch * 2 + stream) % (2**63)
 
-
-def _without(d: dict[str, Any], dotted: str) -> dict[str, Any]:
-    head, _, rest = dotted.partition(".")
-    out = dict(d)
-    if rest and isinstance(out.get(head), dict):
-        out[head] = _without(out[head], rest)
-    else:
-        out.pop(head, None)
-    return out
