@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl.artifacts import save_npy, write_csv, write_json
-from medssl.data.database import MANIFEST_COLUMNS, MANIFEST_FILE, META_FILE, SKIPPED_FILE, Database
+from medssl.data.database import Database, write_database
 
 
 def phantom(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -94,10 +93,6 @@ def save_db(db: Database, path: Path) -> str:
     """Write ``db`` to the folder ``path`` (created if missing) as `medssl data build` would,
     check that it loads with the same checksum, and return the folder."""
     path.mkdir(parents=True, exist_ok=True)
-    for key, arr in db.arrays.items():
-        save_npy(path / f"{key}.npy", arr)
-    write_csv(path / MANIFEST_FILE, db.manifest, MANIFEST_COLUMNS)
-    write_csv(path / SKIPPED_FILE, [], ("source", "file", "reason"))
-    write_json(path / META_FILE, db.meta)
+    write_database(path, db)
     assert Database.load(path).checksum == db.checksum
     return str(path)

@@ -26,13 +26,13 @@ from contracts import (
 )
 from medssl.artifacts import read_csv, read_json, write_bytes
 from medssl.data.augment import to_float
-from medssl.data.build import build_database
+from medssl.data.build import build_database, open_sources
 from medssl.data.database import Database
 from medssl.data.imaging import load_image_and_masks
+from medssl.data.phantoms import write_source
 from medssl.data.recipe import Recipe, Sizes
 from medssl.data.records import CLASSES, Record
 from medssl.data.sources import SOURCES, Source, register_source
-from medssl.data.synth import write_source
 from medssl.data.synth.files import save_image
 from medssl.data.synth.ultrasound import phantom_size, render_ultrasound
 from medssl.errors import DataError
@@ -239,7 +239,8 @@ def test_add_a_source(png_folder, tmp_path):
         sizes=Sizes(pretrain=48, finetune=32),
         tasks=("classification",),
     )
-    db = Database.load(build_database(recipe, {"png_folder": root}, tmp_path / "db", seed=0))
-    assert [r["source"] for r in db.manifest] == ["png_folder"] * 19
+    sources = open_sources(recipe, {"png_folder": root}, lenient=False)
+    db = Database.load(build_database(recipe, sources, tmp_path / "db"))
+    assert [r.source for r in db.manifest] == ["png_folder"] * 19
     assert db.images("finetune").shape == (15, 32, 32)
     assert db.images("pretrain").shape == (4, 48, 48)

@@ -18,8 +18,8 @@ def test_lookups_read_rows_grouped_once_in_array_order(tiny_db):
     from groups built when the Database is made: no lookup scans the manifest again."""
     db = Database(None, tiny_db.meta, list(reversed(tiny_db.manifest)), tiny_db.arrays)
     db.manifest = _Unscannable(db.manifest)
-    assert [r["index"] for r in db.rows("finetune", "val")] == list(range(9, 18))
-    assert [r["index"] for r in db.rows("finetune")] == list(range(27))
+    assert [r.index for r in db.rows("finetune", "val")] == list(range(9, 18))
+    assert [r.index for r in db.rows("finetune")] == list(range(27))
     assert db.indices("pretrain", "val").tolist() == [6, 7]
     assert db.labels("finetune", "test").tolist() == [i % 3 for i in range(18, 27)]
     assert db.patients("finetune", "train") == [f"f{i}" for i in range(9)]

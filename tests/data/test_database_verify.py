@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from medssl.artifacts import read_json, save_npy, write_csv, write_json
+from medssl.artifacts import read_json, save_npy, write_json
 from medssl.cli.main import main
-from medssl.data.database import MANIFEST_COLUMNS, Database, array_checksum
+from medssl.data.database import Database, array_checksum, write_database
+from medssl.data.meta import LAYOUT_VERSION
+from medssl.data.recipe import Recipe, Sizes
 from medssl.errors import DataError
 
 
@@ -31,16 +35,9 @@ def folder(tmp_path):
     """``tiny_db()`` written as `medssl data build` writes a database (sizes and counts in
     database.json)."""
     db, path = tiny_db(), tmp_path / "TINY"
-    for key, arr in db.arrays.items():
-        save_npy(path / f"{key}.npy", arr)
-    write_csv(path / "manifest.csv", db.manifest, MANIFEST_COLUMNS)
-    counts: dict[str, int] = {}
-    for r in db.manifest:
-        k = f"{r['role']}/{r['split']}/{r['label']}"
-        counts[k] = counts.get(k, 0) + 1
-    write_json(path / "database.json", {
-        **db.meta, "recipe": {"sizes": {"pretrain": 110, "finetune": 64}}, "counts": counts,
-    })  # fmt: skip
+    sizes = Recipe(name="TINY", sizes=Sizes(pretrain=110, finetune=64))
+    path.mkdir()
+    write_database(path, dataclasses.replace(db, meta=dataclasses.replace(db.meta, recipe=sizes)))
     return path
 
 
@@ -137,3 +134,49 @@ def test_finetune_refuses_an_edited_database_before_training(folder, tmp_path, c
     assert err.startswith("medssl finetune: error:") and "Traceback" not in err
     assert f"{folder}: contents differ from the checksum" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "edit", [{"layout_version": LAYOUT_VERSION + 1}, {"layout_version": None, "format_version": 1}]
+)
+def test_a_folder_of_another_layout_says_to_rebuild(folder, capsys, edit):
+    """A later layout, or one written before the version field (``format_version: 1``)."""
+    meta = {
+        k: v for k, v in {**read_json(folder / "database.json"), **edit}.items() if v is not None
+    }
+    write_json(folder / "database.json", meta)
+    err = describe_error(folder, capsys)
+    found = edit["layout_version"] or "none (format_version 1)"
+    assert f"{folder / 'database.json'}: layout_version {found}: this medssl reads" in err
+    assert "rebuild the database with `medssl data build`" in err
+
+
+@pytest.mark.parametrize("edit", ["missing", "unknown"])
+def test_database_json_with_a_missing_or_unknown_key_says_to_rebuild(folder, capsys, edit):
+    meta = read_json(folder / "database.json")
+    if edit == "missing":
+        del meta["mask_resize"]
+    else:
+        meta["colour"] = "blue"
+    write_json(folder / "database.json", meta)
+    err = describe_error(folder, capsys)
+    assert ("['mask_resize']" if edit == "missing" else "['colour']") in err
+    assert "rebuild the database with `medssl data build`" in err
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("has_mask", "yes", "has_mask 'yes': expected 0 or 1"),
+        ("orig_h", "tall", "expected a number"),
+    ],
+)
+def test_a_manifest_cell_of_the_wrong_type_names_its_row(folder, capsys, column, value, expected):
+    lines = (folder / "manifest.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[2].split(",")
+    cells[header.index(column)] = value
+    lines[2] = ",".join(cells)
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    err = describe_error(folder, capsys)
+    assert f"{folder / 'manifest.csv'} (row 3): " in err and expected in err

@@ -45,14 +45,14 @@ def test_demo_splits_respect_fractions_patients_and_roles(demo):
         n = {s: len(db.rows("finetune", s)) for s in ("train", "val", "test")}
         assert abs(n["train"] / len(ft) - 0.6) < 0.05 and abs(n["test"] / len(ft) - 0.2) < 0.05
         for cls in ("normal", "benign", "malignant"):
-            test = sum(r["label"] == cls for r in db.rows("finetune", "test"))
+            test = sum(r.label == cls for r in db.rows("finetune", "test"))
             assert test >= 1, f"{name}: no {cls} image in test"
-        pt_patients = {r["patient"] for r in db.rows("pretrain")}
-        assert not pt_patients & {r["patient"] for r in ft}, f"{name}: a patient in both roles"
-        assert not {r["sha1"] for r in db.rows("pretrain")} & {r["sha1"] for r in ft}
+        pt_patients = {r.patient for r in db.rows("pretrain")}
+        assert not pt_patients & {r.patient for r in ft}, f"{name}: a patient in both roles"
+        assert not {r.sha1 for r in db.rows("pretrain")} & {r.sha1 for r in ft}
         split_of: dict[str, set[str]] = {}
         for r in ft:
-            split_of.setdefault(r["patient"], set()).add(r["split"])
+            split_of.setdefault(r.patient, set()).add(r.split)
         assert all(len(s) == 1 for s in split_of.values()), f"{name}: a patient spans splits"
         assert db.images("finetune").shape == (len(ft), 64, 64)
         assert db.images("pretrain").shape[1:] == (110, 110)
@@ -61,15 +61,15 @@ def test_demo_splits_respect_fractions_patients_and_roles(demo):
         masks = db.masks().reshape(len(ft), -1).any(1)
         lesion = db.labels() > 0
         assert (db.has_masks() == (~lesion | masks)).all(), name
-        empty = Counter(r["source"] for r, m, y in zip(ft, masks, lesion) if y and not m)
-        assert {s: n for s, n in db.meta["empty_lesion_masks"].items() if n} == dict(empty)
+        empty = Counter(r.source for r, m, y in zip(ft, masks, lesion) if y and not m)
+        assert {s: n for s, n in db.meta.empty_lesion_masks.items() if n} == dict(empty)
         assert set(empty) <= {"inbreast"}, f"{name}: only INbreast outlines findings as points"
-        assert db.meta["mask_resize"]["components"] >= lesion.sum() - sum(empty.values())
-        assert db.phantoms == sorted({r["source"] for r in db.manifest}), "all phantoms"
+        assert db.meta.mask_resize["components"] >= lesion.sum() - sum(empty.values())
+        assert db.phantoms == sorted({r.source for r in db.manifest}), "all phantoms"
         for r in db.manifest:
-            assert r["patient_known"] == int(r["source"] not in ("busi", "qamebi", "tbud", "mbud"))
-            spacing = (r["spacing_row_mm"], r["spacing_col_mm"])
-            if r["source"] == "inbreast":  # 70 µm at the demo's mammography scale 0.3
+            assert r.patient_known == int(r.source not in ("busi", "qamebi", "tbud", "mbud"))
+            spacing = (r.spacing_row_mm, r.spacing_col_mm)
+            if r.source == "inbreast":  # 70 µm at the demo's mammography scale 0.3
                 assert spacing == pytest.approx((0.07 / 0.3, 0.07 / 0.3), rel=1e-5)
             else:
                 assert spacing == (None, None)

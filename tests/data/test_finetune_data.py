@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -42,13 +44,16 @@ def test_split_override():
 
 def test_segmentation_excludes_images_without_mask():
     db = make_db(2, 1, 1)
-    for r in db.manifest:
-        if r["role"] == "finetune" and r["index"] in (0, 1):
-            r["has_mask"] = 0
+    no_mask = [
+        dataclasses.replace(r, has_mask=False) if r.role == "finetune" and r.index in (0, 1) else r
+        for r in db.manifest
+    ]
+    db = dataclasses.replace(db, manifest=no_mask)
     splits, excluded = finetune_splits(db, needs_masks=True, task="segmentation")
     assert excluded == 2 and len(splits["train"]) == 4
-    for r in db.manifest:
-        r["has_mask"] = 0
+    db = dataclasses.replace(
+        db, manifest=[dataclasses.replace(r, has_mask=False) for r in db.manifest]
+    )
     with pytest.raises(
         DataError, match=r"database 'tiny'.*12 finetuning images lack a lesion mask"
     ):

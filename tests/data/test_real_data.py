@@ -14,10 +14,10 @@ import pytest
 from medssl.artifacts import read_csv
 from medssl.cli.main import main
 from medssl.data.database import Database
+from medssl.data.phantoms import write_source
 from medssl.data.preprocess import breast_box
 from medssl.data.quotas import fit_quotas
 from medssl.data.sources import open_source
-from medssl.data.synth import write_source
 from medssl.errors import DataError
 
 BUSI = {"normal": 12, "benign": 14, "malignant": 12}
@@ -68,8 +68,8 @@ def test_survey_counts_and_its_starter_recipe_builds_as_written(busi, tmp_path, 
     from medssl.data.recipe import load_recipes
 
     (written,) = load_recipes(recipe)
-    assert db.meta["quotas_used"] == written.quotas  # every quota filled as written
-    assert db.meta["shortfalls"] == []
+    assert db.meta.quotas_used == written.quotas  # every quota filled as written
+    assert db.meta.shortfalls == []
 
 
 def test_preset_with_missing_sources_under_available_sources(busi, tmp_path, capsys):
@@ -87,8 +87,8 @@ def test_preset_with_missing_sources_under_available_sources(busi, tmp_path, cap
     captured = capsys.readouterr()
     assert "--available-sources: left out qamebi" in captured.err
     db = Database.load(tmp_path / "b" / "TWO")
-    assert db.meta["left_out_sources"] == {"qamebi": {"pretrain": {"benign": 4, "malignant": 4}}}
-    assert {r["source"] for r in db.manifest} == {"busi"}
+    assert db.meta.left_out_sources == {"qamebi": {"pretrain": {"benign": 4, "malignant": 4}}}
+    assert {r.source for r in db.manifest} == {"busi"}
     assert main(["data", "describe", str(tmp_path / "b" / "TWO")]) == 0
     assert "- qamebi: quotas dropped (pretrain 8 images)" in capsys.readouterr().out
     only = _recipe(
@@ -169,13 +169,13 @@ def test_fit_quotas_keeps_the_class_ratios_and_records_the_quotas_used(tmp_path,
     db = Database.load(out / "SHORT")
     # benign 14/28 and malignant 12/24 of what is wanted: every class at half (normal 10 -> 5);
     # pretraining then holds 7 of the 9 normals it wants
-    assert db.meta["quotas_used"] == {
+    assert db.meta.quotas_used == {
         "finetune": {"busi": {"benign": 14, "malignant": 12, "normal": 5}},
         "pretrain": {"busi": {"normal": 7}},
     }
-    assert db.meta["fit_quotas"] is True
-    assert db.meta["recipe"]["quotas"]["finetune"]["busi"]["benign"] == 28  # the recipe as written
-    assert {(s["role"], s["class"], s["available"]) for s in db.meta["shortfalls"]} == {
+    assert db.meta.fit_quotas is True
+    assert db.meta.recipe.quotas["finetune"]["busi"]["benign"] == 28  # the recipe as written
+    assert {(s["role"], s["class"], s["available"]) for s in db.meta.shortfalls} == {
         ("finetune", "benign", 14), ("finetune", "malignant", 12), ("pretrain", "normal", 7)
     }  # fmt: skip
     text = capsys.readouterr().out
@@ -205,20 +205,20 @@ def test_a_label_conflict_in_a_busi_miniature_is_found_and_left_out(busi, tmp_pa
     assert "## Label conflicts (duplicates whose labels differ): 1" in out
     assert "(1 label conflict(s), 2 image(s) left out)" in out
     db = Database.load(tmp_path / "a" / "CONFLICT")
-    (found,) = db.meta["label_conflicts"]["found"]
+    (found,) = db.meta.label_conflicts["found"]
     assert found["kind"] == "exact" and found["action"] == "left out"
     assert sorted(found["left_out"]) == [
         "busi:benign/benign (98).png",
         "busi:malignant/malignant (2).png",
     ]
-    files = {r["file"] for r in db.manifest}
+    files = {r.file for r in db.manifest}
     assert "benign/benign (98).png" not in files and "malignant/malignant (2).png" not in files
     assert main(["data", "describe", str(tmp_path / "a" / "CONFLICT")]) == 0
     assert "(malignant): left out" in capsys.readouterr().out
     kept = _recipe(tmp_path / "k.yaml", body.format(keep="label_conflicts: keep\n"))
     assert main([*argv[:3], str(kept), *argv[4:], "--out", str(tmp_path / "b"), "--quiet"]) == 0
     db = Database.load(tmp_path / "b" / "CONFLICT")
-    assert [c["action"] for c in db.meta["label_conflicts"]["found"]] == ["kept"]
+    assert [c["action"] for c in db.meta.label_conflicts["found"]] == ["kept"]
 
 
 def _csv_dataset(root: Path) -> Path:
@@ -297,9 +297,9 @@ def test_classification_only_database_finetunes_and_plans_no_segmentation(tmp_pa
     assert main(["data", "build", "--preset", str(preset), "--out", str(tmp_path / "db"),
                  "--root", f"csv={root}", "--quiet", "--fit-quotas"]) == 0  # fmt: skip
     db = Database.load(tmp_path / "db" / "CLS")
-    assert db.meta["tasks"] == ["classification"]
+    assert db.meta.tasks == ("classification",)
     ft = db.rows("finetune")
-    assert any(r["has_mask"] == 0 and r["label"] != "normal" for r in ft)  # no mask needed
+    assert any(r.has_mask == 0 and r.label != "normal" for r in ft)  # no mask needed
     trainer = {"epochs": 1, "progress_bar": False, "precision": "32-true"}
     overrides = {"trainer": trainer, "batch_size": 8, "figure_splits": ["test"]}
     run = run_finetune(
@@ -330,10 +330,10 @@ def test_mini_mias_circles_serve_as_coarse_masks_when_asked(tmp_path):
                  "--root", f"mini_mias={root}", "--lenient", "--quiet"]) == 0  # fmt: skip
     db = Database.load(tmp_path / "db" / "MIAS")
     ft = db.rows("finetune")
-    lesions = [r for r in ft if r["label"] != "normal" and r["has_mask"]]
-    assert lesions and all(r["coarse_mask"] == 1 for r in lesions)
-    assert all(r["coarse_mask"] == 0 for r in ft if r["label"] == "normal")
-    assert db.meta["coarse_masks"] == {"mini_mias": len(lesions)}
+    lesions = [r for r in ft if r.label != "normal" and r.has_mask]
+    assert lesions and all(r.coarse_mask == 1 for r in lesions)
+    assert all(r.coarse_mask == 0 for r in ft if r.label == "normal")
+    assert db.meta.coarse_masks == {"mini_mias": len(lesions)}
     from medssl.data.describe import describe
 
     assert "coarse masks (approximate regions, not outlines" in describe(db)
@@ -387,15 +387,15 @@ def test_breast_crop_database_records_the_crop(tmp_path):
         dbs[crop] = Database.load(tmp_path / crop / "MG")
     whole, crop = dbs["none"], dbs["breast"]
     assert crop.images("finetune").shape[1:] == (128, 128)
-    assert all(r["crop_box"] for r in crop.rows("finetune"))
-    assert all(r["crop_box"] == "" for r in whole.rows("finetune"))
-    assert crop.meta["crop"]["cropped"] == 15 and "largest 8-connected" in crop.meta["crop"]["rule"]
+    assert all(r.crop_box for r in crop.rows("finetune"))
+    assert all(r.crop_box == "" for r in whole.rows("finetune"))
+    assert crop.meta.crop["cropped"] == 15 and "largest 8-connected" in crop.meta.crop["rule"]
     # the same images, the lesions larger in the stored pixels
-    assert [r["file"] for r in whole.rows("finetune")] == [r["file"] for r in crop.rows("finetune")]
+    assert [r.file for r in whole.rows("finetune")] == [r.file for r in crop.rows("finetune")]
     assert crop.masks().sum() > 1.05 * whole.masks().sum()
     for r in crop.rows("finetune"):
-        top, left, h, w = (int(v) for v in r["crop_box"].split(","))
-        assert (r["orig_h"], r["orig_w"]) == (h, w)
+        top, left, h, w = (int(v) for v in r.crop_box.split(","))
+        assert (r.orig_h, r.orig_w) == (h, w)
 
 
 def test_folds_larger_than_a_class_are_a_named_error(tmp_path, capsys):

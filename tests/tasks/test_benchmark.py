@@ -16,7 +16,7 @@ from medssl.tasks.benchmark import fold_splits, plan_runs, resolve_benchmark
 
 @pytest.fixture(scope="module")
 def smoke_dbs(tmp_path_factory):
-    from medssl.data.build import build_preset
+    from medssl.data.build_preset import build_preset
 
     out = tmp_path_factory.mktemp("smoke_dbs")
     return {Database.load(p).name: Database.load(p) for p in build_preset("smoke", out)}
@@ -60,7 +60,7 @@ def test_folds_are_shared_patient_grouped_and_cover_every_image(smoke_dbs):
         tested += [i for i, s in enumerate(split) if s == "test"]
         patients: dict[str, set[str]] = {}
         for row, s in zip(db.rows("finetune"), split):
-            patients.setdefault(row["patient"], set()).add(s)
+            patients.setdefault(row.patient, set()).add(s)
         assert all(len(v) == 1 for v in patients.values())
     assert sorted(tested) == list(range(len(db.rows("finetune")))), (
         "each image is a test image once per repeat"

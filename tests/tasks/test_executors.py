@@ -55,7 +55,7 @@ SUBMITIT_LOCAL = [
 @pytest.fixture(scope="module")
 def tiny_database(tmp_path_factory) -> tuple[Path, Path]:
     """(recipe file, built databases folder) of one tiny phantom database."""
-    from medssl.data.build import build_preset
+    from medssl.data.build_preset import build_preset
 
     root = tmp_path_factory.mktemp("tiny")
     recipe = root / "one.yaml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -134,8 +135,9 @@ def test_segmentation_run_outputs_and_beats_chance(tmp_path, db_path, init):
 
 def test_database_without_masks_is_a_clear_error(tmp_path, capsys):
     db = make_db(1, 1, 1, size=32, name="nomask")
-    for r in db.manifest:
-        r["has_mask"] = 0
+    db = dataclasses.replace(
+        db, manifest=[dataclasses.replace(r, has_mask=False) for r in db.manifest]
+    )
     path = save_db(db, tmp_path / "db")
     assert _cli(path, tmp_path / "run", "random") == 2
     err = capsys.readouterr().err

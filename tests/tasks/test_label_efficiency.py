@@ -3,6 +3,8 @@ label-efficiency benchmark through the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -77,9 +79,11 @@ def _memory_db() -> Database:
         finetune=rng.integers(0, 255, (n, 8, 8)), finetune_masks=np.zeros((n, 8, 8)),
         finetune_labels=labels, finetune_split=split,
     )  # fmt: skip
-    for r in db.rows("finetune"):  # two images per patient
-        r["patient"] = f"P{int(r['index']) // 2}"
-    return db
+    rows = [  # two images per patient (the checksum stays from_arrays's)
+        dataclasses.replace(r, patient=f"P{r.index // 2}") if r.role == "finetune" else r
+        for r in db.manifest
+    ]
+    return dataclasses.replace(db, manifest=rows)
 
 
 def test_fraction_split_cuts_train_only_and_is_paired_across_inits():
@@ -282,7 +286,7 @@ def label_benchmark(tmp_path_factory):
     """One database (the smoke US1), SimCLR, classification, 3 seeds (the fewest that give
     verdicts), fractions 0.5 and 1, fine-tuning and both probes, through the CLI."""
     from medssl.cli.main import main
-    from medssl.data.build import build_preset
+    from medssl.data.build_preset import build_preset
 
     root = tmp_path_factory.mktemp("label")
     (root / "recipe.yaml").write_text(RECIPE)
@@ -430,7 +434,9 @@ def test_transfer_plans_every_encoder_on_the_other_databases():
     from medssl.tasks.benchmark import plan_runs, resolve_benchmark
 
     a = _memory_db()
-    b = dataclasses.replace(_memory_db(), meta={**a.meta, "name": "other", "checksum": "b"})
+    b = dataclasses.replace(
+        _memory_db(), meta=dataclasses.replace(a.meta, name="other", checksum="b")
+    )
     dbs = {"memory": a, "other": b}
     base = ["methods=[simclr]", "tasks=[classification]", "label_fractions=[0.5, 1.0]"]
     today = plan_runs(resolve_benchmark("smoke", base, seeds=1, folds=None), dbs)
@@ -468,7 +474,7 @@ def transfer_benchmark(label_benchmark, tmp_path_factory):
     import shutil
 
     from medssl.cli.main import main
-    from medssl.data.build import build_preset
+    from medssl.data.build_preset import build_preset
 
     root = tmp_path_factory.mktemp("transfer")
     out = root / "bench"

@@ -16,6 +16,7 @@ fine-tuning runs' ids and config hashes alone (``test_the_bn_statistics_default_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -53,9 +54,13 @@ def _database(name: str, seed: int) -> Database:
         finetune_labels=[i % 3 for i in range(n)], finetune_split=["train", "val", "test"] * 8,
         name=name,
     )  # fmt: skip
-    for r in db.rows("finetune"):
-        r["patient"] = f"P{int(r['index']) // 2}"
-    return db
+    # two images a patient; the checksum stays from_arrays's (of one patient per image), the
+    # one the pinned run ids hash
+    rows = [
+        dataclasses.replace(r, patient=f"P{r.index // 2}") if r.role == "finetune" else r
+        for r in db.manifest
+    ]
+    return dataclasses.replace(db, manifest=rows)
 
 
 def _plans(tmp: Path) -> dict[str, list[dict]]:

@@ -125,13 +125,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    from medssl.data.recipe import demand, load_preset
-    from medssl.data.synth.phantoms import check_scale, describe_scale, write_phantom_tree
+    from medssl.data.phantoms import write_phantom_tree
+    from medssl.data.recipe import check_scale, demand, describe_scale, load_preset
 
-    recipes, scale = load_preset(args.preset)
-    if args.scale is not None:
-        scale = check_scale(args.scale, "--scale")
-    counts = demand(recipes)
+    preset = load_preset(args.preset)
+    scale = preset.phantom_scale if args.scale is None else check_scale(args.scale, "--scale")
+    counts = demand(list(preset.recipes))
     written = write_phantom_tree(
         args.out, counts, seed=args.seed, scale=scale, overwrite=args.overwrite
     )
@@ -144,7 +143,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from medssl.data.build import build_preset
+    from medssl.data.build_preset import build_preset
     from medssl.data.database import Database
     from medssl.data.describe import describe
 
@@ -164,7 +163,7 @@ def _build(args: argparse.Namespace) -> int:
         db = Database.load(path)
         if not args.quiet:
             print(describe(db))
-        conflicts = db.meta.get("label_conflicts", {}).get("found", [])
+        conflicts = db.meta.label_conflicts["found"]
         note = ""
         if conflicts:
             left = sum(len(c.get("left_out", [])) for c in conflicts)

@@ -31,7 +31,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medssl.data.database import SPLITS, Database
+from medssl.data.database import Database
+from medssl.data.manifest import SPLITS
 from medssl.errors import ConfigError
 
 FINETUNE_SPLITS: tuple[str, ...] = SPLITS["finetune"]  # train, val, test
@@ -129,7 +130,7 @@ def fraction_split(
     rows outside the subset in no split.
     """
     rows = db.rows("finetune")
-    names = [str(r["split"]) for r in rows] if base is None else [str(n) for n in base]
+    names = [r.split for r in rows] if base is None else [str(n) for n in base]
     if len(names) != len(rows):
         raise ConfigError(
             f"fraction_split: {len(names)} split names for the {len(rows)} finetuning rows of "
@@ -139,13 +140,12 @@ def fraction_split(
     if fraction == 1.0:
         return base
     by_split = {
-        s: [int(r["index"]) for r, n in zip(rows, names, strict=True) if n == s]
-        for s in FINETUNE_SPLITS
+        s: [r.index for r, n in zip(rows, names, strict=True) if n == s] for s in FINETUNE_SPLITS
     }
     train = [r for r, n in zip(rows, names, strict=True) if n == "train"]
-    labels = [str(r["label"]) for r in train]
-    patients = [str(r["patient"] or r["file"]) for r in train]
+    labels = [r.label for r in train]
+    patients = [r.patient for r in train]
     words = (seed,) if fold is None else (seed, fold + 1)
     keep = fraction_subsets(labels, patients, [fraction], words)[fraction]
-    by_split["train"] = [int(train[i]["index"]) for i in keep]
+    by_split["train"] = [train[i].index for i in keep]
     return by_split

@@ -12,6 +12,7 @@ reported after loading (:mod:`medssl.data.build`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,13 @@ from medssl.data.records import Record
 
 Key = tuple[str, str]
 """(source, class) of a cell within one role."""
+
+
+def draw_rng(recipe: Recipe, seed: int) -> np.random.Generator:
+    """The generator of a build's draw orders: seeded by the build seed and the recipe's name,
+    so that the databases of one preset draw independently."""
+    name = int(hashlib.sha1(recipe.name.encode()).hexdigest()[:8], 16)
+    return np.random.default_rng([seed, name])
 
 
 def record_key(record: Record) -> str:

@@ -2,24 +2,24 @@
 
 A recipe is a YAML preset (``recipes/<name>.yaml``) or a user file (``docs/datasets.md``,
 "Recipes"). A preset file holds one recipe, or several under ``databases:`` (the demo
-builds US1, MG2 and USMG3 together). Unknown keys are an error; ``to_dict`` of the resolved
+builds US1, MG2 and USMG3 together), and beside them how its phantoms are made
+(:class:`Preset`: ``phantom_scale``, and ``phantoms: true`` for a preset built from
+phantoms unless told otherwise). Unknown keys are an error; ``to_dict`` of the resolved
 recipe is saved in ``database.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from medssl.config import from_dict, load_yaml
-from medssl.data.database import ROLES, SPLITS
-from medssl.data.records import CLASSES, Record
+from medssl.data.manifest import ROLES, SPLITS
+from medssl.data.records import CLASSES, MODALITIES, Record
 from medssl.errors import ConfigError
-
-if TYPE_CHECKING:
-    from medssl.data.synth.phantoms import Scale
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 TASKS = ("classification", "segmentation")
@@ -146,13 +146,32 @@ def preset_names() -> list[str]:
 
 def load_recipes(preset_or_path: str | Path) -> list[Recipe]:
     """Recipes of a preset name (``us1``, ``mg2``, ``usmg3``, ``demo``) or of a YAML file."""
-    return load_preset(preset_or_path)[0]
+    return list(load_preset(preset_or_path).recipes)
 
 
-def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], Scale]:
-    """Recipes of a preset, and the scale of the phantoms it generates (key ``phantom_scale``,
-    a number or ``{us: .., mg: ..}``: 1.0 writes images as large as real ones, mammograms
-    thousands of pixels tall; the demo shrinks them)."""
+Scale = float | Mapping[str, float]
+"""Phantom image-size factor: one for every source, or one per modality (``{us: .., mg: ..}``)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A preset file: its recipes, and how the phantoms of its sources are made."""
+
+    recipes: tuple[Recipe, ...]
+    # key phantom_scale, a number or {us: .., mg: ..}: 1.0 writes images as large as real
+    # ones, mammograms thousands of pixels tall; the demo shrinks them
+    phantom_scale: Scale = 1.0
+    # key phantoms: the sources without a folder are generated as phantoms by default
+    # (demo, smoke: presets of synthetic data); otherwise only with --phantoms
+    phantoms: bool = False
+
+
+PRESET_KEYS = ("phantom_scale", "phantoms")
+"""The keys of a preset file beside its recipes."""
+
+
+def load_preset(preset_or_path: str | Path) -> Preset:
+    """The preset of a name (``recipes/<name>.yaml``) or of a YAML file."""
     path = Path(preset_or_path)
     if not path.suffix:
         path = RECIPE_DIR / f"{preset_or_path}.yaml"
@@ -164,17 +183,46 @@ def load_preset(preset_or_path: str | Path) -> tuple[list[Recipe], Scale]:
         raise ConfigError(f"recipe file {path} does not exist")
     data = load_yaml(path)
     items = data.pop("databases", None)
-    from medssl.data.synth.phantoms import check_scale
-
     scale = check_scale(data.pop("phantom_scale", 1.0), f"{path}: phantom_scale")
+    phantoms = data.pop("phantoms", False)
+    if not isinstance(phantoms, bool):
+        raise ConfigError(f"{path}: phantoms: expected true or false, not {phantoms!r}")
     if items is None:
-        return [_recipe_from(data, str(path))], scale
+        return Preset((_recipe_from(data, str(path)),), scale, phantoms)
     if data:
         raise ConfigError(
-            f"{path}: beside `databases:` only `phantom_scale` may stand, found {sorted(data)}"
+            f"{path}: beside `databases:` only {' and '.join(PRESET_KEYS)} may stand, found "
+            f"{sorted(data)}"
         )
-    recipes = [_recipe_from(item, f"{path}:databases[{i}]") for i, item in enumerate(items)]
-    return recipes, scale
+    recipes = tuple(_recipe_from(item, f"{path}:databases[{i}]") for i, item in enumerate(items))
+    return Preset(recipes, scale, phantoms)
+
+
+def check_scale(value: Any, where: str) -> Scale:
+    """A valid :data:`Scale` from config ``value`` (a number, or a mapping with exactly the
+    keys ``us`` and ``mg``), each in (0, 1]; a :class:`ConfigError` naming ``where`` otherwise."""
+    modalities = sorted(MODALITIES)
+    if isinstance(value, Mapping):
+        if sorted(value) != modalities:
+            raise ConfigError(
+                f"{where}: a per-modality phantom scale needs exactly the keys {modalities}, "
+                f"not {sorted(value)}"
+            )
+        return {m: _one_scale(value[m], f"{where}: {m}") for m in modalities}
+    return _one_scale(value, where)
+
+
+def _one_scale(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{where}: the phantom scale must be a number in (0, 1], not {value!r}")
+    return float(value)
+
+
+def describe_scale(scale: Scale) -> str:
+    """``0.4`` or ``us 0.4, mg 0.3``."""
+    if isinstance(scale, Mapping):
+        return ", ".join(f"{m} {v:g}" for m, v in sorted(scale.items(), reverse=True))
+    return f"{scale:g}"
 
 
 def _recipe_from(data: dict[str, Any], where: str) -> Recipe:

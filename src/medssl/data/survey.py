@@ -30,8 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
+from medssl.artifacts import write_text
 from medssl.data.dedupe import DuplicateIndex, content_hash, fingerprint
-from medssl.data.quotas import Key, finetune_pool, first_draws, pretrain_pool, record_key
+from medssl.data.quotas import (
+    Key,
+    draw_rng,
+    finetune_pool,
+    first_draws,
+    pretrain_pool,
+    record_key,
+)
 from medssl.data.recipe import Recipe
 from medssl.data.records import CLASSES, Record
 from medssl.data.sources import open_source
@@ -143,13 +151,11 @@ def _pretrain_fit(s: Survey, recipe: Recipe, key: Key, ft: dict[Key, int]) -> in
     """Pretraining images of ``key`` a build can draw for certain: the fewest left after the
     finetuning draw of build seeds :data:`SURVEY_SEEDS`, none of a duplicate or conflict
     group (its twin may be in finetuning, which refuses it)."""
-    from medssl.data.build import _stable_int
-
     ft_keys = {k: n for k, n in ft.items() if n}
     pools = {k: finetune_pool(recipe, s.records, k) for k in ft_keys}
     least = None
     for seed in SURVEY_SEEDS:
-        rng = np.random.default_rng([seed, _stable_int(recipe.name)])
+        rng = draw_rng(recipe, seed)
         orders = {k: rng.permutation(len(pools[k])) for k in ft_keys}
         taken, patients = first_draws(pools, orders, ft_keys)
         pool = pretrain_pool(s.records, key, taken, patients)
@@ -227,8 +233,6 @@ def run_survey(
     overwrite: bool = False,
 ) -> str:
     """Survey ``roots``, write the starter recipe to ``out``; returns the text to print."""
-    from medssl.artifacts import write_text
-
     out = Path(out)
     if out.suffix.lower() not in (".yaml", ".yml"):
         raise ConfigError(f"--out {out}: the starter recipe is a .yaml file")

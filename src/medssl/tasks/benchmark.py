@@ -113,7 +113,7 @@ def run_benchmark(
     wave first: every fine-tune of an encoder needs its encoder.pt), then collect the results
     and build the report. A run another executor is training (its lock is live) is waited for,
     not run again; a stale lock is taken over (see :mod:`medssl.tasks.runlock`)."""
-    from medssl.data.build import build_preset
+    from medssl.data.build_preset import build_preset
     from medssl.data.database import Database
     from medssl.tasks.executors import get_executor
 
@@ -276,9 +276,7 @@ def _ensure_databases(preset, folder: Path, roots, seed, build_preset) -> list[P
     paths = [folder / n for n in names]
     if all((p / META_FILE).is_file() for p in paths):
         return paths
-    return build_preset(
-        preset, folder, roots, seed=seed, overwrite=True, phantoms=preset in ("demo", "smoke")
-    )
+    return build_preset(preset, folder, roots, seed=seed, overwrite=True)  # phantoms: the preset
 
 
 @dataclass(frozen=True)

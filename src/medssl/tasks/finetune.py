@@ -318,7 +318,7 @@ def _run_facts(cfg, db, init, init_name, run_id, fold, splits, excluded) -> dict
     return {
         "run_id": run_id, "task": cfg.task, "database": db.name,
         "database_path": str(db.path) if db.path else None,
-        "database_checksum": db.meta.get("checksum"), "init": init,
+        "database_checksum": db.checksum, "init": init,
         "init_name": init_name or init, "seed": cfg.seed, "fold": fold,
         "split_sizes": {s: len(d) for s, d in splits.items()}, "excluded_no_mask": excluded,
         "monitor": cfg.trainer.monitor,

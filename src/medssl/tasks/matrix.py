@@ -185,7 +185,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
     for name, db in databases.items():
         if cfg.folds is not None:  # a class smaller than the folds is an error before any run
             rows = db.rows("finetune")
-            labels, patients = [r["label"] for r in rows], [r["patient"] for r in rows]
+            labels, patients = [r.label for r in rows], [r.patient for r in rows]
             kfold_assignments(labels, patients, cfg.folds, 0, where=name)
         # a classification-only database (its recipe's tasks) gets no segmentation runs
         tasks = [t for t in cfg.tasks if serves(db, needs_masks=get_task(t).needs_masks)]
@@ -339,8 +339,6 @@ def fold_splits(db: Any, k: int, repeat_seed: int, fold: int) -> list[str]:
     from medssl.data.splits import kfold_assignments
 
     rows = db.rows("finetune")
-    folds = kfold_assignments(
-        [r["label"] for r in rows], [r["patient"] for r in rows], k, repeat_seed
-    )
+    folds = kfold_assignments([r.label for r in rows], [r.patient for r in rows], k, repeat_seed)
     val = (fold + 1) % k
     return ["test" if f == fold else "val" if f == val else "train" for f in folds]

@@ -1,5 +1,5 @@
 """Contract test over every registered source: a phantom miniature written in the source's real
-on-disk layout (``medssl.data.synth.write_source``) reads back into valid, loadable records.
+on-disk layout (``medssl.data.phantoms.write_source``) reads back into valid, loadable records.
 
 A new source is covered by registering it with its phantom writer (``Source.write_phantoms``).
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from contracts import check_source_accepts_parent_folder, check_source_contract
+from medssl.data.phantoms import write_source
 from medssl.data.sources import SOURCES, _import_all
-from medssl.data.synth import write_source
 
 _import_all()
 

@@ -1,5 +1,5 @@
 """Label-rule corner cases and bad input on phantom miniatures of the real layouts
-(``medssl.data.synth.write_source``), edited where a test needs a broken file."""
+(``medssl.data.phantoms.write_source``), edited where a test needs a broken file."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from medssl.data.imaging import load_mask
+from medssl.data.phantoms import write_source
 from medssl.data.sources import open_source
-from medssl.data.synth import write_source
 from medssl.errors import DataError
 
 SMALL = {"scale": 0.25}

@@ -12,15 +12,9 @@ import pydicom
 import pytest
 from PIL import Image
 
+from medssl.data.phantoms import phantom_writers, write_phantoms, write_source
 from medssl.data.sources import SOURCES
-from medssl.data.synth import (
-    generate_mammogram,
-    generate_ultrasound,
-    phantom_writers,
-    render_mammogram,
-    write_phantoms,
-    write_source,
-)
+from medssl.data.synth import generate_mammogram, generate_ultrasound, render_mammogram
 from medssl.errors import ConfigError
 
 TINY = {
@@ -372,14 +366,14 @@ def test_counts_are_checked(tmp_path):
 def test_cli_synth_writes_a_whole_tree_that_builds_reuse(tmp_path, capsys):
     from medssl.artifacts import read_json
     from medssl.cli.main import main
+    from medssl.data.phantoms import ensure_phantoms
     from medssl.data.recipe import demand, load_preset
-    from medssl.data.synth.phantoms import ensure_phantoms
 
     out = tmp_path / "phantoms"
     argv = ["data", "synth", "--preset", "smoke", "--scale", "0.1", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    counts = demand(load_preset("smoke")[0])
+    counts = demand(list(load_preset("smoke").recipes))
     n = sum(sum(c.values()) for c in counts.values())
     assert f"{n} phantom images (scale 0.1)" in printed and "images/s" in printed
     assert not list(tmp_path.glob(".phantoms.*"))  # the temporary sibling is gone
@@ -412,13 +406,13 @@ def test_cli_synth_writes_a_whole_tree_that_builds_reuse(tmp_path, capsys):
 
 def test_scale_per_modality(tmp_path):
     """A preset may size ultrasound and mammography phantoms apart ({us: .., mg: ..})."""
-    from medssl.data.recipe import load_preset
-    from medssl.data.synth import check_scale, describe_scale, source_scale
+    from medssl.data.phantoms import source_scale
+    from medssl.data.recipe import check_scale, describe_scale, load_preset
 
     recipe = tmp_path / "r.yaml"
     body = "databases:\n  - name: X\n    quotas: {finetune: {busi: {benign: 1}}}\n"
     recipe.write_text("phantom_scale: {us: 0.5, mg: 0.1}\n" + body)
-    scale = load_preset(recipe)[1]
+    scale = load_preset(recipe).phantom_scale
     assert scale == {"us": 0.5, "mg": 0.1} and describe_scale(scale) == "us 0.5, mg 0.1"
     assert source_scale(scale, "busi") == 0.5 and source_scale(scale, "inbreast") == 0.1
     assert source_scale(0.3, "tbud") == 0.3 and describe_scale(0.3) == "0.3"

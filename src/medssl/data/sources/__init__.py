@@ -16,15 +16,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from medssl.config import from_dict
 from medssl.data.records import CLASSES, Record, Skipped
+from medssl.data.synth.stream import Stream
 from medssl.errors import ConfigError, DataError
 from medssl.registry import Registry
-
-if TYPE_CHECKING:
-    from medssl.data.synth.stream import Stream
 
 SOURCES: Registry[type[Source]] = Registry("source")
 
@@ -117,7 +115,7 @@ class Source(ABC):
         counts: class -> usable images, one entry per class of :attr:`published_classes`; ``stream``
         gives each item its own seeded generator; ``scale`` shrinks the images. Returns
         the folder to pass as ``--root NAME=DIR``. Called through
-        :func:`medssl.data.synth.write_source`; a source without phantoms keeps this default.
+        :func:`medssl.data.phantoms.write_source`; a source without phantoms keeps this default.
         """
         raise NotImplementedError(f"{cls.__name__} writes no phantoms")
 
@@ -144,8 +142,19 @@ def register_source(name: str, *, published: tuple[str, ...] | None = None, **pr
 
 
 def open_source(name: str, root: str | Path, *, lenient: bool = False, **options: Any) -> Source:
+    return source_class(name)(root, lenient=lenient, **options)
+
+
+def source_class(name: str) -> type[Source]:
+    """The registered source ``name`` (every module of this package imported first)."""
     _import_all()
-    return SOURCES.get(name)(root, lenient=lenient, **options)
+    return SOURCES.get(name)
+
+
+def source_names() -> list[str]:
+    """Every registered source."""
+    _import_all()
+    return SOURCES.names()
 
 
 def _import_all() -> None:

@@ -6,7 +6,7 @@ openpyxl. Every writer is deterministic: UIDs come from caller-given keys
 are fixed, so the same seed gives the same bytes.
 
 Files are written plainly, without a temporary sibling or fsync of their own: a phantom
-tree is built in a fresh folder by :func:`medssl.data.synth.phantoms.write_phantom_tree`,
+tree is built in a fresh folder by :func:`medssl.data.phantoms.write_phantom_tree`,
 which moves the folder into place whole with a marker that lists its files' count and bytes.
 """
 

@@ -2,7 +2,9 @@
 
 Each source's writer lives beside its reader (``Source.write_phantoms`` in
 ``data/sources/<name>.py``), so that the reader is exercised exactly as real data exercises
-it and a new source is one file. ``counts`` give the number of *usable* images per class;
+it and a new source is one file; the writers draw images and write files through
+:mod:`medssl.data.synth`, which knows no source. This module asks the sources' registry for
+the writers. ``counts`` give the number of *usable* images per class;
 corner cases a reader must drop (CBIS-DDSM images whose rows disagree, INbreast BI-RADS 0)
 come on top. Every byte follows from the seed (:class:`~medssl.data.synth.stream.Stream`).
 Sources are written one after the other: the demo's
@@ -20,13 +22,10 @@ from typing import Any
 import numpy as np
 
 from medssl.artifacts import atomic_dir, read_json, write_json
-from medssl.data.records import MODALITIES
-from medssl.data.sources import SOURCES, Source, _import_all
+from medssl.data.recipe import Scale, demand, load_recipes
+from medssl.data.sources import Source, source_class, source_names
 from medssl.data.synth.stream import Stream
 from medssl.errors import ConfigError
-
-Scale = float | Mapping[str, float]
-"""Phantom image-size factor: one for every source, or one per modality (``{us: .., mg: ..}``)."""
 
 
 def writes_phantoms(cls: type[Source]) -> bool:
@@ -36,43 +35,14 @@ def writes_phantoms(cls: type[Source]) -> bool:
 
 def phantom_writers() -> list[str]:
     """Names of the registered sources that can write phantoms."""
-    _import_all()
-    return [n for n in SOURCES.names() if writes_phantoms(SOURCES.get(n))]
-
-
-def check_scale(value: Any, where: str) -> Scale:
-    """A valid :data:`Scale` from config ``value`` (a number, or a mapping with exactly the
-    keys ``us`` and ``mg``), each in (0, 1]; a :class:`ConfigError` naming ``where`` otherwise."""
-    modalities = sorted(MODALITIES)
-    if isinstance(value, Mapping):
-        if sorted(value) != modalities:
-            raise ConfigError(
-                f"{where}: a per-modality phantom scale needs exactly the keys {modalities}, "
-                f"not {sorted(value)}"
-            )
-        return {m: _one_scale(value[m], f"{where}: {m}") for m in modalities}
-    return _one_scale(value, where)
-
-
-def _one_scale(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ConfigError(f"{where}: the phantom scale must be a number in (0, 1], not {value!r}")
-    return float(value)
+    return [n for n in source_names() if writes_phantoms(source_class(n))]
 
 
 def source_scale(scale: Scale, name: str) -> float:
     """The size factor of source ``name`` under ``scale``."""
     if isinstance(scale, Mapping):
-        _import_all()
-        return float(scale[SOURCES.get(name).modality])
+        return float(scale[source_class(name).modality])
     return float(scale)
-
-
-def describe_scale(scale: Scale) -> str:
-    """``0.4`` or ``us 0.4, mg 0.3``."""
-    if isinstance(scale, Mapping):
-        return ", ".join(f"{m} {v:g}" for m, v in sorted(scale.items(), reverse=True))
-    return f"{scale:g}"
 
 
 def write_source(
@@ -84,8 +54,7 @@ def write_source(
     ``opts``: the source writer's options (``scale`` and corner-case shares).
     Returns the folder to pass as ``--root NAME=DIR``.
     """
-    _import_all()
-    cls = SOURCES.get(name)
+    cls = source_class(name)
     if not writes_phantoms(cls):
         raise ConfigError(
             f"source {name!r} has no phantom writer; sources with one: {', '.join(phantom_writers())}"
@@ -108,8 +77,6 @@ def write_source(
 
 def default_counts() -> dict[str, dict[str, int]]:
     """The demo preset's sizes (:func:`medssl.data.recipe.demand` of its recipes)."""
-    from medssl.data.recipe import demand, load_recipes
-
     return demand(load_recipes("demo"))
 
 
