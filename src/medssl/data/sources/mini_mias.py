@@ -36,6 +36,8 @@ from medssl.errors import DataError
 SIZE = 1024  # every mini-MIAS image is 1024 x 1024; the y axis points up from the bottom row
 _ROW = re.compile(r"^(mdb\d{3})\s+(\S+)\s+(\S+)(?:\s+(.*))?$", re.IGNORECASE)
 ABNORMALITIES = ("CALC", "CIRC", "SPIC", "MISC", "ARCH", "ASYM", "NORM")
+_Row = tuple[int, str, str, str, tuple[int, int, int] | None]
+"""One Info.txt row of an image: line number, tissue, abnormality, severity, circle."""
 
 
 def _info(folder: Path) -> Path | None:
@@ -59,15 +61,7 @@ class MiniMIAS(Source):
             lambda p: _info(p) is not None, "a mini-MIAS folder with mdbNNN.pgm and Info.txt"
         )
         info = _info(top)
-        rows: dict[str, list[tuple[int, str, str, str, tuple[int, int, int] | None]]] = {}
-        for row_no, line in enumerate(info.read_text(encoding="latin-1").splitlines(), start=1):
-            try:
-                parsed = _parse(line, info, row_no)
-            except DataError as err:
-                self.problem(err)
-                continue
-            if parsed is not None:
-                rows.setdefault(parsed[0], []).append((row_no, *parsed[1:]))
+        rows = self._rows(info)
         images = {
             p.stem.lower(): p
             for p in sorted(top.iterdir())
@@ -92,37 +86,49 @@ class MiniMIAS(Source):
                     )
                 )
                 continue
-            severities = {r[3] for r in rows[ref]}
-            label = (
-                "malignant" if "M" in severities else "benign" if "B" in severities else "normal"
-            )
-            found = [r[4] for r in rows[ref] if r[4] is not None]
-            number = int(ref[3:])
-            coarse = bool(self.opts.circles_as_masks) and (label == "normal" or bool(found))
-            loader = (
-                functools.partial(load_with_circles, image, tuple(found))
-                if coarse
-                else functools.partial(load_image_and_masks, image, (), with_mask=False)
-            )
-            out.append(
-                Record(
-                    source=self.name,
-                    file=image.relative_to(self.root).as_posix(),
-                    label=label,
-                    modality=self.modality,
-                    patient=f"{(number + 1) // 2:03d}",
-                    mask_files=(),
-                    loader=loader,
-                    has_mask=coarse,
-                    coarse_mask=coarse and label != "normal",
-                    extra=(
-                        ("tissue", rows[ref][0][1]),
-                        ("abnormality", "+".join(sorted({r[2] for r in rows[ref]}))),
-                        ("circles", ";".join(f"{c},{r},{rad}" for c, r, rad in found)),
-                    ),
-                )
-            )
+            out.append(self._record(ref, image, rows[ref]))
         return sorted(out, key=lambda r: r.file)
+
+    def _rows(self, info: Path) -> dict[str, list[_Row]]:
+        """Info.txt's data rows of each image reference, with their line numbers."""
+        rows: dict[str, list[_Row]] = {}
+        for row_no, line in enumerate(info.read_text(encoding="latin-1").splitlines(), start=1):
+            try:
+                parsed = _parse(line, info, row_no)
+            except DataError as err:
+                self.problem(err)
+                continue
+            if parsed is not None:
+                rows.setdefault(parsed[0], []).append((row_no, *parsed[1:]))
+        return rows
+
+    def _record(self, ref: str, image: Path, rows: list[_Row]) -> Record:
+        severities = {r[3] for r in rows}
+        label = "malignant" if "M" in severities else "benign" if "B" in severities else "normal"
+        found = [r[4] for r in rows if r[4] is not None]
+        number = int(ref[3:])
+        coarse = bool(self.opts.circles_as_masks) and (label == "normal" or bool(found))
+        loader = (
+            functools.partial(load_with_circles, image, tuple(found))
+            if coarse
+            else functools.partial(load_image_and_masks, image, (), with_mask=False)
+        )
+        return Record(
+            source=self.name,
+            file=image.relative_to(self.root).as_posix(),
+            label=label,
+            modality=self.modality,
+            patient=f"{(number + 1) // 2:03d}",
+            mask_files=(),
+            loader=loader,
+            has_mask=coarse,
+            coarse_mask=coarse and label != "normal",
+            extra=(
+                ("tissue", rows[0][1]),
+                ("abnormality", "+".join(sorted({r[2] for r in rows}))),
+                ("circles", ";".join(f"{c},{r},{rad}" for c, r, rad in found)),
+            ),
+        )
 
     @classmethod
     def write_phantoms(

@@ -210,32 +210,7 @@ def _add_lesion(
     k = int(rng.integers(rows.size))
     cy, cx = (rows[k] + rng.random()) / f, (cols[k] + rng.random()) / f
     if kind == "mass":
-        r0 = rng.uniform(0.09, 0.15) * h  # a 64 px database shows masses 6-10 px in radius
-        spiculated = (label == "malignant") != (rng.random() < ATYPICAL[label])
-        if spiculated:
-            aspect = rng.uniform(0.75, 1.3)
-            outline = irregular_outline(
-                rng,
-                cy,
-                cx,
-                r0 * np.sqrt(aspect),
-                r0 / np.sqrt(aspect),
-                angle=rng.uniform(0, np.pi),
-                roughness=rng.uniform(0.1, 0.2),
-                spikes=int(rng.integers(3, 9)),
-                spike_amp=rng.uniform(0.4, 0.8),
-            )
-        else:
-            aspect = rng.uniform(0.6, 1.0)
-            outline = smooth_outline(
-                rng,
-                cy,
-                cx,
-                r0 * np.sqrt(aspect),
-                r0 / np.sqrt(aspect),
-                angle=rng.uniform(0, np.pi),
-                lobes=0.08,
-            )
+        outline, spiculated = _mass_outline(rng, label, cy, cx, h)
         low = _paint_mass(rng, low, outline.scaled(f), spiculated)
         return Lesion("mass", outline), low
     rc = rng.uniform(0.06, 0.1) * h
@@ -252,6 +227,40 @@ def _add_lesion(
     # a faint density around the cluster keeps it visible after downsampling
     low = _paint_mass(rng, low, outline.scaled(f), False, contrast=rng.uniform(0.25, 0.4))
     return Lesion("calcification", outline, pts), low
+
+
+def _mass_outline(
+    rng: np.random.Generator, label: str, cy: float, cx: float, h: int
+) -> tuple[Outline, bool]:
+    """The full-resolution outline of a mass centred at (cy, cx), and whether it is
+    spiculated (malignant, but for the ATYPICAL share of each class)."""
+    r0 = rng.uniform(0.09, 0.15) * h  # a 64 px database shows masses 6-10 px in radius
+    spiculated = (label == "malignant") != (rng.random() < ATYPICAL[label])
+    if spiculated:
+        aspect = rng.uniform(0.75, 1.3)
+        outline = irregular_outline(
+            rng,
+            cy,
+            cx,
+            r0 * np.sqrt(aspect),
+            r0 / np.sqrt(aspect),
+            angle=rng.uniform(0, np.pi),
+            roughness=rng.uniform(0.1, 0.2),
+            spikes=int(rng.integers(3, 9)),
+            spike_amp=rng.uniform(0.4, 0.8),
+        )
+    else:
+        aspect = rng.uniform(0.6, 1.0)
+        outline = smooth_outline(
+            rng,
+            cy,
+            cx,
+            r0 * np.sqrt(aspect),
+            r0 / np.sqrt(aspect),
+            angle=rng.uniform(0, np.pi),
+            lobes=0.08,
+        )
+    return outline, spiculated
 
 
 def _paint_mass(
