@@ -119,6 +119,27 @@ def test_phantoms_standing_in_are_announced_and_a_misspelt_root_is_not_replaced(
     assert Database.load(out / "P").phantoms == ["busi"]
 
 
+def test_a_preset_declares_that_it_is_built_from_phantoms(tmp_path, capsys):
+    """``phantoms: true`` in the preset file (as demo and smoke say) makes phantoms for the
+    sources without --root; without it those sources are an error that says what to pass."""
+    from medssl.data.recipe import load_preset
+
+    body = "name: P\nquotas:\n  finetune:\n    busi: {benign: 5, malignant: 5, normal: 5}\n"
+    plain = _recipe(tmp_path / "plain.yaml", "phantom_scale: 0.15\n" + body)
+    argv = ["data", "build", "--out", str(tmp_path / "out"), "--quiet", "--preset"]
+    assert main([*argv, str(plain)]) == 2
+    assert "needs the source folder(s) of busi: pass --root NAME=DIR" in capsys.readouterr().err
+    declared = _recipe(tmp_path / "declared.yaml", "phantom_scale: 0.15\nphantoms: true\n" + body)
+    assert main([*argv, str(declared)]) == 0
+    assert "warning: synthetic phantoms stand in for busi" in capsys.readouterr().err
+    assert Database.load(tmp_path / "out" / "P").phantoms == ["busi"]
+    bad = _recipe(tmp_path / "bad.yaml", "phantoms: sometimes\n" + body)
+    assert main([*argv, str(bad)]) == 2
+    assert "bad.yaml: phantoms: expected true or false, not 'sometimes'" in capsys.readouterr().err
+    assert [p for p in ("demo", "smoke", "us1", "mg2", "usmg3", "mammography")
+            if load_preset(p).phantoms] == ["demo", "smoke"]  # fmt: skip
+
+
 def test_a_misspelt_root_names_the_closest_source(tmp_path, capsys):
     argv = [
         "data",

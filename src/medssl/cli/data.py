@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = verbs.add_parser(
         "build",
         help="build databases (US1, MG2, USMG3, demo) from source folders",
-        description="Build the databases of a preset into OUT/<NAME>. The demo preset generates its own "
-        "phantoms when no --root is given.",
+        description="Build the databases of a preset into OUT/<NAME>. A preset that declares "
+        "phantoms: true (demo, smoke) generates its own phantoms for sources without --root.",
     )
     b.add_argument(
         "--preset", required=True, help="us1 | mg2 | usmg3 | demo, or a recipe .yaml file"
