@@ -5,10 +5,15 @@ Every comparison of a model with its reference (random init; or the source-only 
 is made at two levels, and labelled so:
 
 - **method level** (:mod:`medssl.stats.method`): the interval and p-value include the variance
-  between training runs — two-level over seeds and test patients on one split, or the
-  corrected repeated k-fold t test with folds. Verdicts come from this level only, Holm-adjusted
-  across the family of comparisons that can be assessed (at least
-  :data:`~medssl.stats.method.MIN_REPLICATES` seeds per arm); the rest read "not assessable".
+  between training runs — on one split paired over seeds (the arms' runs of one seed share
+  its split, fine-tuning seed and label subset; ``StatsSettings.paired=False`` for arms that
+  do not) plus the test patients, with folds two-stage over seeds and folds. Verdicts come
+  from this level only, Holm-adjusted across the family of comparisons that can be assessed
+  (at least :data:`~medssl.stats.method.MIN_REPLICATES` seeds per arm; the family is named,
+  with its size, beside each adjusted p); the rest read "not assessable". A difference within
+  noise states the smallest difference its design detects (80% power, two-sided alpha 0.05
+  before Holm: :mod:`medssl.stats.design`); seeds left out because the metric is undefined
+  in either arm are counted in every row and sentence. Printed CIs are unadjusted.
 - **fixed networks** (:mod:`medssl.stats.paired`): paired bootstrap over test patients and a
   permutation p-value for *these trained networks*, Holm-adjusted in a family of its own.
 """
@@ -449,7 +454,8 @@ def model_ci_table(items: Sequence[ModelCI]) -> Table:
             "describes these trained networks. Per-run mean: mean of the runs' test metrics (per "
             "fold with folds, the estimand of tables 6.1/6.2); its method-level CI adds the "
             "variance between runs (two-level over seeds and test patients on one split; the "
-            "corrected repeated k-fold t with folds). Undefined seeds are counted, not averaged."
+            "two-stage interval over seeds and folds with folds). Undefined seeds are counted, "
+            "not averaged."
         ),
     )  # fmt: skip
 

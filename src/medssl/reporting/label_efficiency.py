@@ -4,8 +4,8 @@ Read from results.csv alone (plus the runs' saved predictions): records carry th
 ``evaluation`` (finetune, frozen, linear, knn) and label ``fraction``. For every (evaluation,
 fraction) the runs are a benchmark of their own, and get the report's statistics
 (:mod:`medssl.reporting.comparisons`): each model's method-level interval of the primary
-metric (``model_intervals``: two-level over seeds and test patients, or the corrected repeated
-k-fold t with folds) and each pretrained model against random init of the same evaluation and
+metric (``model_intervals``: two-level over seeds and test patients, or two-stage over seeds
+and folds with folds) and each pretrained model against random init of the same evaluation and
 fraction (``compare``). Then:
 
 - **verdicts per fraction**, Holm-adjusted over the whole declared family: every
@@ -251,8 +251,8 @@ def curve_table(points: Sequence[CurvePoint]) -> Table:
             "Each fraction is a nested, class-stratified, patient-grouped subset of the train "
             "split, drawn per seed (and fold) and shared by every initialisation; validation and "
             "test images are the same at every fraction. Per-run mean and its method-level CI as "
-            "in the test-metrics table (two-level over seeds and test patients; corrected "
-            "repeated k-fold t with folds). Train images: the mean train-split size of the runs (a whole number where every run has it)."
+            "in the test-metrics table (two-level over seeds and test patients; two-stage "
+            "over seeds and folds with folds). Train images: the mean train-split size of the runs (a whole number where every run has it)."
         ),
     )  # fmt: skip
 

@@ -196,8 +196,8 @@ def matrix_table(cells: Sequence[Cell]) -> Table:
         notes=(
             "Each column is one target database's test images, shared by every row, so rows "
             "compare pretraining data on the same test set. Cells: per-run mean and its "
-            "method-level 95% CI (two-level over seeds and test patients; corrected repeated "
-            "k-fold t with folds), on the whole train split of the target."
+            "method-level 95% CI (two-level over seeds and test patients; two-stage over "
+            "seeds and folds with folds), on the whole train split of the target."
         ),
     )
 
