@@ -252,6 +252,7 @@ def test_numeric_summary(built):
     )
     assert row["runs"] == "2" and row["undefined"] == "0"
     assert float(row["mean"]) == pytest.approx(0.51)
+    assert row["interval"] == "t over seeds (run-to-run spread on this test set)"
     assert float(row["ci_high"]) - float(row["mean"]) == pytest.approx(12.7062047 * 0.01)
     nan_row = next(
         r
@@ -287,12 +288,13 @@ def test_comparisons_and_verdicts(built):
     us1 = by[("classification", "US1")]
     assert us1["for these networks"] == "supported: pretrained better"
     assert us1["model"] == "1.000"
-    assert us1["Holm p"] == f"{4 / 301:.4f}"  # 1/301 for each of 4 tests, times 4
+    assert us1["Holm p"] == f"{4 / 301:.3f}"  # 1/301 for each of 4 tests, times 4
+    assert us1["Holm family"] == "main comparisons, these networks, 4 tests"
     y, pred = class_predictions("MG2", "random")
     mcc = f"{cls_metrics.mcc(cls_metrics.confusion_matrix(y, pred)):.3f}"
     assert (
-        f"| classification | MG2 | simclr vs random | MCC | {mcc} | {mcc} | 0.000 | [0.000, 0.000] | 1.0000 | "
-        "1.0000 | within noise | 60 | 20 | 2 |"
+        f"| classification | MG2 | simclr vs random | MCC | {mcc} | {mcc} | 0.000 | [0.000, 0.000] | 1.000 | "
+        "1.000 | main comparisons, these networks, 4 tests | within noise | 60 | 20 | 2 |"
     ) in _md(built, "table_comparisons_fixed")
     seg = by[("segmentation", "US1")]
     assert seg["for these networks"] == "supported: pretrained better"
@@ -351,15 +353,15 @@ def test_html_is_self_contained_with_every_table_and_figure(built):
 
 
 def test_latex_escapes_and_pm():
-    t = Table(name="t", title="a_b & c", columns=("x_1", "y"), rows=(("0.5 ± 0.1", "<0.0001"),))
+    t = Table(name="t", title="a_b & c", columns=("x_1", "y"), rows=(("0.5 ± 0.1", "<0.001"),))
     tex = to_latex(t)
     assert r"\caption{a\_b \& c}" in tex
     assert r"x\_1 & y \\" in tex
-    assert r"0.5 $\pm$ 0.1 & $<$0.0001 \\" in tex
+    assert r"0.5 $\pm$ 0.1 & $<$0.001 \\" in tex
     assert to_markdown(t).splitlines()[2:] == [
         "| x_1 | y |",
         "| --- | --- |",
-        "| 0.5 ± 0.1 | <0.0001 |",
+        "| 0.5 ± 0.1 | <0.001 |",
     ]
 
 

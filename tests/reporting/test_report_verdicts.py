@@ -245,28 +245,52 @@ def cv_dir(tmp_path_factory):
     return root, records
 
 
-def test_cross_validation_uses_the_corrected_interval_in_tables_and_verdicts(cv_dir):
+def _two_stage(values: np.ndarray) -> tuple[float, float, float]:
+    """(mean, variance, df) of per-fold values (seeds, folds), 20 test / 60 train per fold: the
+    seed means' variance / R plus 20/60 of the pooled within-seed variance; Satterthwaite df,
+    the seed term at its 80% upper bound."""
+    r, k = values.shape
+    means = values.mean(axis=1)
+    seeds = means.var(ddof=1) / r
+    within = 20 / 60 * ((values - means[:, None]) ** 2).sum() / (r * (k - 1))
+    m = (r - 1) / sps.chi2.ppf(0.2, r - 1)
+    df = (m * seeds + within) ** 2 / ((m * seeds) ** 2 / (r - 1) + within**2 / (r * (k - 1)))
+    return means.mean(), seeds + within, df
+
+
+def test_cross_validation_uses_the_two_stage_interval_in_tables_and_verdicts(cv_dir):
     root, records = cv_dir
 
     def per_fold(init):
-        return [r["value"] for r in records
-                if r["init"] == init and r["split"] == "test" and r["metric"] == "mcc"]  # fmt: skip
+        v = {(r["seed"], r["fold"]): r["value"] for r in records
+             if r["init"] == init and r["split"] == "test" and r["metric"] == "mcc"}  # fmt: skip
+        return np.array([[v[(s, f)] for f in range(5)] for s in range(3)])
 
-    factor = 1 / 15 + 20 / 60
-    rnd = np.array(per_fold("random"))
-    half = sps.t.ppf(0.975, 14) * np.sqrt(factor * rnd.var(ddof=1))
+    rnd = per_fold("random")
+    mean, var, df = _two_stage(rnd)
+    half = sps.t.ppf(0.975, df) * np.sqrt(var)
     row = next(r for r in _csv(root, "table_6_1_classification") if r["init"] == "random")
     assert row["runs"] == "15"
-    assert row["test MCC"] == f"{rnd.mean():.3f} ± {half:.3f}"
-    d = np.array(per_fold("simclr")) - rnd
-    se = np.sqrt(factor * d.var(ddof=1))
+    assert row["test MCC"] == f"{mean:.3f} ± {half:.3f}"
+    mean, var, df = _two_stage(per_fold("simclr") - rnd)
     cmp = _csv(root, "table_comparisons")[0]
-    assert cmp["difference"] == f"{d.mean():.3f}" and cmp["df"] == "14.0"
-    low, high = d.mean() - sps.t.ppf(0.975, 14) * se, d.mean() + sps.t.ppf(0.975, 14) * se
-    assert cmp["95% CI (method)"] == f"[{low:.3f}, {high:.3f}]"
+    assert cmp["difference"] == f"{mean:.3f}" and cmp["df"] == f"{df:.1f}"
+    low, high = (
+        mean - sps.t.ppf(0.975, df) * np.sqrt(var),
+        mean + sps.t.ppf(0.975, df) * np.sqrt(var),
+    )
+    assert cmp["unadjusted 95% CI (method)"] == f"[{low:.3f}, {high:.3f}]"
     assert cmp["verdict"] == "supported: pretrained better" and cmp["seeds"] == "3"
+    assert cmp["Holm family"] == "main comparisons, 1 test"
     md = (root / "report" / "report.md").read_text()
-    assert "15 runs of 3 seeds x 5-fold CV, corrected t" in md
+    assert "15 runs of 3 seeds x 5-fold CV, two-stage (seeds, then folds)" in md
+    summary = {r["init"]: r for r in read_csv(root / "report" / "run_metrics_summary.csv")
+               if (r["split"], r["metric"]) == ("test", "mcc")}  # fmt: skip
+    assert summary["random"]["interval"] == "two-stage over seeds and folds (Nadeau-Bengio factor)"
+    mean, var, df = _two_stage(rnd)
+    assert float(summary["random"]["ci_high"]) == pytest.approx(
+        mean + sps.t.ppf(0.975, df) * np.sqrt(var)
+    )
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -296,3 +320,141 @@ def test_readme_verdicts_section_states_the_labels_and_masks_policies():
     assert "(../README.md#how-to-read-the-verdicts)" in datasets
     architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     assert '"How to read the verdicts"' in architecture
+
+
+@pytest.fixture(scope="module")
+def noise_dir(tmp_path_factory):
+    """Segmentation on one split, 4 seeds per arm, simclr = random + image noise (no effect);
+    simclr's seed 3 has no defined Dice (every value empty): left out of both arms."""
+    root = tmp_path_factory.mktemp("noise")
+    rng = np.random.default_rng(4)
+    n = 40
+    ids = [f"img{i}" for i in range(n)]
+    lesion = [0 if i < 3 else 1 for i in range(n)]
+    base = 0.7 + 0.1 * rng.standard_normal(n)
+    records = []
+    for seed in range(4):
+        offset = 0.03 * rng.standard_normal()
+        for init in ("random", "simclr"):
+            dice = base + offset + 0.05 * rng.standard_normal(n)
+            rid = f"seg-{init}-s{seed}"
+            rows = [
+                {"id": i, "patient": i, "source": "busi", "lesion": les,
+                 "dice": "" if (init, seed) == ("simclr", 3) or not les else f"{v:.6f}"}
+                for i, les, v in zip(ids, lesion, dice, strict=True)
+            ]  # fmt: skip
+            write_csv(root / "runs" / rid / "per_image_test.csv", rows, list(rows[0]))
+            records.append(dict(run_id=rid, task="segmentation", database="US1", init=init,
+                                seed=seed, fold="", split="test", metric="dice",
+                                value=float(np.mean(dice[3:]))))  # fmt: skip
+    write_csv(root / "results.csv", records, list(records[0]))
+    build_report(root, OPTIONS)
+    return root
+
+
+def test_a_difference_within_noise_states_what_its_design_detects(noise_dir):
+    import json
+
+    row = _csv(noise_dir, "table_comparisons")[0]
+    assert row["verdict"] == "within noise"
+    assert row["seeds"] == "3" and row["seeds left out"] == "1"
+    assert row["Holm family"] == "main comparisons, 1 test"
+    stats = json.loads((noise_dir / "report" / "statistics.json").read_text())
+    method = stats["comparisons"][0]["method"]
+    x = float(row["detectable (80% power)"])
+    # the printed X has 80% power under the noncentral t at the comparison's SE and df
+    c = sps.t.ppf(0.975, method["df"])
+    for bound, side in ((x - 0.0005, -1), (x + 0.0005, 1)):
+        power = sps.nct.sf(c, method["df"], bound / method["se"])
+        assert (power - 0.8) * side > 0, (bound, power)
+    md = (noise_dir / "report" / "report.md").read_text()
+    verdict = next(line for line in md.split("## Verdicts")[1].splitlines() if "US1" in line)
+    assert (
+        f"within noise: no difference detected; this design detects differences of ≥ {x:.3f}"
+        in verdict
+    )
+    assert "1 of 4 seeds left out: the metric is undefined in either arm" in verdict
+    assert "unadjusted 95% CI" in verdict and "in main comparisons, 1 test" in verdict
+    summary = md.split("## Summary")[1].split("## Verdicts")[0]
+    assert f"no difference detected; this design detects differences of ≥ {x:.3f}" in summary
+    assert "1 seed(s) left out" in summary
+
+
+def test_the_forest_plot_draws_the_detectable_band(monkeypatch, tmp_path):
+    from matplotlib.collections import PolyCollection
+
+    from medssl.reporting import savefig
+    from medssl.reporting.comparisons import ComparisonRow
+    from medssl.reporting.forest import forest_plot
+    from medssl.stats.bootstrap import Interval
+    from medssl.stats.method import MethodResult
+    from medssl.stats.verdicts import Verdict
+
+    def row(init, verdict, detectable):
+        m = MethodResult("dice", "paired", 0.7, 0.69, Interval(0.01, -0.02, 0.04), 0.015, 4.0,
+                         0.5, 5, 5, detectable=detectable)  # fmt: skip
+        return ComparisonRow("segmentation", "US1", init, "random", "dice", m, 0.5, None,
+                             float("nan"), verdict)  # fmt: skip
+
+    figures = []
+    monkeypatch.setattr(savefig, "save_figure", lambda fig, path: figures.append(fig))
+    rows = [row("simclr", Verdict.NOISE, 0.056), row("moco", Verdict.BETTER, 0.02)]
+    assert forest_plot(rows, tmp_path / "forest.png")
+    bands = [c for c in figures[0].axes[0].collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 1  # the supported difference has none
+    xs = bands[0].get_paths()[0].vertices[:, 0]
+    assert (xs.min(), xs.max()) == pytest.approx((-0.056, 0.056))
+    assert "grey band" in " ".join(t.get_text() for t in figures[0].texts)
+
+
+@pytest.fixture(scope="module")
+def fractions_dir(tmp_path_factory):
+    """Fine-tuning at 10% and all of the labels, 3 seeds per arm: simclr clearly better at
+    10%, no better with all the labels."""
+    root = tmp_path_factory.mktemp("fractions")
+    rng = np.random.default_rng(6)
+    n = 60
+    ids = np.array([f"img{i}" for i in range(n)])
+    y = np.arange(n) % 3
+    src = np.full(n, "busi")
+    records = []
+    for fraction, gain in ((0.1, 0.4), (1.0, 0.0)):
+        for seed in range(3):
+            for init, acc in (("random", 0.5), ("simclr", 0.5 + gain)):
+                rid = f"cls-{init}-f{fraction}-s{seed}"
+                run = write_classification_run(
+                    root, rid, "US1", init, seed, None, {"test": (ids, y, noisy(y, acc, rng), src)}
+                )
+                records += [
+                    {**r, "evaluation": "finetune", "fraction": fraction, "pretrain_data": ""}
+                    for r in run
+                ]
+    write_database(root, "US1", ids, src, y, ["test"] * n, known=False)
+    write_csv(root / "results.csv", records, list(records[0]))
+    build_report(root, OPTIONS)
+    return root
+
+
+def test_with_label_fractions_the_answer_leads_with_few_labels(fractions_dir):
+    md = (fractions_dir / "report" / "report.md").read_text()
+    summary = md.split("## Summary")[1].split("## Verdicts")[0]
+    few, full = summary.split("### All the labels")
+    assert "### Few labels (at most 25% of the training labels)" in few
+    assert "- fine-tuning, 10% of the labels: US1 classification (MCC" in few
+    assert "simclr +" in few and "supported: pretrained better" in few
+    assert "- US1 classification (MCC, pretrained - random)" in full and "10%" not in full
+    assert "this design detects differences of ≥" in full  # within noise with all the labels
+    html = (fractions_dir / "report" / "report.html").read_text()
+    answer = html.split('<section id="answer">')[1].split("</section>")[0]
+    assert answer.index("Few labels") < answer.index("All the labels")
+    # the section's verdicts do not repeat the fraction-1 fine-tuning sentences of the answer
+    section = md.split("## Label efficiency: verdicts per fraction")[1]
+    assert "fine-tuning, 100% of the labels: US1" not in section
+    assert "fine-tuning, 100% of the labels: the verdicts of the answer above" in section
+    assert "fine-tuning, 10% of the labels: US1 classification" in section
+    table = {r["fraction"]: r for r in _csv(fractions_dir, "table_label_efficiency_verdicts")}
+    assert (
+        table["1"]["Holm family"]
+        == table["0.1"]["Holm family"]
+        == ("label-efficiency comparisons, 2 tests")
+    )

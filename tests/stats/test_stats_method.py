@@ -7,6 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from medssl.errors import DataError
+from medssl.stats.design import detectable_effect
 from medssl.stats.estimands import Predictions
 from medssl.stats.method import (
     corrected_cv_comparison,
@@ -27,22 +28,49 @@ def _dice(per_run: np.ndarray) -> Predictions:
     )  # fmt: skip
 
 
-def test_corrected_cv_t_test_hand_computed():
-    """Five folds of one repeat, 60 training and 20 test images per fold."""
-    d = [0.1, 0.2, 0.0, 0.15, 0.05]
-    a = {(0, k): 0.5 + x for k, x in enumerate(d)}
-    b = {(0, k): 0.5 for k in range(5)}
+def test_two_stage_cv_hand_computed():
+    """Three seeds x five folds, 60 training and 20 test images per fold: the variance between
+    the seeds' fold means over R, plus the within-seed fold variance times n_test / n_train;
+    Satterthwaite df with the seed term at its 80% upper bound."""
+    d = np.array(
+        [[0.1, 0.2, 0.0, 0.15, 0.05], [0.3, 0.25, 0.2, 0.35, 0.4], [0.0, 0.1, 0.05, 0.0, 0.1]]
+    )
+    a = {(s, k): 0.5 + d[s, k] for s in range(3) for k in range(5)}
+    b = {(s, k): 0.5 for s in range(3) for k in range(5)}
     res = corrected_cv_comparison(a, b, n_train=60, n_test=20, metric="mcc")
-    s2 = np.var(d, ddof=1)  # 0.00625
-    se = np.sqrt((1 / 5 + 20 / 60) * s2)  # the Nadeau-Bengio correction
-    assert res.estimate == pytest.approx(0.1)
-    assert res.se == pytest.approx(se) and res.df == 4
-    assert res.p_value == pytest.approx(2 * sps.t.sf(0.1 / se, 4))
-    half = sps.t.ppf(0.975, 4) * se
-    assert (res.interval.low, res.interval.high) == pytest.approx((0.1 - half, 0.1 + half))
-    plain = np.sqrt(s2 / 5)  # the uncorrected t test: narrower by sqrt(1 + 5 * 20 / 60) = 1.63
-    assert se / plain == pytest.approx(np.sqrt(1 + 5 * 20 / 60))
-    assert res.a == pytest.approx(0.6) and res.b == 0.5 and res.replicates == 1 and res.runs == 5
+    means = d.mean(axis=1)
+    s_b2 = means.var(ddof=1)
+    s_w2 = ((d - means[:, None]) ** 2).sum() / 12
+    var = s_b2 / 3 + 20 / 60 * s_w2
+    m = 2 / sps.chi2.ppf(0.2, 2)
+    df = (m * s_b2 / 3 + 20 / 60 * s_w2) ** 2 / (
+        (m * s_b2 / 3) ** 2 / 2 + (20 / 60 * s_w2) ** 2 / 12
+    )
+    assert res.estimate == pytest.approx(d.mean())
+    assert res.se == pytest.approx(np.sqrt(var)) and res.df == pytest.approx(df)
+    assert res.p_value == pytest.approx(2 * sps.t.sf(d.mean() / np.sqrt(var), df))
+    half = sps.t.ppf(0.975, df) * np.sqrt(var)
+    assert (res.interval.low, res.interval.high) == pytest.approx(
+        (d.mean() - half, d.mean() + half)
+    )
+    assert res.detectable == pytest.approx(detectable_effect(np.sqrt(var), df))
+    assert res.components == pytest.approx(
+        {"seeds": s_b2 / 3, "folds (Nadeau-Bengio)": 20 / 60 * s_w2}
+    )
+    assert res.a == pytest.approx(0.5 + d.mean()) and res.b == 0.5
+    assert res.replicates == 3 and res.runs == 15
+    # the K R folds as exchangeable (the old rule): a narrower interval on 14 df
+    old = np.sqrt((1 / 15 + 20 / 60) * d.var(ddof=1))
+    assert old < res.se
+
+
+def test_one_seed_of_folds_has_no_method_level_interval():
+    """The folds of one seed share its pretraining run: they cannot tell it from the method."""
+    a = {(0, k): 0.5 + x for k, x in enumerate([0.1, 0.2, 0.0, 0.15, 0.05])}
+    b = {(0, k): 0.5 for k in range(5)}
+    res = corrected_cv_comparison(a, b, n_train=60, n_test=20)
+    assert res.estimate == pytest.approx(0.1) and np.isnan(res.interval.low)
+    assert res.replicates == 1 and np.isnan(res.p_value)
 
 
 def test_corrected_cv_counts_undefined_folds_and_needs_shared_folds():
@@ -73,12 +101,20 @@ def test_two_level_variance_recovers_its_components():
     ua, ub = 0.03 * rng.standard_normal(r), 0.03 * rng.standard_normal(r)
     a = _dice(base[None] + delta[None] + ua[:, None])
     b = _dice(base[None] + ub[:, None])
-    res = two_level_comparison(a, b, "dice", n_resamples=4000, seed=2)
+    res = two_level_comparison(a, b, "dice", n_resamples=4000, seed=2, paired=False)
     assert res.estimate == pytest.approx(delta.mean() + ua.mean() - ub.mean())
     assert res.components["runs_a"] == pytest.approx(np.var(ua, ddof=1) / r)
     assert res.components["runs_b"] == pytest.approx(np.var(ub, ddof=1) / r)
     assert res.components["test_patients"] == pytest.approx(np.var(delta) / n, rel=0.1)
     assert res.se**2 == pytest.approx(sum(res.components.values()))
+    paired = two_level_comparison(a, b, "dice", n_resamples=4000, seed=2)
+    seeds = paired.components["seeds (paired differences)"]
+    assert seeds == pytest.approx(np.var(ua - ub, ddof=1) / r)
+    assert paired.components["test_patients"] == res.components["test_patients"]
+    assert paired.se**2 == pytest.approx(seeds + res.components["test_patients"])
+    assert paired.design.variance(r) == pytest.approx(paired.se**2)
+    assert paired.design.df(r) == pytest.approx(paired.df)
+    assert paired.detectable == pytest.approx(detectable_effect(paired.se, paired.df))
     arm = two_level_interval(a, "dice", n_resamples=4000, seed=2)
     assert arm.components["runs"] == pytest.approx(np.var(ua, ddof=1) / r)
     assert arm.components["test_patients"] == pytest.approx(np.var(base + delta) / n, rel=0.1)

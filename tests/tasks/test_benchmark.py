@@ -139,7 +139,8 @@ def test_smoke_report_gives_method_level_verdicts_on_phantoms(smoke_benchmark):
     assert len(lines) == len(rows)
     assert all(line.startswith("- On synthetic phantoms: ") for line in lines)
     assert all(
-        "method-level 95% CI" in line and "For these trained networks" in line for line in lines
+        "method-level unadjusted 95% CI" in line and "For these trained networks" in line
+        for line in lines
     )
     assert len(read_csv(report / "table_comparisons_fixed.csv")) == len(rows)
 

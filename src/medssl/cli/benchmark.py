@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dry-run",
         action="store_true",
         help="show the plan, the estimated duration and disk use and the jobs (run ids, kind, "
-        "resources); run and submit nothing",
+        "resources), and per comparison the seeds that detect --set target_effect=X (variance "
+        "components from --set pilot=FOLDER, or this folder's report); run and submit nothing",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)

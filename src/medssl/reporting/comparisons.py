@@ -5,10 +5,15 @@ Every comparison of a model with its reference (random init; or the source-only 
 is made at two levels, and labelled so:
 
 - **method level** (:mod:`medssl.stats.method`): the interval and p-value include the variance
-  between training runs — two-level over seeds and test patients on one split, or the
-  corrected repeated k-fold t test with folds. Verdicts come from this level only, Holm-adjusted
-  across the family of comparisons that can be assessed (at least
-  :data:`~medssl.stats.method.MIN_REPLICATES` seeds per arm); the rest read "not assessable".
+  between training runs — on one split paired over seeds (the arms' runs of one seed share
+  its split, fine-tuning seed and label subset; ``StatsSettings.paired=False`` for arms that
+  do not) plus the test patients, with folds two-stage over seeds and folds. Verdicts come
+  from this level only, Holm-adjusted across the family of comparisons that can be assessed
+  (at least :data:`~medssl.stats.method.MIN_REPLICATES` seeds per arm; the family is named,
+  with its size, beside each adjusted p); the rest read "not assessable". A difference within
+  noise states the smallest difference its design detects (80% power, two-sided alpha 0.05
+  before Holm: :mod:`medssl.stats.design`); seeds left out because the metric is undefined
+  in either arm are counted in every row and sentence. Printed CIs are unadjusted.
 - **fixed networks** (:mod:`medssl.stats.paired`): paired bootstrap over test patients and a
   permutation p-value for *these trained networks*, Holm-adjusted in a family of its own.
 """
@@ -37,6 +42,7 @@ from medssl.stats.bootstrap import Interval, metric_ci
 from medssl.stats.estimands import LOWER_IS_BETTER, Predictions, undefined_replicates
 from medssl.stats.method import (
     MIN_REPLICATES,
+    PAIRED,
     MethodResult,
     corrected_cv_comparison,
     corrected_cv_interval,
@@ -47,7 +53,9 @@ from medssl.stats.multiple import holm
 from medssl.stats.paired import Comparison, paired_comparison
 from medssl.stats.verdicts import (
     Verdict,
+    detectable_words,
     fixed_network_verdict,
+    left_out_words,
     method_verdict,
     not_assessable_reason,
 )
@@ -62,6 +70,9 @@ class StatsSettings:
     seed: int = 0
     confidence: float = 0.95
     alpha: float = 0.05
+    # the arms' runs of one seed share its split, fine-tuning seed and label subset (the
+    # benchmark's design): method-level differences are paired over seeds
+    paired: bool = True
 
 
 # --- per-model intervals -----------------------------------------------------------------------
@@ -149,30 +160,63 @@ class ComparisonRow:
     verdict: Verdict
     folds: int | None = None
     reason: str = ""  # why a verdict is not assessable, with the command that fixes it
+    family: str = ""  # the Holm family of method_holm_p, named with its size
+    fixed_family: str = ""  # the Holm family of fixed_holm_p
 
     @property
     def replicates(self) -> int:
         return self.method.replicates
 
 
-def holm_over(rows: Sequence[ComparisonRow], alpha: float) -> tuple[list[ComparisonRow], int]:
-    """``rows`` with their Holm p-values and verdicts redone over ``rows`` as one family (a
-    section whose comparisons were computed in groups: label fractions, transfer targets), and
-    the family's size (the assessable comparisons). Method-level p-values of comparisons with
-    fewer than MIN_REPLICATES replicates stay out of the family, as in :func:`compare`."""
+def family_name(name: str, size: int) -> str:
+    """``main comparisons, 18 tests``: a Holm family named with its size."""
+    return f"{name}, {size} test{'s' if size != 1 else ''}"
+
+
+def _holm_rows(
+    rows: Sequence[ComparisonRow], alpha: float, family: str, preset: str | None = None
+) -> tuple[list[ComparisonRow], int]:
+    """``rows`` with Holm p-values, families and verdicts over ``rows`` as one family per
+    level; method-level p-values of comparisons with fewer than MIN_REPLICATES replicates stay
+    out of their family. ``preset`` given: the reasons of not-assessable rows are written."""
     ok = [r.replicates >= MIN_REPLICATES for r in rows]
     method_p = holm([r.method.p_value if a else np.nan for r, a in zip(rows, ok, strict=True)])
     fixed_p = holm([r.fixed.p_value if r.fixed is not None else np.nan for r in rows])
+    size, fixed_size = int(sum(ok)), sum(r.fixed is not None for r in rows)
     out = []
     for r, mp, fp in zip(rows, method_p, fixed_p, strict=True):
         verdict = method_verdict(
             r.method.interval, float(mp), r.replicates, alpha=alpha,
             lower_is_better=r.metric in LOWER_IS_BETTER,
         )  # fmt: skip
+        reason = r.reason
+        if preset is not None:
+            reason = (
+                not_assessable_reason(
+                    r.replicates, r.folds, preset, r.method.n_undefined_replicates
+                )
+                if verdict == Verdict.NOT_ASSESSABLE
+                else ""
+            )
         out.append(
-            dataclasses.replace(r, method_holm_p=float(mp), fixed_holm_p=float(fp), verdict=verdict)
-        )
-    return out, int(sum(ok))
+            dataclasses.replace(
+                r, method_holm_p=float(mp), fixed_holm_p=float(fp), verdict=verdict,
+                reason=reason, family=family_name(family, size),
+                fixed_family=family_name(f"{family}, these networks", fixed_size),
+            )
+        )  # fmt: skip
+    return out, size
+
+
+def holm_over(
+    rows: Sequence[ComparisonRow], alpha: float, family: str = "comparisons"
+) -> tuple[list[ComparisonRow], int]:
+    """``rows`` with their Holm p-values and verdicts redone over ``rows`` as one family named
+    ``family`` (a section whose comparisons were computed in groups: label fractions, transfer
+    targets), and the family's size (the assessable comparisons). Method-level p-values of
+    comparisons with fewer than MIN_REPLICATES replicates stay out of the family, as in
+    :func:`compare`."""
+    return _holm_rows(rows, alpha, family)
 
 
 def compare(
@@ -185,9 +229,11 @@ def compare(
     notes: list[str],
     preset: str = "<preset>",
     only_tasks: Sequence[str] | None = None,
+    family: str = "main comparisons",
 ) -> list[ComparisonRow]:
     """Every model other than ``reference`` against ``reference`` on the same task and database,
-    for each ``metrics[task]`` metric: one Holm family per level (module docstring)."""
+    for each ``metrics[task]`` metric: one Holm family per level (module docstring), named
+    ``family`` in every row."""
     found: list[tuple[ModelKey, str, MethodResult, Comparison | None, int | None]] = []
     for key, pred in models.items():
         task, db, init = key
@@ -222,30 +268,15 @@ def compare(
                     "partner (different test images or seeds) were left out of the paired comparison"
                 )
             found.append((key, metric, method, fixed, folds))
-    assessable = [m.replicates >= MIN_REPLICATES for _, _, m, _, _ in found]
-    method_p = holm(
-        [m.p_value if ok else np.nan for (_, _, m, _, _), ok in zip(found, assessable, strict=True)]
-    )
-    fixed_p = holm([f.p_value if f is not None else np.nan for _, _, _, f, _ in found])
-    rows = []
-    for (key, metric, method, fixed, folds), mp, fp in zip(found, method_p, fixed_p, strict=True):
-        verdict = method_verdict(
-            method.interval, float(mp), method.replicates, alpha=settings.alpha,
-            lower_is_better=metric in LOWER_IS_BETTER,
-        )  # fmt: skip
-        reason = (
-            not_assessable_reason(method.replicates, folds, preset)
-            if verdict == Verdict.NOT_ASSESSABLE
-            else ""
+    rows = [
+        ComparisonRow(
+            task=key[0], database=key[1], init=key[2], reference=reference, metric=metric,
+            method=method, method_holm_p=float("nan"), fixed=fixed, fixed_holm_p=float("nan"),
+            verdict=Verdict.UNDEFINED, folds=folds,
         )
-        rows.append(
-            ComparisonRow(
-                task=key[0], database=key[1], init=key[2], reference=reference, metric=metric,
-                method=method, method_holm_p=float(mp), fixed=fixed, fixed_holm_p=float(fp),
-                verdict=verdict, folds=folds, reason=reason,
-            )
-        )  # fmt: skip
-    return rows
+        for key, metric, method, fixed, folds in found
+    ]  # fmt: skip
+    return _holm_rows(rows, settings.alpha, family, preset)[0]
 
 
 def _method_comparison(
@@ -260,7 +291,7 @@ def _method_comparison(
         )  # fmt: skip
     return two_level_comparison(
         pred, base, metric, n_resamples=settings.n_resamples, confidence=settings.confidence,
-        seed=settings.seed,
+        seed=settings.seed, paired=settings.paired,
     )  # fmt: skip
 
 
@@ -287,6 +318,30 @@ def _p_text(name: str, p: float) -> str:
     return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
+def design_words(row: ComparisonRow, unit: str = "patients") -> str:
+    """What a comparison's method-level interval is over: its seeds (paired or not), folds or
+    test patients, and the seeds left out as undefined."""
+    m = row.method
+    seeds = f"{m.replicates} seed{'s' if m.replicates != 1 else ''}"
+    if row.folds:
+        text = f"{m.runs} runs of {seeds} x {row.folds}-fold CV, two-stage (seeds, then folds)"
+    elif m.method == PAIRED:
+        text = f"{seeds} (paired) and the test {unit}"
+    else:
+        text = f"{seeds} per arm and the test {unit}"
+    if m.n_undefined_replicates:
+        text += f"; {left_out_words(m.replicates, m.n_undefined_replicates)}"
+    return text
+
+
+def verdict_words(row: ComparisonRow, *, why: bool = True) -> str:
+    """The verdict, and for a difference not supported what its design detects."""
+    if row.verdict == Verdict.NOISE:
+        words = detectable_words(row.method.detectable, decimals_for(row.metric))
+        return f"{row.verdict}: " + (words if why else words.split(" (80%")[0])
+    return str(row.verdict)
+
+
 def verdict_sentence(row: ComparisonRow, *, phantoms: bool = False, unit: str = "patients") -> str:
     """One plain-language sentence: the method-level verdict first, the fixed networks after."""
     d = decimals_for(row.metric)
@@ -295,25 +350,21 @@ def verdict_sentence(row: ComparisonRow, *, phantoms: bool = False, unit: str = 
         f"{row.database} {row.task}, {metric_label(row.metric)}: {row.init} - {row.reference} = "
         f"{_signed(m.estimate, d)}"
     )
-    design = (
-        f"{m.runs} runs of {m.replicates} seeds x {row.folds}-fold CV, corrected t"
-        if row.folds
-        else f"{m.replicates} seed{'s' if m.replicates != 1 else ''} and the test {unit}"
-    )
     if row.verdict == Verdict.NOT_ASSESSABLE:
         text = f"{head}: {row.reason}"
     elif row.verdict == Verdict.UNDEFINED:
         text = f"{head}: undefined (no value for these runs: {why_undefined(row.metric)})"
     else:
         text = (
-            f"{head} (method-level 95% CI {fmt_interval(m.interval, d)} over {design}; "
-            f"{_p_text('Holm p', row.method_holm_p)}): {row.verdict}"
+            f"{head} (method-level unadjusted 95% CI {fmt_interval(m.interval, d)} over "
+            f"{design_words(row, unit)}; {_p_text('Holm p', row.method_holm_p)} in "
+            f"{row.family or 'its family'}): {verdict_words(row)}"
         )
     if row.fixed is not None:
         text += (
             f". For these trained networks: {_signed(row.fixed.difference.estimate, d)}, "
-            f"95% CI {fmt_interval(row.fixed.difference, d)} over test {unit}, "
-            f"{_p_text('Holm p', row.fixed_holm_p)}"
+            f"unadjusted 95% CI {fmt_interval(row.fixed.difference, d)} over test {unit}, "
+            f"{_p_text('Holm p', row.fixed_holm_p)} in {row.fixed_family or 'its family'}"
         )
     if phantoms:
         text = "On synthetic phantoms: " + text
@@ -321,27 +372,39 @@ def verdict_sentence(row: ComparisonRow, *, phantoms: bool = False, unit: str = 
 
 
 def summary_sentences(
-    rows: Sequence[ComparisonRow], *, phantoms: Mapping[str, Any], units: Mapping[str, str]
+    rows: Sequence[ComparisonRow],
+    *,
+    phantoms: Mapping[str, Any],
+    units: Mapping[str, str],
+    lead: str = "",
 ) -> list[str]:
-    """One sentence per (database, task): every method's difference, then the verdicts."""
+    """One sentence per (database, task): every method's difference, its verdict, and for a
+    difference not supported the effect its design detects; ``lead`` opens each sentence
+    (e.g. the evaluation and label fraction)."""
     out = []
     for db, task in dict.fromkeys((r.database, r.task) for r in rows):
         group = [r for r in rows if (r.database, r.task) == (db, task)]
         d = decimals_for(group[0].metric)
-        head = f"{db} {task} ({metric_label(group[0].metric)}, pretrained - random)"
+        head = f"{lead}{db} {task} ({metric_label(group[0].metric)}, pretrained - random)"
         assessable = [r for r in group if r.verdict != Verdict.NOT_ASSESSABLE]
         if assessable:
             parts = [
                 f"{r.init} {_signed(r.method.estimate, d)} {fmt_interval(r.method.interval, d)} "
-                f"{r.verdict}"
+                f"{verdict_words(r, why=False)}"
                 for r in group
             ]
             r0 = assessable[0]
             design = (
                 f"{r0.method.replicates} seeds x {r0.folds} folds" if r0.folds
+                else f"{r0.method.replicates} seeds, paired" if r0.method.method == PAIRED
                 else f"{r0.method.replicates} seeds"
             )  # fmt: skip
-            text = f"{head}, method-level 95% CIs over {design}: " + "; ".join(parts)
+            left = sum(r.method.n_undefined_replicates for r in group)
+            if left:
+                design += f"; {left} seed(s) left out where the metric is undefined in either arm"
+            text = f"{head}, method-level unadjusted 95% CIs over {design}: " + "; ".join(parts)
+            if any(r.verdict == Verdict.NOISE for r in group):
+                text += " (detectable differences: 80% power, two-sided α 0.05 before Holm)"
         else:
             parts = [
                 f"{r.init} {_signed(r.fixed.difference.estimate, d)} "
@@ -350,8 +413,8 @@ def summary_sentences(
                 if r.fixed is not None
             ]
             text = (
-                f"{head}: {group[0].reason}. For these trained networks only (95% CIs over test "
-                f"{units.get(db, 'patients')}): " + "; ".join(parts)
+                f"{head}: {group[0].reason}. For these trained networks only (unadjusted 95% CIs "
+                f"over test {units.get(db, 'patients')}): " + "; ".join(parts)
             )
         if db in phantoms:
             text = "On synthetic phantoms: " + text
@@ -391,7 +454,8 @@ def model_ci_table(items: Sequence[ModelCI]) -> Table:
             "describes these trained networks. Per-run mean: mean of the runs' test metrics (per "
             "fold with folds, the estimand of tables 6.1/6.2); its method-level CI adds the "
             "variance between runs (two-level over seeds and test patients on one split; the "
-            "corrected repeated k-fold t with folds). Undefined seeds are counted, not averaged."
+            "two-stage interval over seeds and folds with folds). Undefined seeds are counted, "
+            "not averaged."
         ),
     )  # fmt: skip
 
@@ -421,8 +485,9 @@ def comparison_table(
             (
                 c.task, c.database, f"{c.init} vs {c.reference}", metric_label(c.metric),
                 fmt_number(m.a, d), fmt_number(m.b, d), fmt_number(m.estimate, d),
-                fmt_interval(m.interval, d), fmt_number(m.df, 1), fmt_p(m.p_value),
-                fmt_p(c.method_holm_p), str(m.replicates), str(m.runs),
+                fmt_interval(m.interval, d), fmt_number(m.df, 1), fmt_number(m.detectable, d),
+                fmt_p(m.p_value), fmt_p(c.method_holm_p), c.family, str(m.replicates),
+                str(m.n_undefined_replicates), str(m.runs),
                 (words or {}).get(c.verdict, str(c.verdict)),
             )
         )  # fmt: skip
@@ -431,16 +496,22 @@ def comparison_table(
         title=title,
         columns=(
             "task", "database", "comparison", "metric", "model", "reference", "difference",
-            "95% CI (method)", "df", "p", "Holm p", "seeds", "runs", "verdict",
+            "unadjusted 95% CI (method)", "df", "detectable (80% power)", "p", "Holm p",
+            "Holm family", "seeds", "seeds left out", "runs", "verdict",
         ),
         rows=tuple(rows),
         notes=(
             "Method level: the interval and p-value include the variance between training runs. "
-            "One split: two-level variance over seeds (between-run, each arm) and test patients "
-            "(patient bootstrap), Welch-Satterthwaite t. Folds: corrected repeated k-fold t test "
-            "(Nadeau & Bengio 2003; Bouckaert & Frank 2004). Holm p: Holm-adjusted over the rows "
-            f"with at least {MIN_REPLICATES} seeds. Supported only when the CI excludes 0 and "
-            f"Holm p < 0.05; with fewer than {MIN_REPLICATES} seeds per arm: not assessable."
+            "One split: paired over seeds (the variance of the per-seed differences, whose arms "
+            "share split, fine-tuning seed and label subset) plus test patients (patient "
+            "bootstrap), Welch-Satterthwaite t. Folds: two-stage variance, between seeds and "
+            "within a seed across folds with the Nadeau-Bengio factor (Nadeau & Bengio 2003). "
+            "The CI is unadjusted; Holm p: Holm-adjusted within the family named beside it (the "
+            f"rows with at least {MIN_REPLICATES} seeds). Supported only when the CI excludes 0 "
+            f"and Holm p < 0.05; with fewer than {MIN_REPLICATES} seeds per arm: not "
+            "assessable. Detectable: the smallest difference the design detects with 80% power "
+            "at two-sided alpha 0.05 before Holm (noncentral t at its SE and df). Seeds left "
+            "out: seeds whose metric is undefined in either arm, counted, not averaged."
         ),
     )  # fmt: skip
 
@@ -460,7 +531,8 @@ def fixed_comparison_table(
                 c.task, c.database, f"{c.init} vs {c.reference}", metric_label(c.metric),
                 fmt_number(f.a, d), fmt_number(f.b, d), fmt_number(f.difference.estimate, d),
                 fmt_interval(f.difference, d), fmt_p(f.p_value), fmt_p(c.fixed_holm_p),
-                str(fixed_verdict(c, alpha)), str(f.n_images), str(f.n_clusters), str(f.n_replicates),
+                c.fixed_family, str(fixed_verdict(c, alpha)), str(f.n_images),
+                str(f.n_clusters), str(f.n_replicates),
             )
         )  # fmt: skip
     return Table(
@@ -468,14 +540,15 @@ def fixed_comparison_table(
         title=title,
         columns=(
             "task", "database", "comparison", "metric", "model", "reference", "difference",
-            "95% CI (these networks)", "p", "Holm p", "for these networks", "images",
-            "resampling units", "seeds",
+            "unadjusted 95% CI (these networks)", "p", "Holm p", "Holm family",
+            "for these networks", "images", "resampling units", "seeds",
         ),
         rows=tuple(rows),
         notes=(
             "For these trained networks only: paired percentile bootstrap over test patients "
             "(images where no patient id is published) and a two-sided paired permutation test "
             "swapping the two models' predictions per patient; seeds averaged inside each "
-            "resample. Run-to-run variance does not enter, so this says nothing about the method."
+            "resample. Run-to-run variance does not enter, so this says nothing about the method. "
+            "The CI is unadjusted; Holm p within the family named beside it."
         ),
     )  # fmt: skip

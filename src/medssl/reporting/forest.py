@@ -4,6 +4,9 @@ One panel per task (its primary metric), one row per (database, method), grouped
 the zero line marked. A row shows its method-level interval (filled marker); where that is
 not assessable (fewer than three seeds per arm) it shows the fixed-network interval instead,
 hollow and grey, labelled "these networks only", so a reader never mistakes it for a verdict.
+A difference within noise carries a grey band at +-X behind it: X is the smallest difference its
+design detects with 80% power at two-sided alpha 0.05 (``MethodResult.detectable``), so a
+short interval inside a wide band reads "no difference detected", not "no difference".
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ def _interval(row: ComparisonRow) -> tuple[float, float, float, bool]:
     return iv.estimate, math.nan, math.nan, False
 
 
+def detectable_band(row: ComparisonRow) -> float:
+    """The half-width of the band drawn behind a row: its detectable effect where the
+    difference is within noise at the method level, else NaN (no band)."""
+    if row.verdict != Verdict.NOISE:
+        return math.nan
+    return row.method.detectable
+
+
 def forest_plot(rows: Sequence[ComparisonRow], path) -> bool:
     """Draw the forest plot of ``rows`` to ``path`` (PNG); False when there is nothing to draw."""
     tasks = list(dict.fromkeys(r.task for r in rows))
@@ -49,7 +60,7 @@ def forest_plot(rows: Sequence[ComparisonRow], path) -> bool:
     dbs = list(dict.fromkeys(r.database for r in rows))
     fig = Figure(figsize=(4.2 * len(tasks) + 1.5, 0.42 * (n_rows + len(dbs)) + 1.6))
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
-    hollow_used = False
+    hollow_used = band_used = False
     for ax, task in zip(axes, tasks, strict=True):
         mine = [r for r in rows if r.task == task]
         labels, y, ticks = [], 0.0, []
@@ -60,6 +71,11 @@ def forest_plot(rows: Sequence[ComparisonRow], path) -> bool:
             for r in group:
                 est, low, high, method_level = _interval(r)
                 colour = COLOURS.get(r.verdict, "#777777") if method_level else "#999999"
+                band = detectable_band(r)
+                if math.isfinite(band):
+                    ax.fill_betweenx([y - 0.3, y + 0.3], -band, band, color="#d9d9d9", lw=0,
+                                     zorder=0)  # fmt: skip
+                    band_used = True
                 if math.isfinite(low) and math.isfinite(high):
                     ax.plot([low, high], [y, y], color=colour, lw=2)
                 if math.isfinite(est):
@@ -81,6 +97,8 @@ def forest_plot(rows: Sequence[ComparisonRow], path) -> bool:
     note = "filled: method-level 95% CI (runs and test patients)"
     if hollow_used:
         note += "; hollow grey: these networks only (not assessable: fewer than 3 seeds)"
+    if band_used:
+        note += "; grey band: ± the difference each design detects (80% power), none detected"
     fig.suptitle("Pretrained minus random initialisation, 95% CIs", fontsize=11)
     fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8)
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))

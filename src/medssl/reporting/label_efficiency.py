@@ -4,8 +4,8 @@ Read from results.csv alone (plus the runs' saved predictions): records carry th
 ``evaluation`` (finetune, frozen, linear, knn) and label ``fraction``. For every (evaluation,
 fraction) the runs are a benchmark of their own, and get the report's statistics
 (:mod:`medssl.reporting.comparisons`): each model's method-level interval of the primary
-metric (``model_intervals``: two-level over seeds and test patients, or the corrected repeated
-k-fold t with folds) and each pretrained model against random init of the same evaluation and
+metric (``model_intervals``: two-level over seeds and test patients, or two-stage over seeds
+and folds with folds) and each pretrained model against random init of the same evaluation and
 fraction (``compare``). Then:
 
 - **verdicts per fraction**, Holm-adjusted over the whole declared family: every
@@ -36,6 +36,7 @@ from medssl.reporting.comparisons import (
     compare,
     holm_over,
     model_intervals,
+    summary_sentences,
     verdict_sentence,
 )
 from medssl.reporting.inputs import read_predictions, split_sizes
@@ -48,6 +49,11 @@ from medssl.reporting.tables import (
     metric_label,
 )
 from medssl.stats.method import MIN_REPLICATES
+
+FAMILY = "label-efficiency comparisons"
+LOW_LABELS = 0.25
+"""Fractions at or below this are the answer's "few labels" (10-25%: where the literature
+reports the gains of self-supervised pretraining)."""
 
 EVALUATION_WORDS = {
     "finetune": "fine-tuning",
@@ -126,23 +132,57 @@ def label_efficiency(
         )  # fmt: skip
         found += [(evaluation, fraction, r) for r in rows]
         notes += [f"{evaluation} at fraction {fraction:g}: {n}" for n in mine]
-    rows, out.family = holm_over([r for _, _, r in found], settings.alpha)
+    rows, out.family = holm_over([r for _, _, r in found], settings.alpha, FAMILY)
     for (evaluation, fraction, _), row in zip(found, rows, strict=True):
         out.comparisons.append(FractionComparison(evaluation, fraction, row))
     return out
 
 
+def _lead(c: FractionComparison) -> str:
+    return f"{EVALUATION_WORDS.get(c.evaluation, c.evaluation)}, {c.fraction:.0%} of the labels: "
+
+
+def repeats_main(c: FractionComparison) -> bool:
+    """Fine-tuning on all the labels: the main verdicts' comparison (in its own family here)."""
+    return c.evaluation == "finetune" and c.fraction == 1.0
+
+
 def verdict_sentences(
     le: LabelEfficiency, *, phantoms: Mapping[str, Any], units: Mapping[str, str]
 ) -> list[str]:
-    """One sentence per comparison, led by its evaluation and label fraction."""
-    return [
-        f"{EVALUATION_WORDS.get(c.evaluation, c.evaluation)}, {c.fraction:.0%} of the labels: "
+    """One sentence per comparison, led by its evaluation and label fraction; fine-tuning on
+    all the labels, whose verdicts the answer already lists, is one line pointing there."""
+    out = [
+        _lead(c)
         + verdict_sentence(
             c.row, phantoms=c.row.database in phantoms, unit=units.get(c.row.database, "patients")
         )
         for c in le.comparisons
+        if not repeats_main(c)
     ]
+    if any(repeats_main(c) for c in le.comparisons):
+        out.append(
+            "fine-tuning, 100% of the labels: the verdicts of the answer above (this family's "
+            "Holm p in the table below)."
+        )
+    return out
+
+
+def low_label_summary(
+    le: LabelEfficiency, *, phantoms: Mapping[str, Any], units: Mapping[str, str]
+) -> list[str]:
+    """The answer's lead with label fractions: one summary sentence per (evaluation, fraction
+    of at most :data:`LOW_LABELS`, database, task), with the effect each design detects."""
+    out = []
+    groups = dict.fromkeys((c.evaluation, c.fraction) for c in le.comparisons)
+    for evaluation, fraction in sorted(groups, key=lambda g: (g[1], list(groups).index(g))):
+        if fraction > LOW_LABELS:
+            continue
+        mine = [c for c in le.comparisons if (c.evaluation, c.fraction) == (evaluation, fraction)]
+        out += summary_sentences(
+            [c.row for c in mine], phantoms=phantoms, units=units, lead=_lead(mine[0])
+        )
+    return out
 
 
 # --- the area under a curve --------------------------------------------------------------------
@@ -211,8 +251,8 @@ def curve_table(points: Sequence[CurvePoint]) -> Table:
             "Each fraction is a nested, class-stratified, patient-grouped subset of the train "
             "split, drawn per seed (and fold) and shared by every initialisation; validation and "
             "test images are the same at every fraction. Per-run mean and its method-level CI as "
-            "in the test-metrics table (two-level over seeds and test patients; corrected "
-            "repeated k-fold t with folds). Train images: the mean train-split size of the runs (a whole number where every run has it)."
+            "in the test-metrics table (two-level over seeds and test patients; two-stage "
+            "over seeds and folds with folds). Train images: the mean train-split size of the runs (a whole number where every run has it)."
         ),
     )  # fmt: skip
 
@@ -259,8 +299,9 @@ def verdict_table(le: LabelEfficiency) -> Table:
             (
                 r.database, r.task, EVALUATION_WORDS.get(c.evaluation, c.evaluation),
                 f"{c.fraction:g}", f"{r.init} vs {r.reference}", metric_label(r.metric),
-                fmt_number(m.estimate, d), fmt_interval(m.interval, d), fmt_p(m.p_value),
-                fmt_p(r.method_holm_p), str(m.replicates), str(r.verdict),
+                fmt_number(m.estimate, d), fmt_interval(m.interval, d),
+                fmt_number(m.detectable, d), fmt_p(m.p_value), fmt_p(r.method_holm_p), r.family,
+                str(m.replicates), str(m.n_undefined_replicates), str(r.verdict),
             )
         )  # fmt: skip
     return Table(
@@ -268,7 +309,8 @@ def verdict_table(le: LabelEfficiency) -> Table:
         title="Pretrained vs random initialisation per label fraction and evaluation",
         columns=(
             "database", "task", "evaluation", "fraction", "comparison", "metric", "difference",
-            "95% CI (method)", "p", "Holm p (family)", "seeds", "verdict",
+            "unadjusted 95% CI (method)", "detectable (80% power)", "p", "Holm p", "Holm family",
+            "seeds", "seeds left out", "verdict",
         ),
         rows=tuple(rows),
         notes=(
@@ -276,7 +318,8 @@ def verdict_table(le: LabelEfficiency) -> Table:
             f"family, every fraction x method x database x task x evaluation row with at least "
             f"{MIN_REPLICATES} seeds ({le.family} comparisons); the main report's verdicts "
             "(fine-tuning on the whole train split) are adjusted over their own family. "
-            "Supported only when the CI excludes 0 and Holm p < 0.05."
+            "Supported only when the CI excludes 0 and Holm p < 0.05. Detectable: the smallest "
+            "difference each design detects with 80% power at two-sided alpha 0.05 before Holm."
         ),
     )  # fmt: skip
 

@@ -64,11 +64,13 @@ from medssl.reporting.inputs import (
     read_plan,
     read_predictions,
     read_results,
+    split_sizes,
 )
 from medssl.reporting.label_efficiency import (
     LabelEfficiency,
     curve_figures,
     label_efficiency,
+    low_label_summary,
     shows_label_efficiency,
     verdict_sentences,
 )
@@ -97,6 +99,7 @@ from medssl.runfiles import (
     RUN_METRICS_SUMMARY,
     STATISTICS,
 )
+from medssl.stats.method import corrected_cv_interval
 from medssl.stats.replicates import t_interval
 from medssl.stats.verdicts import Verdict
 
@@ -109,6 +112,8 @@ SEGMENTATION_EXTRA = tuple(  # beside Table 6.2: distances in other units, misse
 SENS_SPEC_METRICS = tuple(
     f"{k}_{c}" for c in CLASS_NAMES for k in ("sensitivity", "specificity")
 )  # B.2
+FEW_LABELS = "Few labels (at most 25% of the training labels)"
+ALL_LABELS = "All the labels"
 QUESTION = (
     "Does self-supervised pretraining on unlabeled images give better models for the clinical "
     "task than training from scratch, by how much, and with what confidence?"
@@ -248,25 +253,44 @@ def results_tables(records: Sequence[dict[str, Any]], options: ReportOptions) ->
 
 SUMMARY_COLUMNS = (
     "task", "database", "init", "split", "metric", "runs", "undefined", "mean", "ci_low", "ci_high",
+    "interval",
 )  # fmt: skip
+SUMMARY_INTERVALS = {
+    False: "t over seeds (run-to-run spread on this test set)",
+    True: "two-stage over seeds and folds (Nadeau-Bengio factor)",
+}
+"""What ``run_metrics_summary.csv``'s interval is, one split or folds."""
 
 
 def run_metric_summary(
     records: Sequence[dict[str, Any]], options: ReportOptions
 ) -> list[dict[str, Any]]:
-    """Every recorded (task, database, init, split, metric): runs, undefined runs, mean and t-CI
-    over the defined ones, as numbers (``repr`` precision, empty when undefined)."""
-    groups: dict[tuple[str, str, str, str, str], list[float]] = {}
+    """Every recorded (task, database, init, split, metric): runs, undefined runs, mean and
+    interval over the defined ones, as numbers (``repr`` precision, empty when undefined), and
+    which interval: the Student-t over seeds on one split (conditional on its test set), the
+    two-stage interval of the report's CV path with folds (the interval of tables 6.1/6.2)."""
+    groups: dict[tuple[str, str, str, str, str], dict[tuple[Any, Any], float]] = {}
     for r in records:
         key = (r["task"], r["database"], r["init"], r["split"], r["metric"])
-        groups.setdefault(key, []).append(r["value"])
+        groups.setdefault(key, {})[(r["seed"], r["fold"])] = r["value"]
     out = []
     for key, values in groups.items():
-        iv = t_interval(values, confidence=options.confidence)
+        folded = any(fold is not None for _, fold in values)
+        if folded:
+            n_train, n_test = split_sizes(records, key[:3])
+            iv = corrected_cv_interval(
+                {(s if isinstance(s, int) else 0, f if isinstance(f, int) else 0): v
+                 for (s, f), v in values.items()},
+                n_train=n_train, n_test=n_test, confidence=options.confidence,
+            ).interval  # fmt: skip
+        else:
+            iv = t_interval(list(values.values()), confidence=options.confidence)
+        undefined = sum(v != v for v in values.values())
         nums = {"mean": iv.estimate, "ci_low": iv.low, "ci_high": iv.high}
         row = dict(zip(SUMMARY_COLUMNS[:5], key, strict=True), runs=len(values))
-        row["undefined"] = len(values) - iv.n
+        row["undefined"] = undefined
         row.update({k: ("" if v != v else repr(float(v))) for k, v in nums.items()})
+        row["interval"] = SUMMARY_INTERVALS[folded] if iv.low == iv.low else ""
         out.append(row)
     return out
 
@@ -316,6 +340,7 @@ def compute_statistics(
     shortcut = compare(
         all_models, all_records, reference=SHORTCUT, metrics={"classification": ["mcc"]},
         settings=settings, notes=notes, preset=preset, only_tasks=["classification"],
+        family="shortcut comparisons",
     ) if sc_models else []  # fmt: skip
     intervals = model_intervals(all_models, all_records, options.ci_metrics, settings, notes)
     tables = [
@@ -420,6 +445,7 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
     idents = run_identities(plan, records)
     all_tables = stats.tables + data_tables + result_tables + ([runs] if runs.rows else [])
     le = tr = None
+    summary_groups = [("", summary)]
     in_domain = [r for r in every_record if is_in_domain(r)]
     if shows_label_efficiency(in_domain):
         le = label_efficiency(
@@ -428,6 +454,9 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
             preset=preset,
         )  # fmt: skip
         le_sentences = verdict_sentences(le, phantoms=phantoms, units=units)
+        low = low_label_summary(le, phantoms=phantoms, units=units)
+        if low:  # the answer leads with few labels, where pretraining is expected to pay
+            summary_groups = [(FEW_LABELS, low), (ALL_LABELS, summary)]
         all_tables = le.tables() + all_tables
     if shows_transfer(every_record):
         tr = transfer_matrix(
@@ -447,7 +476,7 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         )
         sections = [
             H.Section("answer", "The answer", _answer_html(
-                records, provenance, phantoms, summary, sentences, warnings, stats.comparisons,
+                records, provenance, phantoms, summary_groups, sentences, warnings, stats.comparisons,
                 options, forest if drawn else None, missing,
             )),
             *([H.Section("label-efficiency", "Label efficiency and frozen-encoder probes",
@@ -497,7 +526,7 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
             },
         )
         markdown = _markdown(
-            all_tables, summary, sentences, warnings, phantoms, notes, coarse, missing
+            all_tables, summary_groups, sentences, warnings, phantoms, notes, coarse, missing
         )
         if le:
             markdown += "\n## Label efficiency: verdicts per fraction\n\n" + "".join(
@@ -567,7 +596,16 @@ def _phantom_banner(phantoms: Mapping[str, list[str]]) -> str:
 
 
 def _answer_html(
-    records, provenance, phantoms, summary, sentences, warnings, rows, options, forest, missing
+    records,
+    provenance,
+    phantoms,
+    summary_groups,
+    sentences,
+    warnings,
+    rows,
+    options,
+    forest,
+    missing,
 ) -> str:
     out = ""
     if phantoms:
@@ -583,11 +621,17 @@ def _answer_html(
         )
     out += H.paragraph(
         "Verdicts are about the method: their intervals include the variance between training "
-        "runs (seeds, folds) as well as the test patients, Holm-adjusted over the comparisons; a "
-        "difference is supported only when its method-level 95% CI excludes 0 and its Holm p < "
-        f"{options.alpha}. The result for the trained networks at hand follows each verdict."
+        "runs (seeds, paired between the arms that share them; folds) as well as the test "
+        "patients, Holm-adjusted over the comparisons; a difference is supported only when its "
+        f"method-level unadjusted 95% CI excludes 0 and its Holm p < {options.alpha}. A "
+        "difference that is not supported comes with the smallest difference its design "
+        "detects with 80% power: smaller effects may be there, unseen. The result for the "
+        "trained networks at hand follows each verdict."
     )
-    out += H.bullet_list(summary, "verdicts")
+    for heading, summary in summary_groups:
+        out += (f"<h3>{H.esc(heading)}</h3>" if heading else "") + H.bullet_list(
+            summary, "verdicts"
+        )
     classes = {
         Verdict.BETTER: "supported",
         Verdict.WORSE: "supported",
@@ -622,7 +666,7 @@ def _units_html(databases: Sequence[DatabaseInfo]) -> str:
 
 def _markdown(
     tables: Sequence[Table],
-    summary: list[str],
+    summary_groups: Sequence[tuple[str, list[str]]],
     sentences: list[str],
     warnings: list[str],
     phantoms: Mapping[str, list[str]],
@@ -637,7 +681,10 @@ def _markdown(
     if missing:
         parts += [f"**{missing}**", ""]
     parts += ["## Summary", ""]
-    parts += [f"- {s}" for s in summary] or ["- none"]
+    for heading, summary in summary_groups:
+        parts += [f"### {heading}", ""] if heading else []
+        parts += [f"- {s}" for s in summary] or ["- none"]
+        parts += [""] if heading else []
     parts += ["", "## Verdicts", ""]
     parts += [f"- {s}" for s in sentences] or ["- none"]
     if warnings:

@@ -9,8 +9,8 @@ Builders (pure functions of parsed artifacts):
 - :func:`source_counts_table` — thesis Table 5.2: per database, role, source x class counts.
 - :func:`split_counts_table` — thesis Table 5.3: per database, role, split x class counts.
 - :func:`run_metrics_table` — thesis Tables 6.1 / 6.2 / B.2: rows database x init, columns
-  split x metric, mean ± CI over seeds/folds (the corrected repeated k-fold interval with
-  folds), undefined runs counted in the cell.
+  split x metric, mean ± CI over seeds/folds (the two-stage interval over seeds and folds
+  with folds), undefined runs counted in the cell.
 
 The statistics tables (per-model intervals, comparisons) live in
 :mod:`medssl.reporting.comparisons`.
@@ -124,10 +124,10 @@ def fmt_interval(iv: Interval, decimals: int = 3) -> str:
 
 
 def fmt_p(p: float) -> str:
-    """p-values with 4 decimals, ``<0.0001`` below that."""
+    """p-values with 3 decimals, ``<0.001`` below that."""
     if p is None or math.isnan(p):
         return NA
-    return "<0.0001" if p < 0.0001 else f"{p:.4f}"
+    return "<0.001" if p < 0.0005 else f"{p:.3f}"
 
 
 # --- renderers ---------------------------------------------------------------------------------
@@ -281,8 +281,9 @@ def run_metrics_table(
     columns): mean ± CI half-width over (seed, fold) runs.
 
     One split: the Student-t interval over seeds (run-to-run spread on one test set). Folds:
-    the corrected repeated k-fold interval (Nadeau & Bengio 2003), whose n_test / n_train term
-    accounts for the training images that folds share. A run whose value is undefined is left
+    the two-stage interval of :func:`medssl.stats.method.corrected_cv_interval`, between seeds
+    and within a seed across folds with the Nadeau & Bengio (2003) n_test / n_train factor for
+    the data the folds share (one seed: the mean alone). A run whose value is undefined is left
     out of the mean and counted in the cell ("k undef."). ``runs`` counts the row's runs.
     """
     from medssl.reporting.inputs import split_sizes
@@ -324,9 +325,9 @@ def run_metrics_table(
         rows.append(tuple(cells))
     notes = (
         f"Mean over runs ± half-width of its {confidence:.0%} interval: across seeds on one test "
-        "set (run-to-run spread, conditional on the test set) for a single split; the corrected "
-        "repeated k-fold interval (Nadeau & Bengio 2003) with folds. A single run shows its value "
-        "alone. n/a: undefined or not recorded; k undef.: runs whose value is undefined, left out "
+        "set (run-to-run spread, conditional on the test set) for a single split; with folds the "
+        "two-stage interval over seeds and, within a seed, folds (Nadeau & Bengio 2003 factor). "
+        "A single run (with folds, a single seed) shows its value alone. n/a: undefined or not recorded; k undef.: runs whose value is undefined, left out "
         "of the mean."
     )
     if undefined_metrics:

@@ -27,6 +27,7 @@ from medssl.reporting.comparisons import (
     ModelCI,
     StatsSettings,
     compare,
+    design_words,
     holm_over,
     model_intervals,
 )
@@ -41,7 +42,7 @@ from medssl.reporting.tables import (
     metric_label,
 )
 from medssl.stats.method import MIN_REPLICATES
-from medssl.stats.verdicts import Verdict
+from medssl.stats.verdicts import Verdict, detectable_words
 
 WORDS = {
     Verdict.BETTER: "supported: better than in-domain pretraining",
@@ -131,7 +132,7 @@ def transfer_matrix(
             )  # fmt: skip
             found += [(evaluation, method, source, r) for r in rows]
         notes += [f"transfer, {evaluation}: {n}" for n in mine]
-    rows, out.family = holm_over([r for *_, r in found], settings.alpha)
+    rows, out.family = holm_over([r for *_, r in found], settings.alpha, "transfer comparisons")
     for (evaluation, method, source, _), row in zip(found, rows, strict=True):
         out.comparisons.append(TransferComparison(evaluation, method, source, row))
     return out
@@ -150,10 +151,12 @@ def verdict_sentences(t: Transfer, *, phantoms: Mapping[str, Any]) -> list[str]:
         if r.verdict == Verdict.NOT_ASSESSABLE:
             text = f"{head}: {r.reason}"
         else:
+            words = WORDS.get(r.verdict, str(r.verdict))
+            if r.verdict == Verdict.NOISE:
+                words += ": " + detectable_words(m.detectable, d)
             text = (
-                f"{head} (method-level 95% CI {fmt_interval(m.interval, d)} over "
-                f"{m.replicates} seeds; Holm p {fmt_p(r.method_holm_p)}): "
-                f"{WORDS.get(r.verdict, str(r.verdict))}"
+                f"{head} (method-level unadjusted 95% CI {fmt_interval(m.interval, d)} over "
+                f"{design_words(r)}; Holm p {fmt_p(r.method_holm_p)} in {r.family}): {words}"
             )
         out.append(("On synthetic phantoms: " if r.database in phantoms else "") + text + ".")
     return out
@@ -193,8 +196,8 @@ def matrix_table(cells: Sequence[Cell]) -> Table:
         notes=(
             "Each column is one target database's test images, shared by every row, so rows "
             "compare pretraining data on the same test set. Cells: per-run mean and its "
-            "method-level 95% CI (two-level over seeds and test patients; corrected repeated "
-            "k-fold t with folds), on the whole train split of the target."
+            "method-level 95% CI (two-level over seeds and test patients; two-stage over "
+            "seeds and folds with folds), on the whole train split of the target."
         ),
     )
 
@@ -208,31 +211,25 @@ def verdict_table(t: Transfer) -> Table:
             (
                 r.task, EVALUATION_WORDS.get(c.evaluation, c.evaluation), r.database, c.method,
                 f"{c.pretrain_data} vs {r.database}", metric_label(r.metric),
-                fmt_number(m.estimate, d), fmt_interval(m.interval, d), fmt_p(m.p_value),
-                fmt_p(r.method_holm_p), str(m.replicates), WORDS.get(r.verdict, str(r.verdict)),
+                fmt_number(m.estimate, d), fmt_interval(m.interval, d),
+                fmt_number(m.detectable, d), fmt_p(m.p_value), fmt_p(r.method_holm_p), r.family,
+                str(m.replicates), str(m.n_undefined_replicates),
+                WORDS.get(r.verdict, str(r.verdict)),
             )
         )  # fmt: skip
     return Table(
         name="table_transfer_verdicts",
         title="Pretraining elsewhere vs on the target's own database, on the target's test images",
         columns=(
-            "task",
-            "evaluation",
-            "target",
-            "method",
-            "pretraining data",
-            "metric",
-            "difference",
-            "95% CI (method)",
-            "p",
-            "Holm p (family)",
-            "seeds",
-            "verdict",
+            "task", "evaluation", "target", "method", "pretraining data", "metric",
+            "difference", "unadjusted 95% CI (method)", "detectable (80% power)", "p", "Holm p",
+            "Holm family", "seeds", "seeds left out", "verdict",
         ),
         rows=tuple(rows),
         notes=(
             "Method level, paired on the target's test images and seeds. Holm p: adjusted over "
             f"every row with at least {MIN_REPLICATES} seeds ({t.family} comparisons). "
-            "Supported only when the CI excludes 0 and Holm p < 0.05."
+            "Supported only when the CI excludes 0 and Holm p < 0.05. Detectable: the smallest "
+            "difference each design detects with 80% power at two-sided alpha 0.05 before Holm."
         ),
-    )
+    )  # fmt: skip

@@ -67,14 +67,37 @@ def fixed_network_verdict(
     return _direction(interval, adjusted_p, alpha, lower_is_better)
 
 
-def not_assessable_reason(replicates: int, folds: int | None, preset: str = "<preset>") -> str:
-    """Why a verdict is not assessable, and the command that would make it assessable."""
+def not_assessable_reason(
+    replicates: int, folds: int | None, preset: str = "<preset>", left_out: int = 0
+) -> str:
+    """Why a verdict is not assessable, and the command that would make it assessable;
+    ``left_out``: seeds run but left out because the metric is undefined in either arm."""
     runs = f"{replicates} run{'s' if replicates != 1 else ''} per arm"
     if folds:
         runs = (
             f"{replicates} pretraining run{'s' if replicates != 1 else ''} per method "
             f"(the {folds} folds of a seed share one)"
         )
+    if left_out:
+        runs += f" ({left_out_words(replicates, left_out)})"
     cmd = f"medssl benchmark --preset {preset} --seeds 5"
     alt = f"--folds 5 --seeds {MIN_REPLICATES}"
     return f"not assessable with {runs}: rerun with `{cmd}` (or `{alt}`)"
+
+
+def left_out_words(kept: int, left_out: int) -> str:
+    """``1 of 3 seeds left out: the metric is undefined in either arm``."""
+    return (
+        f"{left_out} of {kept + left_out} seed{'s' if kept + left_out != 1 else ''} left out: "
+        "the metric is undefined in either arm"
+    )
+
+
+def detectable_words(detectable: float, decimals: int = 3) -> str:
+    """What a difference that is not supported says about its design."""
+    if not math.isfinite(detectable):
+        return "no difference detected"
+    return (
+        f"no difference detected; this design detects differences of ≥ {detectable:.{decimals}f} "
+        "(80% power, two-sided α 0.05 before Holm)"
+    )

@@ -42,6 +42,7 @@ from medssl.runfiles import (
 from medssl.tasks.estimates import estimate_run, throughput
 from medssl.tasks.executors import ExecutorConfig
 from medssl.tasks.matrix import PretrainRun, ProbeRun, Run, fold_splits, plan_runs
+from medssl.tasks.planner import plan_text
 from medssl.tasks.runlock import STALE_AFTER_S, claim, lock_state
 
 
@@ -93,6 +94,11 @@ class BenchmarkConfig:
     # reads only records, predictions and figures), best (best.pt) or last (best.pt and the
     # last epoch's weights, last.pt). Pretraining runs always keep encoder.pt.
     keep_checkpoints: str = "none"
+    # The design planner of --dry-run (tasks/planner.py): the seeds that detect target_effect
+    # in each comparison, from the variance components of a finished benchmark (pilot: its
+    # folder; None: this folder's report). Never part of a run id.
+    target_effect: float | None = None
+    pilot: str | None = None
 
 
 def load_benchmark_preset(name: str) -> BenchmarkConfig:
@@ -147,6 +153,7 @@ def run_benchmark(
     _write_plan(out, runs)
     if dry_run:
         log(_jobs_text(todo, out, cfg, executor.describe()))
+        log(plan_text(cfg, runs, out, executor.parallel))
         return out
 
     bar = EstimateBar(total_s, enabled=progress)
