@@ -164,13 +164,13 @@ def test_add_a_method(cosine_siamese, tiny_db, tmp_path, one_thread):
     check_step_contract(make())
     check_validation_has_no_side_effects(make())
     check_collapse_guard(make)
-    overrides = [*TINY_RUN, "augmentation_options.size=32", "knn_k=3"]
+    overrides = [*TINY_RUN, "augmentation_options.size=32", "health.knn_k=3"]
     out = run_pretraining(
         tiny_db, tmp_path / "run", method="cosine_siamese", overrides=overrides, device="cpu"
     )
     rows = read_csv(out / "metrics.csv")
     assert [r["epoch"] for r in rows] == ["0"]
-    for key in ("train_loss", "val_loss", "knn_acc", "collapse_std"):
+    for key in ("train_loss", "val_loss", "knn_bacc", "knn_gain", "collapse_std"):
         assert np.isfinite(float(rows[0][key])), key
     assert -1 <= float(rows[0]["train_loss"]) <= 1  # a negative cosine
     assert read_json(out / "done.json")["health"]

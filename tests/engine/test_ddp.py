@@ -139,6 +139,7 @@ def _overrides(method: str, devices: int) -> list[str]:
         "augmentation_options.size=32",
         "optimizer.lr=0.001",
         "trainer.progress_bar=false",
+        "health.every=1",  # validation (and the health read) after every one-step epoch
         *(f"method_options.{k}={v}" for k, v in HEADS[method].items()),
     ]
 

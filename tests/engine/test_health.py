@@ -1,27 +1,36 @@
-"""The health read of a pretraining run: alignment / uniformity known answers, the collapse
-and never-beat-random flags on synthetic histories and a constant encoder, and health.png."""
+"""The health of a pretraining run: alignment / uniformity known answers, the collapse and
+never-beat-random flags on synthetic histories (beat: a kNN gain over random init above 2 SE)
+and a constant encoder, time to a useful encoder, and health.png."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from medssl.artifacts import read_csv, write_csv
 from medssl.engine.health import COLLAPSE_STD, plot_health, pretraining_health
-from medssl.engine.monitor import KNNMonitor, alignment, uniformity
+from medssl.engine.monitor import HealthMonitor, alignment, uniformity
 
 
-def history(knn, std, align=None, unif=None):
+def history(gain, std, se=0.02, align=None, unif=None):
+    """Read rows every 100 steps: kNN balanced accuracy 0.4 + gain, paired gain +- se."""
     rows = []
-    for e, (k, s) in enumerate(zip(knn, std, strict=True)):
-        row = {"epoch": e, "train_loss": 1.0 / (e + 1), "knn_acc": k, "collapse_std": s}
-        row.update({"alignment": (align or [0.5] * len(knn))[e]})
-        row.update({"uniformity": (unif or [-2.0] * len(knn))[e]})
+    for e, (g, s) in enumerate(zip(gain, std, strict=True)):
+        row = {"epoch": e, "step": 100 * (e + 1), "train_loss": 1.0 / (e + 1), "collapse_std": s}
+        row |= {"knn_bacc": 0.4 + g, "knn_bacc_se": 0.03, "knn_gain": g, "knn_gain_se": se}
+        row |= {"linear_bacc": 0.45, "linear_bacc_se": 0.03, "linear_gain": 0.01}
+        row |= {"linear_gain_se": se, "epoch_time_s": 5.0, "health_s": 0.25}
+        row.update({"alignment": (align or [0.5] * len(gain))[e]})
+        row.update({"uniformity": (unif or [-2.0] * len(gain))[e]})
         rows.append(row)
     return rows
+
+
+RANDOM = {"knn_bacc": 0.4, "linear_bacc": 0.45}
 
 
 def test_alignment_known_answers():
@@ -54,78 +63,85 @@ class Constant(nn.Module):
 def test_constant_encoder_run_reads_collapsed():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (12, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.arange(12) % 3
+    labels = np.arange(12) % 3
+    groups = np.arange(12).astype(str)
     pairs = (torch.rand(6, 1, 32, 32, generator=g) * 2 - 1, torch.rand(6, 1, 32, 32, generator=g))
-    monitor = KNNMonitor(images[:8], labels[:8], images[8:], labels[8:], k=3, size=32, pairs=pairs)
-    reading = monitor(Constant())
-    assert reading["collapse_std"] == pytest.approx(0.0, abs=1e-6)
-    assert reading["alignment"] == pytest.approx(0.0, abs=1e-6)
-    assert reading["uniformity"] == pytest.approx(0.0, abs=1e-6)
-    rows = [{"epoch": e, **reading} for e in range(3)]
-    health = pretraining_health(rows, random_knn=reading["knn_acc"])
+    monitor = HealthMonitor(images, labels, groups, k=3, size=32, pairs=pairs, probe_folds=2)
+    logs, read = monitor(Constant())
+    assert logs["collapse_std"] == pytest.approx(0.0, abs=1e-6)
+    assert logs["alignment"] == pytest.approx(0.0, abs=1e-6)
+    assert logs["uniformity"] == pytest.approx(0.0, abs=1e-6)
+    knn, lin = read.gains(read, labels)  # a constant encoder against itself: no gain
+    rows = [
+        {"epoch": e, "step": e + 1, **logs, "knn_gain": knn.gain, "knn_gain_se": knn.se}
+        for e in range(3)
+    ]
+    health = pretraining_health(rows, logs)
     assert health.collapsed is True and health.never_beat_random is True  # ties: never beat
     assert health.message.startswith("WARNING: COLLAPSED")
 
 
 def test_healthy_run_is_not_flagged():
-    rows = history(knn=[0.50, 0.58, 0.62], std=[0.7, 0.6, 0.55])
-    health = pretraining_health(rows, random_knn=0.52)
+    rows = history(gain=[0.01, 0.06, 0.10], std=[0.7, 0.6, 0.55])
+    health = pretraining_health(rows, RANDOM)
     assert health.collapsed is False and health.never_beat_random is False
     assert health.final_beat_random is True
-    assert (health.best_knn, health.best_knn_epoch, health.final_knn) == (0.62, 2, 0.62)
+    assert (health.best_knn_gain, health.best_knn_gain_step) == (0.10, 300)
+    assert health.final_knn == pytest.approx(0.5) and health.final_knn_gain == 0.10
+    assert (health.useful_step, health.useful_s) == (200, 10.0)  # 0.06 > 2 x 0.02
     assert health.final_std == 0.55 and health.final_uniformity == -2.0
-    assert health.message.startswith("healthy: ") and "random init 0.520" in health.message
+    assert health.read_fraction == pytest.approx(0.05)
+    assert health.message.startswith("healthy: ") and "random init 0.400" in health.message
 
 
-def test_collapse_is_judged_on_the_last_epoch():
-    rows = history(knn=[0.60, 0.61, 0.40], std=[0.6, 0.3, 0.5 * COLLAPSE_STD])
-    health = pretraining_health(rows, random_knn=0.50)
+def test_collapse_is_judged_on_the_last_read():
+    rows = history(gain=[0.10, 0.11, 0.0], std=[0.6, 0.3, 0.5 * COLLAPSE_STD])
+    health = pretraining_health(rows, RANDOM)
     assert health.collapsed is True and health.never_beat_random is False
     assert "COLLAPSED" in health.message and "WARNING" in health.message
-    recovered = history(knn=[0.6, 0.6], std=[0.5 * COLLAPSE_STD, 0.4])
-    assert pretraining_health(recovered, 0.5).collapsed is False
+    recovered = history(gain=[0.1, 0.1], std=[0.5 * COLLAPSE_STD, 0.4])
+    assert pretraining_health(recovered, RANDOM).collapsed is False
 
 
 def test_never_beat_random_on_synthetic_histories():
-    below = history(knn=[0.40, 0.45, 0.44], std=[0.6] * 3)
-    assert pretraining_health(below, random_knn=0.45).never_beat_random is True  # a tie
-    once = history(knn=[0.40, 0.46, 0.44], std=[0.6] * 3)
-    assert pretraining_health(once, random_knn=0.45).never_beat_random is False
-    assert pretraining_health(once, random_knn=0.45, margin=0.02).never_beat_random is True
-    h = pretraining_health(below, random_knn=0.45)
-    assert "NEVER BEAT random init" in h.message and h.message.startswith("WARNING")
-    # Beat random init at one epoch, ended at or below it: not flagged, not called healthy.
-    early = pretraining_health(once, random_knn=0.45)
-    assert early.final_beat_random is False
-    assert early.message.startswith("caution: ") and "(not above random init)" in early.message
+    below = history(gain=[-0.02, 0.0, 0.03], std=[0.6] * 3)  # 0.03 < 2 x 0.02
+    h = pretraining_health(below, RANDOM)
+    assert h.never_beat_random is True and h.useful_step is None
+    assert "NEVER BEAT random init by more than 2 SE" in h.message
+    assert h.message.startswith("WARNING")
+    # Beat random init at one read, ended within 2 SE of it: not flagged, not called healthy.
+    once = history(gain=[0.0, 0.05, 0.02], std=[0.6] * 3)
+    early = pretraining_health(once, RANDOM)
+    assert early.never_beat_random is False and early.final_beat_random is False
+    assert early.message.startswith("caution: ") and "not above it by 2 SE" in early.message
+    # the same gains read with twice the noise never beat random init
+    assert pretraining_health(
+        history([0.0, 0.05, 0.02], [0.6] * 3, se=0.04), RANDOM
+    ).never_beat_random
 
 
 def test_undecidable_cases_are_none_and_said(tmp_path):
-    rows = history(knn=[0.5, 0.6], std=[0.5, 0.5])
-    no_random = pretraining_health(rows, random_knn=None)
-    assert no_random.never_beat_random is None and no_random.final_beat_random is None
-    assert "no random-init reading" in no_random.message
-    assert no_random.message.startswith("caution: ")
-    bare = pretraining_health([{"epoch": 0, "train_loss": 1.0}], random_knn=0.5)
-    assert bare.collapsed is None and bare.never_beat_random is None and bare.best_knn is None
-    assert "no collapse_std" in bare.message and "no knn_acc" in bare.message
-    empty = pretraining_health([], random_knn=0.5)
-    assert empty.epochs == 0 and empty.collapsed is None
+    bare = pretraining_health([{"epoch": 0, "step": 4, "train_loss": 1.0}], RANDOM)
+    assert bare.collapsed is None and bare.never_beat_random is None and bare.final_knn is None
+    assert "no collapse_std" in bare.message and "no read" in bare.message
+    assert bare.message.startswith("caution: ")
+    empty = pretraining_health([], RANDOM)
+    assert empty.epochs == 0 and empty.collapsed is None and empty.steps is None
 
 
 def test_rows_read_back_from_csv_give_the_same_health(tmp_path):
-    rows = history(knn=[0.5, 0.58], std=[0.6, 0.5])
-    rows[0]["knn_acc"] = float("nan")  # a non-finite reading is left out, not a crash
+    rows = history(gain=[0.0, 0.08], std=[0.6, 0.5])
+    rows[0]["knn_gain"] = float("nan")  # a non-finite reading is left out, not a crash
     write_csv(tmp_path / "metrics.csv", rows, list(rows[0]))
     back = read_csv(tmp_path / "metrics.csv")
-    assert pretraining_health(back, "0.55") == pretraining_health(rows, 0.55)
+    assert pretraining_health(back, RANDOM) == pretraining_health(rows, RANDOM)
 
 
 def test_health_figure_is_written(tmp_path):
-    rows = history(knn=[0.5, 0.58, 0.6], std=[0.6, 0.5, 0.5])
+    rows = history(gain=[0.0, 0.05, 0.08], std=[0.6, 0.5, 0.5])
     path = plot_health(
         rows,
-        {"knn_acc": 0.52, "alignment": 0.9},
+        {"knn_bacc": 0.4, "alignment": 0.9},
         tmp_path / "health.png",
         "simclr pretraining health",
     )

@@ -101,26 +101,32 @@ def seeds_dir(tmp_path_factory):
     write_database(root, "MIX", ids, src3, y, ["test"] * n)
     write_csv(root / "results.csv", records, list(records[0]))
     # two pretraining runs: one learns, one never beats its random-init encoder's kNN reading
+    # by more than 2 SE (a gain of 0.05 read with an SE of 0.03)
     plan = []
-    for rid, knn in (("pt-good", [0.5, 0.7]), ("pt-flat", [0.4, 0.45])):
+    for rid, gains in (("pt-good", [0.05, 0.15]), ("pt-flat", [0.0, 0.05])):
         plan.append({"run_id": rid, "kind": "pretrain", "database": "US1", "method": "simclr",
                      "seed": 0, "status": "done"})  # fmt: skip
-        rows = [{"epoch": e, "knn_acc": k, "collapse_std": 0.8} for e, k in enumerate(knn)]
+        rows = [
+            {"epoch": e, "step": 10 * (e + 1), "knn_bacc": 0.4 + g, "knn_bacc_se": 0.03,
+             "knn_gain": g, "knn_gain_se": 0.03, "collapse_std": 0.8}
+            for e, g in enumerate(gains)
+        ]  # fmt: skip
         write_csv(root / "runs" / rid / "metrics.csv", rows, list(rows[0]))
-        write_json(root / "runs" / rid / "random_init.json", {"knn_acc": 0.55})
+        write_json(root / "runs" / rid / "random_init.json", {"knn_bacc": 0.4})
     write_json(root / "plan.json", plan)
     build_report(root, OPTIONS)
     return root
 
 
 def test_pretraining_health_is_tabled_and_a_run_that_never_learned_is_warned(seeds_dir):
-    rows = {r["kNN best"]: r for r in _csv(seeds_dir, "table_pretraining_health")}
-    assert (
-        rows["0.700"]["never beat random"] == "no" and rows["0.450"]["never beat random"] == "yes"
-    )
+    rows = {r["kNN gain ± SE"]: r for r in _csv(seeds_dir, "table_pretraining_health")}
+    good, flat = rows["+0.150 ± 0.030"], rows["+0.050 ± 0.030"]
+    assert good["never beat random"] == "no" and good["useful at step"] == "20"
+    assert flat["never beat random"] == "yes" and flat["useful at step"] == "never"
+    assert flat["kNN last ± SE"] == "0.450 ± 0.030" and flat["kNN random init"] == "0.400"
     warnings = (seeds_dir / "report" / "report.md").read_text().split("## Warnings")[1]
     flat = [w for w in warnings.splitlines() if "pretraining seed 0" in w]
-    assert len(flat) == 1 and "did not learn" in flat[0]
+    assert len(flat) == 1 and "NEVER BEAT random init by more than 2 SE" in flat[0]
 
 
 def _csv(root, name):

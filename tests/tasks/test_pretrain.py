@@ -12,7 +12,8 @@ from dbfactory import phantom_db, save_db
 from medssl.artifacts import read_csv, read_json
 from medssl.cli.main import main
 from medssl.data.database import Database
-from medssl.engine.monitor import KNNMonitor
+from medssl.data.pool import read_images
+from medssl.engine.monitor import HealthMonitor
 from medssl.models.encoder import build_encoder, load_encoder
 from medssl.ssl import method_names
 
@@ -25,6 +26,8 @@ FAST = [
     "augmentation_options.size=32",
     "--set",
     "trainer.progress_bar=false",
+    "--set",
+    "health.every=2",  # 2 steps an epoch at batch 8: a health read after every epoch
 ]
 
 
@@ -65,7 +68,9 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
         assert (out / name).is_file(), name
     rows = read_csv(out / "metrics.csv")
     assert [r["epoch"] for r in rows] == ["0", "1"]
-    for key in ("train_loss", "val_loss", "lr", "knn_acc", "collapse_std"):
+    for key in ("train_loss", "val_loss", "lr", "knn_bacc", "knn_gain", "linear_gain"):
+        assert np.isfinite(float(rows[-1][key])), key
+    for key in ("knn_gain_se", "linear_gain_se", "collapse_std", "health_s"):
         assert np.isfinite(float(rows[-1][key])), key
     for r in rows:  # 4 pretraining-val images: 4 fixed view pairs
         assert 0 <= float(r["alignment"]) <= 4 and -4.5 < float(r["uniformity"]) <= 0
@@ -84,15 +89,26 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
     assert cfg["trainer"]["epochs"] == 2 and cfg["augmentation_options"]["size"] == 32
     load_encoder(out / "encoder.pt", build_encoder())
     done = read_json(out / "done.json")
-    assert done["epochs_run"] == 2 and done["method"] == "simclr"
-    assert done["random_init"] == read_json(out / "random_init.json")
-    assert set(done["random_init"]) == {"knn_acc", "collapse_std", "alignment", "uniformity"}
+    assert done["epochs_run"] == 2 and done["method"] == "simclr" and done["steps"] == 4
+    saved = read_json(out / "random_init.json")
+    assert done["random_init"] == {k: v for k, v in saved.items() if k != "per_image"}
+    assert set(done["random_init"]) == {
+        "knn_bacc", "knn_bacc_se", "linear_bacc", "linear_bacc_se", "collapse_std",
+        "alignment", "uniformity",
+    }  # fmt: skip
+    # every read image's correctness, so a resumed run compares with the same reading
+    assert len(saved["per_image"]["knn_correct"]) == len(saved["per_image"]["rows"]) == 12
+    assert done["pool"] == {
+        "pool": "pretrain", "images": 16, "pretrain_images": 16, "finetune_train_images": 0,
+        "left_out_as_duplicates_of_val_or_test": 0,
+    }  # fmt: skip
     health = done["health"]
-    assert health["epochs"] == 2 and health["random_knn"] == done["random_init"]["knn_acc"]
+    assert health["epochs"] == 2 and health["random_knn"] == done["random_init"]["knn_bacc"]
     assert health["collapsed"] is False and isinstance(health["never_beat_random"], bool)
-    assert health["best_knn"] == max(float(r["knn_acc"]) for r in rows)
+    assert health["reads"] == 2 and health["final_knn_gain"] == float(rows[-1]["knn_gain"])
     printed = capsys.readouterr().out
-    assert "pretrained simclr for 2 epochs" in printed and health["message"] in printed
+    assert "pretrained simclr for 4 steps (2 epochs of 16 images" in printed
+    assert health["message"] in printed
     # Finished: a second run into the same folder is refused, --resume is a no-op.
     assert (
         main(
@@ -216,7 +232,7 @@ def test_resume_with_other_config_names_the_field(db_path, tmp_path):
         ),
         (
             ["--method", "simclr", "--set", "batch_size=64"],
-            "batch_size 64 is larger than the 16 pretraining train images",
+            "batch_size 64 is larger than the 16 images of the pretraining pool",
         ),
         (["--method", "simclr", "--set", "optimizer.betas=0.9"], "unknown key(s) ['betas']"),
         (
@@ -327,7 +343,7 @@ def test_smoke_pretraining_exports_a_torchvision_and_smp_encoder(db_path, tmp_pa
     unet = smp.Unet("resnet18", encoder_weights=None, in_channels=1, classes=1)
     unet.encoder.load_state_dict(state, strict=True)
     row = read_csv(out / "metrics.csv")[-1]
-    for key in ("train_loss", "knn_acc", "collapse_std", "alignment", "uniformity"):
+    for key in ("train_loss", "knn_bacc", "collapse_std", "alignment", "uniformity"):
         assert np.isfinite(float(row[key])), key
     assert (out / "health.png").is_file() and "health" in read_json(out / "done.json")
 
@@ -355,30 +371,29 @@ def test_random_init_reading_is_the_runs_initial_encoder(db_path, tmp_path, monk
                 "batch_size=8",
                 "augmentation_options.size=32",
                 "trainer.progress_bar=false",
+                "health.every=2",  # the first read (and the stop) after epoch 0
             ],
         )
     db = Database.load(db_path)
+    _, images, labels, groups = read_images(db)
     torch.manual_seed(0)  # the run's seed, taken just before it builds the encoder
-    expected = KNNMonitor(
-        torch.from_numpy(db.images("finetune", "train")),
-        torch.from_numpy(db.labels("finetune", "train")),
-        torch.from_numpy(db.images("finetune", "val")),
-        torch.from_numpy(db.labels("finetune", "val")),
-        size=32,
-    )(build_encoder())["knn_acc"]
-    assert read_json(out / "random_init.json")["knn_acc"] == pytest.approx(expected, abs=1e-6)
+    expected, _ = HealthMonitor(torch.from_numpy(images), labels, groups, size=32)(build_encoder())
+    saved = read_json(out / "random_init.json")
+    for key in ("knn_bacc", "linear_bacc"):
+        assert saved[key] == pytest.approx(expected[key], abs=1e-6)
     assert (out / "health.png").is_file() and not (out / "done.json").exists()
     health = pretrain.run_health(out)
-    assert health.epochs == 1 and health.random_knn == pytest.approx(expected, abs=1e-6)
+    assert health.epochs == 1 and health.random_knn == pytest.approx(expected["knn_bacc"])
 
 
 def test_thesis_and_medssl_presets_resolve_to_their_sources():
     """The thesis preset is thesis §5.2 (Adam 0.014, weight decay 1e-6, no schedule, SimCLR
     at 0.07, MoCo with 16,384 keys at 0.999 and a BN head); medssl's is lightly's SGD recipe
     with the small-data method settings of presets/pretrain_medssl.yaml."""
-    from medssl.tasks.pretrain import resolve_config
+    from medssl.tasks.pretrain_config import resolve_config
 
     thesis = resolve_config("simclr", preset="thesis")
+    assert (thesis.pretrain_pool, thesis.steps, thesis.trainer.epochs) == ("pretrain", None, 100)
     assert (thesis.optimizer.name, thesis.optimizer.lr, thesis.optimizer.weight_decay) == (
         "adam",
         0.014,
@@ -404,7 +419,7 @@ def test_options_stay_typed_until_the_config_is_saved():
     from medssl.config import merge
     from medssl.data.augment import AugmentConfig
     from medssl.ssl.moco import MoCo
-    from medssl.tasks.pretrain import fit_to_data, resolve_config, saved_config
+    from medssl.tasks.pretrain_config import fit_to_data, resolve_config, saved_config
 
     cfg = resolve_config("moco", preset="thesis", overrides=["augmentation_options.size=32"])
     assert isinstance(cfg.method_options, MoCo.Config)
@@ -421,3 +436,27 @@ def test_options_stay_typed_until_the_config_is_saved():
     fitted = fit_to_data(medssl, n_train=100)
     assert isinstance(fitted.method_options, MoCo.Config)
     assert fitted.method_options == dataclasses.replace(medssl.method_options, queue_size=48)
+
+
+def test_the_budget_is_in_steps_and_one_budget_is_asked_for():
+    """steps gives the epochs of the pool's full batches (rounded up); an epochs budget given
+    by --epochs or --set trainer.epochs replaces a preset's steps; both at once is an error."""
+    from medssl.errors import ConfigError
+    from medssl.tasks.pretrain_config import budget, fit_to_data, read_epochs, resolve_config
+
+    cfg = resolve_config("simclr", overrides=["steps=100", "batch_size=8"])
+    assert budget(cfg, 100) == (9, 12)  # 12 steps an epoch (4 images dropped): 9 x 12 >= 100
+    assert fit_to_data(cfg, 100).trainer.epochs == 9
+    by_epochs = resolve_config("simclr", overrides=["steps=100", "batch_size=8"], epochs=3)
+    assert by_epochs.steps is None and budget(by_epochs, 100) == (3, 12)
+    by_set = resolve_config("simclr", overrides=["trainer.epochs=4"])
+    assert by_set.steps is None and by_set.trainer.epochs == 4
+    with pytest.raises(ConfigError, match="both steps .* and trainer.epochs"):
+        resolve_config("simclr", overrides=["steps=50", "trainer.epochs=4"])
+    with pytest.raises(ConfigError, match="steps: expected >= 1"):
+        resolve_config("simclr", overrides=["steps=0"])
+    with pytest.raises(ConfigError, match="larger than the 6 images of the pretraining pool"):
+        budget(cfg, 6)
+    # reads: after the epoch that crosses each multiple of `every` steps, and the last epoch
+    assert read_epochs(12, 9, 25) == {2, 4, 6, 8}  # steps 36, 60, 84, 108
+    assert read_epochs(4, 5, 100) == {4} and read_epochs(200, 3, 100) == {0, 1, 2}

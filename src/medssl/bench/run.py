@@ -46,14 +46,8 @@ from medssl.engine.trainer import cpu_has_bf16_units
 from medssl.errors import ConfigError
 from medssl.ssl import method_names
 from medssl.tasks.estimates import cache_file
-from medssl.tasks.pretrain import (
-    PretrainConfig,
-    augment_config,
-    build_training,
-    open_database,
-    resolve_config,
-    train_views,
-)
+from medssl.tasks.pretrain import build_training, open_database, train_views
+from medssl.tasks.pretrain_config import PretrainConfig, augment_config, resolve_config
 
 PATHS = ("ceiling", "medssl", "reference")
 # Issue 6 targets: (b)/(a) and (b)/(c) per device type.

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pretrain",
         help="pretrain an encoder with a self-supervised method (SimCLR, MoCo v2, BYOL, ...)",
         description=(
-            "Pretrain a 1-channel ResNet-18 on a database's pretraining images and write "
+            "Pretrain a 1-channel ResNet-18 on a database's pretraining pool (pretrain_pool: the "
+            "pretraining images, or with the finetuning train split's images) and write "
             "config.yaml, random_init.json, metrics.csv, checkpoint.pt, encoder.pt, "
             "loss_curve.png, tsne.png, health.png and done.json to --out. Settings: the preset (default: medssl; thesis: §5.2), then --set "
             "key=value (e.g. --set optimizer.lr=0.01 --set method_options.temperature=0.1)."
@@ -27,7 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--database", required=True, help="database folder (from `medssl data build`)")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--epochs", type=int, default=None, help="number of epochs (preset: 100)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="budget in epochs instead of the preset's (medssl: a budget in optimizer steps, "
+        "--set steps=N; thesis: 100 epochs)",
+    )
     add_overrides(p, "optimizer.lr=1e-3")
     p.add_argument(
         "--preset",
@@ -70,11 +77,13 @@ def _run(args: argparse.Namespace) -> int:
     final = done.get("final", {})
     shown = ", ".join(
         f"{k}={final[k]:.4g}"
-        for k in ("train_loss", "val_loss", "knn_acc")
+        for k in ("train_loss", "val_loss", "knn_bacc", "knn_gain")
         if isinstance(final.get(k), (int, float))
     )
     print(
-        f"pretrained {done['method']} for {done['epochs_run']} epochs on {done['device']}: {shown}; wrote {out}"
+        f"pretrained {done['method']} for {done['steps']} steps ({done['epochs_run']} epochs of "
+        f"{done['pool']['images']} images, pool {done['pool']['pool']}) on {done['device']}: "
+        f"{shown}; wrote {out}"
     )
     if "health" in done:
         print(done["health"]["message"])

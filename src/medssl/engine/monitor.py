@@ -1,15 +1,15 @@
-"""Per-epoch health checks of an encoder: a kNN monitor, a collapse guard, alignment and
+"""Periodic health checks of an encoder: the health read, a collapse guard, alignment and
 uniformity.
 
-kNN monitor (Wu et al. 2018, InstDisc §3.4; the usual SSL monitor): frozen features of
-labelled bank images, cosine similarity, the k nearest bank images vote for a query's class
-weighted by exp(similarity / temperature) (lightly's ``knn_predict``). Features are read in
-eval mode after the batch-norm statistics are re-estimated on the bank images with the
-current weights ("precise BN", Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm" §3): the
-EMA running statistics lag weights that change quickly (early in a run they describe an older
-network, and at random init they are the placeholders 0 / 1), which made a trained encoder
-read worse than a random one. Every encoder, random or trained, is read the same way; queries
-never feed the statistics.
+Health read (``engine.health_read``): leave-one-patient-out kNN and out-of-fold linear
+balanced accuracies on frozen features of the labelled finetuning train and validation
+images, each with its standard error, compared paired with the run's own random-init
+encoder. Features are read in eval mode after the batch-norm statistics are re-estimated on
+the read's images with the current weights ("precise BN", Wu & Johnson 2021, "Rethinking
+'Batch' in BatchNorm" §3): the EMA running statistics lag weights that change quickly (early
+in a run they describe an older network, and at random init they are the placeholders 0 / 1),
+which made a trained encoder read worse than a random one. Every encoder, random or trained,
+is read the same way.
 
 Collapse guard (Siamese collapse, Chen & He 2021 §4.1): the per-dimension standard deviation
 of L2-normalised embeddings is about 1/sqrt(D) for a spread-out representation and 0 when
@@ -19,9 +19,9 @@ by sqrt(D), so about 1 is healthy and 0 is collapsed, whatever D is.
 Alignment and uniformity (Wang & Isola 2020, "Understanding Contrastive Representation
 Learning through Alignment and Uniformity on the Hypersphere", §4.1): on a fixed set of view
 pairs, how close the two views of an image land (alignment, 0 = identical) and how evenly all
-views spread over the sphere (uniformity, 0 = one point). The pairs are read like the kNN
-bank: eval mode, BN statistics re-estimated on the bank images (on the pairs' own images when
-there is no bank), in the same pass.
+views spread over the sphere (uniformity, 0 = one point). The pairs are read like the health
+read's images: eval mode, BN statistics re-estimated on those images (on the guard's images
+when there are none), in the same pass.
 """
 
 from __future__ import annotations
@@ -31,14 +31,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from lightly.utils.benchmarking import knn_predict
 from lightly.utils.debug import std_of_l2_normalized
 from torch import nn
 
 from medssl.data.augment import to_float
 from medssl.engine.batchnorm import recompute_bn
+from medssl.engine.health_read import HealthRead, read_features
 from medssl.errors import TrainingError
 
 
@@ -100,33 +101,6 @@ def precise_bn(
         encoder.train(was_training)
 
 
-def knn_accuracy(
-    bank: torch.Tensor,
-    bank_labels: torch.Tensor,
-    queries: torch.Tensor,
-    query_labels: torch.Tensor,
-    *,
-    k: int = 20,
-    temperature: float = 0.07,
-) -> float:
-    """Weighted cosine-kNN accuracy in [0, 1] (lightly's ``knn_predict``, top-1).
-
-    bank: (M, D) features, bank_labels: (M,) int; queries: (Q, D), query_labels: (Q,) int.
-    k is clipped to M. Votes are exp(cos / temperature) (InstDisc §3.4).
-    """
-    k = min(k, bank.shape[0])
-    n_classes = int(max(bank_labels.max(), query_labels.max())) + 1
-    ranked = knn_predict(
-        F.normalize(queries.float(), dim=1),  # (Q, D)
-        F.normalize(bank.float(), dim=1).t(),  # (D, M)
-        bank_labels,
-        n_classes,
-        knn_k=k,
-        knn_t=temperature,
-    )  # (Q, C) classes by descending vote
-    return float((ranked[:, 0] == query_labels).float().mean())
-
-
 def collapse_score(z: torch.Tensor) -> float:
     """z: (N, D) embeddings -> mean per-dimension std of L2-normalised z, times sqrt(D)
     (lightly's ``std_of_l2_normalized`` x sqrt(D)).
@@ -170,61 +144,62 @@ def check_collapse(score: float, threshold: float, *, epoch: int) -> None:
 
 
 @dataclass
-class KNNMonitor:
-    """Frozen-feature monitor over labelled images already on the device.
+class HealthMonitor:
+    """The health read of an encoder (``engine.health_read``) and its companions, over images
+    already on the device.
 
-    bank_images / query_images: uint8 (M, F, F) / (Q, F, F); labels int64 (M,) / (Q,).
-    ``collapse_images`` (uint8, default: bank and queries) feed the collapse guard.
-    ``pairs``: two float views (P, 1, S, S) in [-1, 1] of the same P images (P >= 2), fixed
-    for the run, for alignment and uniformity; None leaves them out.
+    images: uint8 (N, F, F) labelled images the read may use (finetuning train and
+    validation, never test); labels (N,) int; groups (N,) patient groups (an image's own group
+    never votes for it in the kNN reading, and the linear reading's folds keep groups whole).
+    Features are read in eval mode after the BN statistics are re-estimated on ``images``.
+    ``collapse_images`` (uint8, default ``images``) feed the collapse guard; ``pairs``: two
+    float views (P, 1, S, S) in [-1, 1] of the same P images (P >= 2), fixed for the run, for
+    alignment and uniformity; None leaves them out.
     """
 
-    bank_images: torch.Tensor
-    bank_labels: torch.Tensor
-    query_images: torch.Tensor
-    query_labels: torch.Tensor
+    images: torch.Tensor
+    labels: np.ndarray
+    groups: np.ndarray
     k: int = 20
     temperature: float = 0.07
+    probe_c: float = 0.1
+    probe_folds: int = 5
+    seed: int = 0
     collapse_images: torch.Tensor | None = None
     size: int = 64  # images are embedded at the training view size
     pairs: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    @property
-    def has_knn(self) -> bool:
-        return len(self.bank_images) > 0 and len(self.query_images) > 0
-
-    def __call__(self, encoder: nn.Module) -> dict[str, float]:
-        """knn_acc, collapse_std, alignment, uniformity (each only where its inputs exist)."""
+    def __call__(self, encoder: nn.Module) -> tuple[dict[str, float], HealthRead | None]:
+        """(logs, read): ``knn_bacc``, ``linear_bacc`` and their ``_se``, ``collapse_std``,
+        ``alignment``, ``uniformity`` (each only where its inputs exist), and the read with
+        every image's correctness (None without labelled images)."""
         logs: dict[str, float] = {}
-        # The guard judges the representation the loss sees (batch statistics): early in a
-        # run, stale BN running statistics can make eval-mode features look collapsed.
-        guard = (
-            self.collapse_images
-            if self.collapse_images is not None
-            else torch.cat([self.bank_images, self.query_images])
-        )
-        if self.has_knn or self.pairs is not None:
-            with precise_bn(encoder, self.bank_images if self.has_knn else guard, size=self.size):
-                if self.has_knn:
-                    bank = embed_images(encoder, self.bank_images, size=self.size)
-                    queries = embed_images(encoder, self.query_images, size=self.size)
-                    logs["knn_acc"] = knn_accuracy(
-                        bank,
-                        self.bank_labels,
-                        queries,
-                        self.query_labels,
-                        k=self.k,
-                        temperature=self.temperature,
-                    )
+        read = None
+        guard = self.collapse_images if self.collapse_images is not None else self.images
+        if len(self.images) > 0 or self.pairs is not None:
+            with precise_bn(
+                encoder, self.images if len(self.images) > 1 else guard, size=self.size
+            ):
+                if len(self.images) > 0:
+                    features = embed_images(encoder, self.images, size=self.size)
+                    read = read_features(
+                        features.cpu(), self.labels, self.groups, k=self.k,
+                        temperature=self.temperature, c=self.probe_c, folds=self.probe_folds,
+                        seed=self.seed,
+                    )  # fmt: skip
+                    for name, r in (("knn", read.knn), ("linear", read.linear)):
+                        logs[f"{name}_bacc"], logs[f"{name}_bacc_se"] = r.bacc, r.se
                 if self.pairs is not None:
                     z0, z1 = (_embed_views(encoder, v) for v in self.pairs)
                     logs["alignment"] = alignment(z0, z1)
                     logs["uniformity"] = 0.5 * (uniformity(z0) + uniformity(z1))
+        # The guard judges the representation the loss sees (batch statistics): early in a
+        # run, stale BN running statistics can make eval-mode features look collapsed.
         if len(guard) > 1:
             logs["collapse_std"] = collapse_score(
                 embed_images(encoder, guard, size=self.size, batch_stats=True)
             )
-        return logs
+        return logs, read
 
 
 @torch.no_grad()

@@ -17,7 +17,8 @@ per-epoch ``metrics.csv``, the resume state ``checkpoint.pt`` and ``best.pt`` on
 value (atomic; snapshotted every epoch, written behind training every ``checkpoint_every_s``
 and when fit ends), early stopping, ``resume`` and the NaN/inf guard. Batches come from
 callables ``train_batches(epoch)`` / ``val_batches(epoch)`` returning sized iterables, so data
-can be tensors already on the device, indexed and augmented there.
+can be tensors already on the device, indexed and augmented there; ``val_batches`` may return
+None to skip validation after that epoch (pretraining validates at its health reads only).
 
 DDP (``devices`` x ``num_nodes`` > 1) computes what one device computes on the global batch:
 ``train_batches`` yields this rank's equal share of each global batch; batch norm uses the
@@ -75,7 +76,7 @@ class TrainerConfig:
         None  # 32-true | bf16-mixed; None: bf16-mixed on GPUs and CPUs with bf16 units, else 32-true
     )
     seed: int = 0
-    monitor: str | None = None  # a log key (e.g. "val_loss", "knn_acc") that selects best.pt
+    monitor: str | None = None  # a log key (e.g. "val_loss", "val_mcc") that selects best.pt
     monitor_mode: str = "min"  # min | max
     patience: int | None = None  # epochs without improvement of `monitor` before stopping
     progress_bar: bool = True
@@ -181,7 +182,7 @@ class Trainer:
         task: nn.Module,
         optimizer: torch.optim.Optimizer,
         train_batches: Callable[[int], Iterable[Any]],
-        val_batches: Callable[[int], Iterable[Any]] | None = None,
+        val_batches: Callable[[int], Iterable[Any] | None] | None = None,
         *,
         out_dir: str | Path,
         scheduler: Any | None = None,
@@ -225,7 +226,7 @@ class Trainer:
         task: nn.Module,
         optimizer: torch.optim.Optimizer,
         train_batches: Callable[[int], Iterable[Any]],
-        val_batches: Callable[[int], Iterable[Any]] | None,
+        val_batches: Callable[[int], Iterable[Any] | None] | None,
         *,
         out_dir: str | Path,
         scheduler: Any | None,
@@ -354,8 +355,9 @@ class Trainer:
         row: dict[str, Any] = {"epoch": epoch, "step": run.global_step}
         row.update({f"train_{k}": v / n_steps for k, v in self._global_mean(sums).items()})
         row["lr"] = float(run.opt.param_groups[0]["lr"])
-        if val_batches is not None:
-            logs = self._validate(run.model, run.task, val_batches(epoch))
+        batches = val_batches(epoch) if val_batches is not None else None
+        if batches is not None:  # None: no validation after this epoch
+            logs = self._validate(run.model, run.task, batches)
             row.update({f"val_{k}": v for k, v in logs.items()})
         stop: TrainingError | None = None
         if epoch_end is not None:

@@ -1,13 +1,13 @@
 """Overview figures: per database, the curves of every run drawn over each other.
 
-- pretraining: the kNN monitor of every method (its random-init reading dashed) and the
-  training loss relative to its first epoch (losses of different methods have different
-  scales, their relative fall does not);
+- pretraining: the health read's kNN gain over each run's own random-init encoder against the
+  optimizer step (0: no better than random init) and the training loss relative to its first
+  epoch (losses of different methods have different scales, their relative fall does not);
 - fine-tuning, per task: the validation monitor (MCC / Dice, the value best.pt is chosen on)
   and the training loss of every initialisation.
 
 Seeds of one method are drawn as its mean with a band from the lowest to the highest seed.
-Read from the runs' ``metrics.csv`` (and ``random_init.json``) alone.
+Read from the runs' ``metrics.csv`` alone.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from medssl.artifacts import read_csv, read_json
-from medssl.runfiles import DONE, METRICS, RANDOM_INIT, RUNS
+from medssl.runfiles import DONE, METRICS, RUNS
 
 LABELS = {"val_mcc": "validation MCC", "val_dice": "validation Dice"}
 
@@ -33,11 +33,11 @@ def _monitor(folder: Path) -> str | None:
     return str(read_json(done).get("monitor") or "") or None
 
 
-def _series(rows: Sequence[Mapping[str, str]], column: str) -> dict[int, float]:
+def _series(rows: Sequence[Mapping[str, str]], column: str, x: str = "epoch") -> dict[int, float]:
     out = {}
     for r in rows:
         try:
-            e, v = int(float(r["epoch"])), float(r.get(column, "nan"))
+            e, v = int(float(r[x])), float(r.get(column, "nan"))
         except (KeyError, TypeError, ValueError):
             continue
         if math.isfinite(v):
@@ -45,7 +45,9 @@ def _series(rows: Sequence[Mapping[str, str]], column: str) -> dict[int, float]:
     return out
 
 
-def _draw(ax, curves: Mapping[str, list[dict[int, float]]], ylabel: str) -> dict[str, str]:
+def _draw(
+    ax, curves: Mapping[str, list[dict[int, float]]], ylabel: str, xlabel: str = "epoch"
+) -> dict[str, str]:
     """Mean over seeds of each label's curves, with a min-max band; label -> colour."""
     from medssl.reporting.curves import epoch_axis
 
@@ -64,7 +66,7 @@ def _draw(ax, curves: Mapping[str, list[dict[int, float]]], ylabel: str) -> dict
                 epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                 color=line.get_color(), alpha=0.15,
             )  # fmt: skip
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     epoch_axis(ax, [e for seeds in curves.values() for s in seeds for e in s])
     ax.grid(True, alpha=0.3)
@@ -97,25 +99,20 @@ def pretraining_overviews(
         if not (folder / METRICS).is_file():
             continue
         rows = read_csv(folder / METRICS)
-        db = by_db.setdefault(str(e.get("database")), {"knn": {}, "loss": {}, "random": {}})
+        db = by_db.setdefault(str(e.get("database")), {"knn": {}, "loss": {}})
         method = str(e.get("method"))
-        db["knn"].setdefault(method, []).append(_series(rows, "knn_acc"))
+        db["knn"].setdefault(method, []).append(_series(rows, "knn_gain", x="step"))
         loss = _series(rows, "train_loss")
         first = loss.get(min(loss), math.nan) if loss else math.nan
         db["loss"].setdefault(method, []).append(
             {k: v / first for k, v in loss.items()} if first else {}
         )
-        if (folder / RANDOM_INIT).is_file():
-            knn = read_json(folder / RANDOM_INIT).get("knn_acc")
-            if knn is not None:
-                db["random"].setdefault(method, []).append(float(knn))
     figures = []
     for name, curves in by_db.items():
         fig, (ax_knn, ax_loss) = _figure(2)
-        colours = _draw(ax_knn, curves["knn"], "kNN accuracy (finetuning val)")
-        for method, values in curves["random"].items():
-            ax_knn.axhline(float(np.mean(values)), ls="--", lw=1, color=colours.get(method, "grey"))
-        ax_knn.set_title(f"{name}: kNN monitor (dashed: random init)")
+        _draw(ax_knn, curves["knn"], "kNN balanced accuracy gain", xlabel="optimizer step")
+        ax_knn.axhline(0.0, ls="--", lw=1, color="grey")
+        ax_knn.set_title(f"{name}: health read over its random init (0 dashed)")
         _draw(ax_loss, curves["loss"], "training loss / first epoch")
         ax_loss.set_title(f"{name}: relative training loss")
         fig.tight_layout()

@@ -328,7 +328,9 @@ def _execute(
                 cfg_run = dataclasses.replace(
                     run.obj, trainer=dataclasses.replace(run.obj.trainer, progress_bar=progress)
                 )
-                pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume)
+                fold = run.pool_fold
+                split = None if fold is None else fold_splits(db, folds, run.seed, fold)
+                pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume, split=split)
             else:
                 encoder = (
                     "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
@@ -434,8 +436,7 @@ def _provenance(
         n: {"checksum": db.checksum, "path": str(db.path)} for n, db in databases.items()
     }
     prov["runs"] = {
-        r.run_id: {"label": r.label(), "seconds": r.state.seconds, "config": r.config}
-        for r in runs
+        r.run_id: {"label": r.label(), "seconds": r.state.seconds, "config": r.config} for r in runs
     }
     old = out / PLAN
     if old.is_file():
@@ -484,10 +485,30 @@ def _plan_text(
             r.state.estimate_s for r in runs if r.kind == "probe" and r.state.status == "pending"
         )
         lines.append(f"  of which the probes: about {probe_s / 60 / workers:.1f} min")
+    pretraining = _pretraining_budgets(runs, databases)
+    if pretraining:
+        lines.append(f"  pretraining: {pretraining}")
     fractions = sorted({r.fraction for r in runs if r.kind != "pretrain"})
     if fractions != [1.0]:
         lines.append(f"  label fractions: {', '.join(f'{f:g}' for f in fractions)}")
     return "\n".join(lines)
+
+
+def _pretraining_budgets(runs: list[Run], databases: dict[str, Any]) -> str:
+    """Steps per pretraining run, per database and pool: ``US1 1,000 steps (pool
+    pretrain+train, 549 images, batch 64)``, one entry per distinct budget."""
+    from medssl.tasks.estimates import pretrain_steps
+
+    seen: dict[str, None] = {}
+    for r in runs:
+        if r.kind != "pretrain":
+            continue
+        steps, n = pretrain_steps(r.obj, databases[r.database])
+        seen[
+            f"{r.database} {steps:,} steps (pool {r.obj.pretrain_pool}, {n} images, batch "
+            f"{r.obj.batch_size})"
+        ] = None
+    return "; ".join(seen)
 
 
 def _jobs_text(todo: list[Run], out: Path, cfg: BenchmarkConfig, where: str) -> str:

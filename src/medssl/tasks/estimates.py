@@ -67,18 +67,34 @@ def throughput(path: Path | None = None) -> dict[str, float]:
     return speed
 
 
+def pretrain_steps(cfg: Any, db: Any, split: Any = None) -> tuple[int, int]:
+    """(optimizer steps, pool images) of a pretraining run of ``cfg`` (a resolved
+    PretrainConfig) on ``db``: whole epochs of full batches over the pool, ``steps`` rounded up
+    to whole epochs or ``trainer.epochs`` epochs (``tasks.pretrain_config.budget``)."""
+    from medssl.data.pool import pool_size
+    from medssl.tasks.pretrain_config import budget  # torch: imported when estimating
+
+    n = pool_size(db, cfg.pretrain_pool, split)
+    if n < cfg.batch_size:
+        return 0, n
+    epochs, per_epoch = budget(cfg, n)
+    return epochs * per_epoch, n
+
+
 def estimate_run(run: Any, db: Any, speed: Mapping[str, float]) -> float:
     """Seconds of one planned benchmark run (a ``tasks.matrix.Run``) on database ``db``: a
-    pretraining run's epochs over two views of every pretraining image, a fine-tune's over every
+    pretraining run's steps over two views of each batch image, a fine-tune's epochs over every
     finetuning image, each with epoch-end work and start-up; a probe a fixed cost plus one
     embedding of the finetuning images."""
     n_finetune = len(db.rows("finetune"))
     if run.kind == "probe":  # one embedding per encoder (cached), then a few small fits
         return PROBE_SECONDS + n_finetune / PROBE_IMAGES_PER_S
-    epochs = int(run.config["trainer"]["epochs"])
     if run.kind == "pretrain":
-        items = len(db.rows("pretrain")) * VIEWS
+        steps, _ = pretrain_steps(run.obj, db)
+        items = run.obj.batch_size * VIEWS
         rate = speed.get(run.config["method"], UNKNOWN_METHOD_VIEWS_PER_S)
-    else:
-        items, rate = n_finetune, speed[run.task]
-    return run_seconds(epochs, items, rate, epoch_end=EPOCH_END_FACTOR, start_s=START_S)
+        return run_seconds(steps, items, rate, epoch_end=EPOCH_END_FACTOR, start_s=START_S)
+    epochs = int(run.config["trainer"]["epochs"])
+    return run_seconds(
+        epochs, n_finetune, speed[run.task], epoch_end=EPOCH_END_FACTOR, start_s=START_S
+    )

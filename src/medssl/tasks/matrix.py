@@ -20,6 +20,7 @@ from medssl.errors import ConfigError
 
 if TYPE_CHECKING:
     from medssl.tasks.benchmark import BenchmarkConfig
+    from medssl.tasks.pretrain_config import PretrainConfig
 
 
 @dataclass
@@ -43,9 +44,13 @@ class PretrainRun:
     obj: Any = field(repr=False)  # the same config as its PretrainConfig
     run_id: str
     state: RunState = field(default_factory=RunState, compare=False)
+    # the K-fold fold whose train split joins the pool (pretrain_pool: pretrain+train with
+    # folds: one pretraining run per fold); None: the pool does not depend on the fold
+    pool_fold: int | None = None
 
     def label(self) -> str:
-        return f"{self.database} {self.method} pretraining seed {self.seed}"
+        fold = "" if self.pool_fold is None else f" (pool of fold {self.pool_fold})"
+        return f"{self.database} {self.method} pretraining seed {self.seed}{fold}"
 
     def plan_entry(self) -> dict[str, Any]:
         """This run's plan.json entry: the evaluation runs' fields keep the values the one
@@ -53,7 +58,7 @@ class PretrainRun:
         every key)."""
         return {
             "kind": self.kind, "database": self.database, "seed": self.seed,
-            "method": self.method, "task": "", "init": "random", "fold": None, "fraction": 1.0,
+            "method": self.method, "task": "", "init": "random", "fold": self.pool_fold, "fraction": 1.0,
             "evaluation": "finetune", "pretrain_data": "", "encoder_run": None,
             **_entry(self),
         }  # fmt: skip
@@ -137,7 +142,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
     """Every run of the matrix, pretraining first, with ids that hash what determines them."""
     from medssl.ssl import get_method
     from medssl.tasks import finetune as ft
-    from medssl.tasks import pretrain as pt
+    from medssl.tasks import pretrain_config as pt
 
     for m in cfg.methods:
         get_method(m)
@@ -148,27 +153,27 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
         raise ConfigError(f"benchmark tasks {bad}: valid are {', '.join(task_names())}")
     encoder_specs = encoder_variants(cfg)
     runs: list[Run] = []
-    encoders: dict[tuple[str, str, int], PretrainRun] = {}
+    encoders: dict[tuple[str, str, int, int | None], PretrainRun] = {}
     for name, db in databases.items():
         for seed in range(cfg.seeds):
             for enc_name, (method, extra) in encoder_specs.items():
-                base = pt.resolve_config(method, preset=cfg.pretrain_preset)
-                merged = merge(
-                    base, {**cfg.pretrain, **extra, "seed": seed}, where="benchmark pretrain"
-                )
-                pcfg = pt.resolve_config(cfg=merged, device=cfg.device)
+                pcfg = _pretrain_config(cfg, method, extra, seed)
                 config = pt.saved_config(pcfg)
-                run_id = "pt-" + run_hash(
-                    {
+                # A pool that holds the train split follows the fold: one run per fold.
+                per_fold = pcfg.pretrain_pool != "pretrain" and cfg.folds is not None
+                for fold in range(cfg.folds) if per_fold else [None]:
+                    payload = {
                         "kind": "pretrain",
                         "config": _hashable(config),
                         "data": db.checksum,
                         "seed": seed,
                     }
-                )
-                run = PretrainRun(name, seed, enc_name, config, pcfg, run_id)
-                runs.append(run)
-                encoders[(name, enc_name, seed)] = run
+                    if fold is not None:  # runs of the whole train split keep their ids
+                        payload |= {"fold": fold, "folds": cfg.folds}
+                    run_id = "pt-" + run_hash(payload)
+                    run = PretrainRun(name, seed, enc_name, config, pcfg, run_id, pool_fold=fold)
+                    runs.append(run)
+                    encoders[(name, enc_name, seed, fold)] = run
     from medssl.data.fractions import check_fractions
     from medssl.data.labelled import serves
     from medssl.data.splits import kfold_assignments
@@ -227,7 +232,11 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                             for init in encoder_specs
                         ]
                     for fraction, init, source in combos:
-                        enc = None if init == "random" else encoders[(source, init, seed)]
+                        enc = (
+                            None
+                            if init == "random"
+                            else _encoder(encoders, source, init, seed, fold)
+                        )
                         encoder_run = enc.run_id if enc else None
                         payload = {
                             "kind": cls.kind,
@@ -259,6 +268,36 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                         )
                         runs.append(run)
     return runs
+
+
+def _pretrain_config(
+    cfg: BenchmarkConfig, method: str, extra: dict[str, Any], seed: int
+) -> PretrainConfig:
+    """The resolved PretrainConfig of one encoder and seed: the stage's preset, the benchmark's
+    ``pretrain`` overrides (an epochs budget given there replaces a preset's steps), the
+    variant's, the seed and the device. A pool that holds the train split cannot serve
+    ``transfer``: its in-domain encoder would have seen the target's training images and an
+    encoder pretrained elsewhere possibly its test images (databases share sources)."""
+    from medssl.tasks import pretrain_config as pt  # torch: imported when planning
+
+    base = pt.resolve_config(method, preset=cfg.pretrain_preset)
+    patch = pt.budget_patch({**cfg.pretrain, **extra}, where="benchmark pretrain")
+    merged = merge(base, {**patch, "seed": seed}, where="benchmark pretrain")
+    pcfg = pt.resolve_config(cfg=merged, device=cfg.device)
+    if cfg.transfer and pcfg.pretrain_pool != "pretrain":
+        raise ConfigError(
+            f"transfer: true compares pretraining databases on shared test images, and "
+            f"pretrain_pool {pcfg.pretrain_pool!r} adds each database's finetuning train split "
+            "to its own encoder's pool (an advantage in-domain encoders alone would have, and "
+            "an encoder pretrained elsewhere may see another database's test images: the "
+            "databases share sources); set --set pretrain.pretrain_pool=pretrain for transfer"
+        )
+    return pcfg
+
+
+def _encoder(encoders, source: str, init: str, seed: int, fold: int | None) -> PretrainRun:
+    """The encoder run an evaluation starts from: the fold's own when pretraining ran per fold."""
+    return encoders.get((source, init, seed, fold)) or encoders[(source, init, seed, None)]
 
 
 def _evaluations(cfg: BenchmarkConfig) -> list[Any]:

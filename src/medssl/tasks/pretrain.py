@@ -1,22 +1,26 @@
-# Over 400 lines: the pretraining stage (config, resolution, run, run_health), as finetune.py.
-"""Self-supervised pretraining of the encoder on a database's pretraining images.
+"""Self-supervised pretraining of the encoder on a database's pretraining pool.
 
-``run_pretraining(database, out_dir, method=...)`` resolves the config (preset, then
-``--set`` overrides, then explicit arguments), holds the pretraining images in memory as a
-uint8 tensor on the training device, and lets ``engine.Trainer`` run the method on two
-augmented views per image (augmented on the device, ``data.augment``). Per epoch it logs
-train/val loss, learning rate, the kNN monitor (bank: finetuning-train images, queries:
-finetuning-val images), the collapse guard, and alignment and uniformity on a fixed set of
-view pairs of up to ``HEALTH_PAIRS`` pretraining-val images (train images when val has fewer
-than 2). Before the first step the same monitor reads the run's own random-init encoder.
+``run_pretraining(database, out_dir, method=...)`` resolves the config
+(:mod:`medssl.tasks.pretrain_config`), gathers the pool (``data.pool``: the pretraining role,
+or with ``pretrain_pool: pretrain+train`` also the finetuning train split's images, labels
+unused) as a uint8 tensor on the training device, and lets ``engine.Trainer`` run the method on
+two augmented views per image (augmented on the device, ``data.augment``) for the budget
+(``steps`` optimizer steps, or ``trainer.epochs`` epochs). Every ``health.every`` steps, and
+after the last epoch, it reads the encoder's health (``engine.monitor.HealthMonitor``: the
+kNN and linear readings on the labelled finetuning train + val images with their standard
+errors, their paired gains over the run's own random-init encoder, the collapse guard,
+alignment and uniformity on a fixed set of view pairs of up to ``HEALTH_PAIRS``
+pretraining-val images) and the validation loss. Before the first step the same monitor reads
+the run's random-init encoder.
 
-A run folder holds ``config.yaml`` (resolved), ``random_init.json`` (that first reading,
-written before training), ``metrics.csv``, ``checkpoint.pt``, ``encoder.pt`` (torchvision
-ResNet-18 state dict without ``fc``), ``loss_curve.png`` (thesis fig. A.1), ``tsne.png``
-(fig. A.2), ``health.png`` (kNN against random init, std, alignment, uniformity; also drawn
-when a run stops on a TrainingError) and ``done.json``, written last, with the random-init
-reading (``random_init``) and ``engine.health.pretraining_health`` of the run (``health``).
-``run_health(run)`` gives that health for any run folder, finished or stopped.
+A run folder holds ``config.yaml`` (resolved, with the epochs the budget gave),
+``random_init.json`` (that first reading, with every read image's correctness, written
+before training), ``metrics.csv`` (one row per epoch; the read's columns on read epochs),
+``checkpoint.pt``, ``encoder.pt`` (torchvision ResNet-18 state dict without ``fc``),
+``loss_curve.png`` (thesis fig. A.1), ``tsne.png`` (fig. A.2), ``health.png`` (the readings
+against the step; also drawn when a run stops on a TrainingError) and ``done.json``, written
+last, with the pool (``pool``), the random-init reading and ``engine.health.pretraining_health``
+of the run (``health``). ``run_health(run)`` gives that health for any run folder.
 """
 
 from __future__ import annotations
@@ -25,24 +29,26 @@ import copy
 import dataclasses
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
 from medssl import presets
 from medssl.artifacts import read_csv, read_json, save_torch, write_json, write_text
-from medssl.config import apply_overrides, from_dict, merge, to_dict, to_plain, without
-from medssl.data.augment import AUGMENTATIONS, AugmentConfig, views
+from medssl.config import without
+from medssl.data.augment import views
 from medssl.data.batches import ViewBatches
 from medssl.data.database import Database
+from medssl.data.pool import Pool, pretraining_pool, read_images
 from medssl.engine.health import Health, plot_health, pretraining_health
-from medssl.engine.monitor import KNNMonitor, check_collapse, embed_images, precise_bn
-from medssl.engine.optim import OptimizerConfig, build_optimizer, build_schedule, check_optimizer
-from medssl.engine.trainer import Trainer, TrainerConfig
-from medssl.errors import ConfigError, DataError, TrainingError
+from medssl.engine.health_read import HealthRead, Reading
+from medssl.engine.monitor import HealthMonitor, check_collapse, embed_images, precise_bn
+from medssl.engine.optim import build_optimizer, build_schedule
+from medssl.engine.trainer import Trainer
+from medssl.errors import DataError, TrainingError
 from medssl.models.encoder import build_encoder, encoder_state_dict
 from medssl.runfiles import (
     CHECKPOINT,
@@ -55,123 +61,18 @@ from medssl.runfiles import (
     RANDOM_INIT,
     TSNE,
 )
-from medssl.ssl import SSLMethod, build_method, get_method, method_config
+from medssl.ssl import SSLMethod, build_method
+from medssl.tasks.pretrain_config import (
+    PretrainConfig,
+    augment_config,
+    budget,
+    fit_to_data,
+    read_epochs,
+    resolve_config,
+    saved_config,
+)
 
-HEALTH_PAIRS = 256  # view pairs for alignment / uniformity: a few hundred images per epoch
-
-
-@dataclass
-class PretrainConfig:
-    method: str = "simclr"  # a name in medssl.ssl.METHODS
-    # The method's options: a mapping of some of its Config's fields as a preset or --set gives
-    # them, and after resolve_config the method's typed Config itself (every field), until
-    # the config is saved (to_dict). Its type follows ``method``, so from_dict cannot build it.
-    method_options: Any = field(default_factory=dict)
-    # A preset's options per method ({moco: {momentum_end: 1.0}, ...}), laid under
-    # method_options when that method runs; the resolved config keeps only the run's own
-    # (so a change for one method leaves the other methods' runs, and their ids, alone).
-    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    augmentation: str = "thesis"  # a name in medssl.data.augment.AUGMENTATIONS
-    # Fields of AugmentConfig laid over the ``augmentation`` preset: a mapping as given, the
-    # resolved AugmentConfig after resolve_config (a merge turns it back into its mapping).
-    augmentation_options: dict[str, Any] | AugmentConfig = field(default_factory=dict)
-    # thesis §5.2: Adam, lr 0.014, weight decay 1e-6, no schedule
-    optimizer: OptimizerConfig = field(
-        default_factory=lambda: OptimizerConfig(name="adam", lr=0.014, weight_decay=1e-6)
-    )
-    batch_size: int = 64  # thesis §5.2
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(epochs=100))  # thesis §5.2
-    seed: int = 0  # seeds model init, views and shuffling (copied to trainer.seed)
-    knn_k: int = (
-        20  # neighbours of the kNN monitor (InstDisc uses 200 on ImageNet; our bank is ~1000)
-    )
-    collapse_threshold: float = (
-        0.01  # collapse guard on std * sqrt(D); random init gives ~0.1, healthy ~0.3-1
-    )
-
-
-def preset_names() -> list[str]:
-    return presets.preset_names("pretrain")
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """The YAML preset ``name`` (``medssl/presets/pretrain_<name>.yaml``) or a YAML file path."""
-    return presets.load_preset("pretrain", name)
-
-
-def resolve_config(
-    method: str | None = None,
-    *,
-    cfg: PretrainConfig | None = None,
-    preset: str | None = presets.DEFAULT,
-    overrides: Sequence[str] = (),
-    epochs: int | None = None,
-    device: str | None = None,
-) -> PretrainConfig:
-    """Defaults < preset < ``overrides`` (``key=value``) < explicit arguments; method and
-    augmentation options are expanded to every field, so the saved config is complete."""
-    if cfg is None:
-        cfg = PretrainConfig()
-        if preset:
-            cfg = merge(cfg, load_preset(preset), where=f"preset {preset}")
-    cfg = apply_overrides(cfg, overrides)
-    if method is not None:
-        cfg = dataclasses.replace(cfg, method=method)
-    trainer = cfg.trainer
-    if epochs is not None:
-        trainer = dataclasses.replace(trainer, epochs=epochs)
-    if device is not None:
-        trainer = dataclasses.replace(trainer, accelerator=device)
-    trainer = dataclasses.replace(trainer, seed=cfg.seed)
-    get_method(cfg.method)  # unknown method: lists the valid ones
-    for name, opts in cfg.method_overrides.items():
-        method_config(name, opts)  # an unknown method or option of a preset fails here
-    aug = merge(
-        AUGMENTATIONS.get(cfg.augmentation),
-        _fields(cfg.augmentation_options),
-        where="augmentation_options",
-    )
-    check_optimizer(cfg.optimizer)
-    if cfg.batch_size < 2:
-        raise ConfigError(
-            f"batch_size: expected >= 2 (contrastive losses need pairs), got {cfg.batch_size}"
-        )
-    return dataclasses.replace(
-        cfg,
-        trainer=trainer,
-        method_options=method_config(
-            cfg.method,
-            {**cfg.method_overrides.get(cfg.method, {}), **_fields(cfg.method_options)},
-        ),
-        method_overrides={},
-        augmentation_options=aug,
-    )
-
-
-def _fields(options: Any) -> dict[str, Any]:
-    """Options as a mapping of fields, whether given as one or already resolved (typed)."""
-    return to_dict(options) if dataclasses.is_dataclass(options) else dict(options)
-
-
-def saved_config(cfg: PretrainConfig) -> dict[str, Any]:
-    """The resolved config as a run saves it (config.yaml) and the benchmark hashes it: typed
-    options become their mappings, tuples lists (YAML safe_dump)."""
-    return to_plain(to_dict(cfg))
-
-
-def fit_to_data(cfg: PretrainConfig, n_train: int) -> PretrainConfig:
-    """``cfg`` with the method's options adapted to ``n_train`` pretraining images
-    (:meth:`medssl.ssl.SSLMethod.fit_to_data`, e.g. MoCo's queue bound)."""
-    options = get_method(cfg.method).fit_to_data(
-        method_config(cfg.method, cfg.method_options), n_train=n_train, batch_size=cfg.batch_size
-    )
-    return dataclasses.replace(cfg, method_options=options)
-
-
-def augment_config(cfg: PretrainConfig) -> AugmentConfig:
-    if isinstance(cfg.augmentation_options, AugmentConfig):
-        return cfg.augmentation_options
-    return from_dict(AugmentConfig, cfg.augmentation_options, where="augmentation_options")
+HEALTH_PAIRS = 256  # view pairs for alignment / uniformity: a few hundred images per read
 
 
 def open_database(database: str | Path | Database) -> Database:
@@ -214,6 +115,40 @@ def train_views(
     )
 
 
+def gather_pool(db: Database, cfg: PretrainConfig, split: Sequence[str] | None) -> Pool:
+    """The run's pool, checked: pretraining images exist and a batch fits in it."""
+    if len(db.indices("pretrain", "train")) == 0:
+        raise DataError(
+            "the database has no pretraining (train split) images; rebuild it with a recipe that "
+            "has pretraining quotas",
+            file=str(db.path or db.name),
+        )
+    pool = pretraining_pool(db, cfg.pretrain_pool, split)
+    budget(cfg, len(pool.images))  # a batch larger than the pool: a ConfigError naming both
+    return pool
+
+
+def build_monitor(
+    db: Database, cfg: PretrainConfig, split: Sequence[str] | None, dev: torch.device
+) -> tuple[HealthMonitor, np.ndarray]:
+    """The run's health monitor on the device, and the finetuning rows it reads."""
+    aug = augment_config(cfg)
+    rows, images, labels, groups = read_images(db, split)
+    pre_val = torch.from_numpy(db.images("pretrain", "val")).to(dev)
+    held_out = pre_val if len(pre_val) > 1 else torch.from_numpy(db.images("pretrain", "train"))
+    held_out = held_out.to(dev)
+    # Fixed for the run, from a generator stream no training epoch uses (epoch -1).
+    g_pairs = torch.Generator(device=dev).manual_seed(_seed(cfg.seed, -1, 0))
+    h = cfg.health
+    monitor = HealthMonitor(
+        torch.from_numpy(images).to(dev), labels, groups, k=h.knn_k, temperature=h.temperature,
+        probe_c=h.probe_c, probe_folds=h.probe_folds, seed=cfg.seed, collapse_images=held_out,
+        size=aug.size,
+        pairs=views(held_out[:HEALTH_PAIRS], aug, g_pairs) if len(held_out) > 1 else None,
+    )  # fmt: skip
+    return monitor, rows
+
+
 def run_pretraining(
     database: str | Path | Database,
     out_dir: str | Path,
@@ -225,8 +160,13 @@ def run_pretraining(
     epochs: int | None = None,
     device: str | None = None,
     resume: bool = False,
+    split: Sequence[str] | None = None,
 ) -> Path:
-    """Pretrain an encoder; return ``out_dir`` (see the module docstring for its files)."""
+    """Pretrain an encoder; return ``out_dir`` (see the module docstring for its files).
+
+    ``split``: one finetuning split name per finetuning row (a fold of K-fold CV), for the pool
+    (``pretrain+train``) and the health read; None: the database's split column.
+    """
     t_start = time.perf_counter()
     cfg = resolve_config(
         method, cfg=cfg, preset=preset, overrides=overrides, epochs=epochs, device=device
@@ -237,160 +177,187 @@ def run_pretraining(
         if resume:
             return out
         raise TrainingError(f"{out / DONE} exists: this run is finished; choose another --out")
-
-    n_pre = {s: len(db.indices("pretrain", s)) for s in ("train", "val")}
-    if n_pre["train"] == 0:
-        raise DataError(
-            "the database has no pretraining (train split) images; rebuild it with a recipe that "
-            "has pretraining quotas",
-            file=str(db.path or db.name),
-        )
-    if cfg.batch_size > n_pre["train"]:
-        raise ConfigError(
-            f"batch_size {cfg.batch_size} is larger than the {n_pre['train']} pretraining train images "
-            f"of database {db.name}; lower it with --set batch_size=N"
-        )
-    cfg = fit_to_data(cfg, n_pre["train"])
-
+    pool = gather_pool(db, cfg, split)
+    cfg = fit_to_data(cfg, len(pool.images))
     trainer = Trainer(cfg.trainer)
-    dev = trainer.device
-    rank, world = trainer.fabric.global_rank, trainer.fabric.world_size
-    aug = augment_config(cfg)
-    cl = cfg.trainer.channels_last
-    pre_train = torch.from_numpy(db.images("pretrain", "train")).to(dev)  # uint8 (N, 110, 110)
-    pre_val = torch.from_numpy(db.images("pretrain", "val")).to(dev)
-    ft = {
-        s: torch.from_numpy(db.images("finetune", s)).to(dev) for s in ("train", "val")
-    }  # uint8 (M, 64, 64)
-    ft_y = {s: torch.from_numpy(db.labels("finetune", s)).to(dev) for s in ("train", "val")}
-    held_out = pre_val if len(pre_val) > 1 else pre_train
-    # Fixed for the run, from a generator stream no training epoch uses (epoch -1).
-    g_pairs = torch.Generator(device=dev).manual_seed(_seed(cfg.seed, -1, 0))
-    monitor = KNNMonitor(
-        ft["train"],
-        ft_y["train"],
-        ft["val"],
-        ft_y["val"],
-        k=cfg.knn_k,
-        collapse_images=held_out,
-        size=aug.size,
-        pairs=views(held_out[:HEALTH_PAIRS], aug, g_pairs) if len(held_out) > 1 else None,
-    )
-
-    trainer.seed_everything()
-    method_, optimizer = build_training(cfg, dev)
-
-    def train_batches(epoch: int) -> Iterable[Any]:
-        return train_views(pre_train, cfg, epoch, rank=rank, world_size=world)
-
-    val_batches = None
-    if len(pre_val) >= 2:
-
-        def val_batches(epoch: int) -> Iterable[Any]:
-            # The same views every epoch, so val loss is comparable across epochs.
-            return ViewBatches(
-                pre_val,
-                min(cfg.batch_size, len(pre_val)),
-                aug,
-                _seed(cfg.seed, 0, 1),
-                shuffle=False,
-                drop_last=False,
-                channels_last=cl,
-            )
-
-    def epoch_end(epoch: int, logs: dict[str, Any]) -> dict[str, Any]:
-        extra_logs = monitor(method_.encoder)
-        if "collapse_std" in extra_logs:
-            check_collapse(extra_logs["collapse_std"], cfg.collapse_threshold, epoch=epoch)
-        return extra_logs
-
-    resolved = saved_config(cfg)
-    lead = trainer.fabric.is_global_zero  # under DDP, rank 0 alone writes files
-    if lead and not (resume and (out / CONFIG).is_file()):
-        out.mkdir(parents=True, exist_ok=True)
-        if (out / CHECKPOINT).is_file() and not resume:
-            raise TrainingError(
-                f"{out / CHECKPOINT} exists: pass --resume to continue that run, or choose another --out"
-            )
-        write_text(out / CONFIG, yaml.safe_dump(resolved, sort_keys=False))
-    random_init: dict[str, Any] = {}
-    if lead:
-        # The weights built above are the run's initial weights, also when resuming (the
-        # same seed builds them): read once, before training, kept for the whole run. A copy
-        # on the training device: the method itself is moved there by the trainer.
-        if (out / RANDOM_INIT).is_file():
-            random_init = read_json(out / RANDOM_INIT)
-        else:
-            random_init = monitor(copy.deepcopy(method_.encoder).to(dev))
-            write_json(out / RANDOM_INIT, random_init)
-    config = without(resolved, "trainer.progress_bar", "trainer.checkpoint_every_s")
-    fingerprint = {"config": config, "database": db.checksum}
-    title = f"{cfg.method} pretraining health ({db.name})"
-    schedule = build_schedule(
-        optimizer, cfg.optimizer, steps_per_epoch=len(train_batches(0)), epochs=cfg.trainer.epochs
-    )
-    try:
-        history = trainer.fit(
-            method_,
-            optimizer,
-            train_batches,
-            val_batches,
-            out_dir=out,
-            scheduler=schedule,
-            epoch_end=epoch_end,
-            resume=resume,
-            fingerprint=fingerprint,
-        )
-    except TrainingError:
-        if lead and (out / METRICS).is_file():  # a stopped run: its health, up to the stop
-            plot_health(read_csv(out / METRICS), random_init, out / HEALTH, title)
-        raise
-    if not lead:
-        return out
-
-    save_torch(out / ENCODER, encoder_state_dict(method_.encoder))
-    from medssl.reporting.curves import plot_curves
-    from medssl.reporting.tsne import plot_tsne
-
-    plot_curves(
-        history,
-        ["train_loss", "val_loss"],
-        out / LOSS_CURVE,
-        f"{cfg.method} pretraining loss ({db.name})",
-        ylabel="loss",
-    )
-    ft_all = torch.from_numpy(db.images("finetune")).to(dev)
-    if len(ft_all) > 0:
-        # read as the kNN monitor reads: BN statistics re-estimated on these images
-        with precise_bn(method_.encoder, ft_all, size=aug.size):
-            emb = embed_images(method_.encoder, ft_all, size=aug.size).cpu().numpy()
-        plot_tsne(
-            emb,
-            db.labels("finetune"),
-            out / TSNE,
-            f"{cfg.method} encoder: t-SNE of finetuning images",
-            seed=cfg.seed,
-        )
-    health = pretraining_health(history, random_init.get("knn_acc"))
-    plot_health(history, random_init, out / HEALTH, title)
-    last = history[-1] if history else {}
-    write_json(
-        out / DONE,
-        {
-            "method": cfg.method,
-            "database": db.name,
-            "database_checksum": db.checksum,
-            "epochs_run": len(history),
-            "final": last,
-            "device": str(dev),
-            "precision": trainer.precision,
-            "seconds": round(time.perf_counter() - t_start, 2),
-            "encoder": ENCODER,
-            "random_init": random_init,
-            "health": dataclasses.asdict(health),
-        },
-    )
+    run = _Run(cfg, db, out, trainer, pool, *build_monitor(db, cfg, split, trainer.device))
+    history = run.fit(resume)
+    if trainer.fabric.is_global_zero:  # under DDP, rank 0 alone writes files
+        run.write_outputs(history, time.perf_counter() - t_start)
     return out
+
+
+@dataclasses.dataclass
+class _Run:
+    """One pretraining run between its setup and its outputs."""
+
+    cfg: PretrainConfig
+    db: Database
+    out: Path
+    trainer: Trainer
+    pool: Pool
+    monitor: HealthMonitor
+    read_rows: np.ndarray  # the finetuning rows of the health read
+    random_init: dict[str, Any] = dataclasses.field(default_factory=dict)
+    random_read: HealthRead | None = None
+    encoder: torch.nn.Module | None = None  # the trained encoder, once fit returns
+
+    def fit(self, resume: bool) -> list[dict[str, Any]]:
+        cfg, trainer, out = self.cfg, self.trainer, self.out
+        dev = trainer.device
+        rank, world = trainer.fabric.global_rank, trainer.fabric.world_size
+        pool = torch.from_numpy(self.pool.images).to(dev)  # uint8 (N, 110, 110)
+        pre_val = torch.from_numpy(self.db.images("pretrain", "val")).to(dev)
+        trainer.seed_everything()
+        method_, optimizer = build_training(cfg, dev)
+        lead = trainer.fabric.is_global_zero
+        resolved = saved_config(cfg)
+        if lead:
+            self._start(resolved, resume, method_.encoder)
+        per_epoch = len(train_views(pool, cfg, 0))
+        reads = read_epochs(per_epoch, cfg.trainer.epochs, cfg.health.every)
+
+        def train_batches(epoch: int) -> Iterable[Any]:
+            return train_views(pool, cfg, epoch, rank=rank, world_size=world)
+
+        def val_batches(epoch: int) -> Iterable[Any] | None:
+            if len(pre_val) < 2 or epoch not in reads:
+                return None
+            # The same views at every read, so val loss is comparable across the run.
+            return ViewBatches(
+                pre_val, min(cfg.batch_size, len(pre_val)), augment_config(cfg),
+                _seed(cfg.seed, 0, 1), shuffle=False, drop_last=False,
+                channels_last=cfg.trainer.channels_last,
+            )  # fmt: skip
+
+        def epoch_end(epoch: int, logs: dict[str, Any]) -> dict[str, Any]:
+            return self.read(method_.encoder, epoch) if epoch in reads else {}
+
+        config = without(resolved, "trainer.progress_bar", "trainer.checkpoint_every_s")
+        schedule = build_schedule(
+            optimizer, cfg.optimizer, steps_per_epoch=per_epoch, epochs=cfg.trainer.epochs
+        )
+        try:
+            history = trainer.fit(
+                method_, optimizer, train_batches, val_batches, out_dir=out, scheduler=schedule,
+                epoch_end=epoch_end, resume=resume,
+                fingerprint={"config": config, "database": self.db.checksum},
+            )  # fmt: skip
+        except TrainingError:
+            if lead and (out / METRICS).is_file():  # a stopped run: its health, up to the stop
+                plot_health(read_csv(out / METRICS), self.random_init, out / HEALTH, self._title())
+            raise
+        self.encoder = method_.encoder
+        return history
+
+    def _start(self, resolved: dict[str, Any], resume: bool, encoder: torch.nn.Module) -> None:
+        """config.yaml (a fresh run), and the random-init reading: the weights built by
+        ``build_training`` are the run's initial weights, also when resuming (the same seed
+        builds them), read once before training and kept for the whole run."""
+        out = self.out
+        if not (resume and (out / CONFIG).is_file()):
+            out.mkdir(parents=True, exist_ok=True)
+            if (out / CHECKPOINT).is_file() and not resume:
+                raise TrainingError(
+                    f"{out / CHECKPOINT} exists: pass --resume to continue that run, or choose "
+                    "another --out"
+                )
+            write_text(out / CONFIG, yaml.safe_dump(resolved, sort_keys=False))
+        if (out / RANDOM_INIT).is_file():
+            saved = read_json(out / RANDOM_INIT)
+            self.random_init = {k: v for k, v in saved.items() if k != "per_image"}
+            self.random_read = _read_from_json(saved.get("per_image"))
+            return
+        # a copy on the training device: the method itself is moved there by the trainer
+        logs, read = self.monitor(copy.deepcopy(encoder).to(self.trainer.device))
+        self.random_init, self.random_read = logs, read
+        write_json(out / RANDOM_INIT, {**logs, "per_image": _read_to_json(read, self.read_rows)})
+
+    def read(self, encoder: torch.nn.Module, epoch: int) -> dict[str, Any]:
+        """The health read of ``encoder`` after ``epoch``, its gains over random init, the
+        collapse guard; ``health_s`` its seconds."""
+        t0 = time.perf_counter()
+        logs, read = self.monitor(encoder)
+        if read is not None and self.random_read is not None:
+            knn, lin = read.gains(self.random_read, self.monitor.labels)
+            logs |= {"knn_gain": knn.gain, "knn_gain_se": knn.se}
+            logs |= {"linear_gain": lin.gain, "linear_gain_se": lin.se}
+        logs["health_s"] = round(time.perf_counter() - t0, 3)
+        if "collapse_std" in logs:
+            check_collapse(logs["collapse_std"], self.cfg.collapse_threshold, epoch=epoch)
+        return logs
+
+    def _title(self) -> str:
+        return f"{self.cfg.method} pretraining health ({self.db.name})"
+
+    def write_outputs(self, history: list[dict[str, Any]], seconds: float) -> None:
+        """encoder.pt, the figures and done.json (last)."""
+        cfg, out, db = self.cfg, self.out, self.db
+        save_torch(out / ENCODER, encoder_state_dict(self.encoder))
+        from medssl.reporting.curves import plot_curves  # matplotlib: imported when drawing
+        from medssl.reporting.tsne import plot_tsne
+
+        plot_curves(
+            history, ["train_loss", "val_loss"], out / LOSS_CURVE,
+            f"{cfg.method} pretraining loss ({db.name})", ylabel="loss",
+        )  # fmt: skip
+        size = augment_config(cfg).size
+        ft_all = torch.from_numpy(db.images("finetune")).to(self.trainer.device)
+        if len(ft_all) > 0:
+            # read as the health monitor reads: BN statistics re-estimated on these images
+            with precise_bn(self.encoder, ft_all, size=size):
+                emb = embed_images(self.encoder, ft_all, size=size).cpu().numpy()
+            plot_tsne(
+                emb, db.labels("finetune"), out / TSNE,
+                f"{cfg.method} encoder: t-SNE of finetuning images", seed=cfg.seed,
+            )  # fmt: skip
+        health = pretraining_health(history, self.random_init)
+        plot_health(history, self.random_init, out / HEALTH, self._title())
+        write_json(
+            out / DONE,
+            {
+                "method": cfg.method,
+                "database": db.name,
+                "database_checksum": db.checksum,
+                "pool": self.pool.describe(),
+                "steps": int(history[-1]["step"]) if history else 0,
+                "epochs_run": len(history),
+                "final": history[-1] if history else {},
+                "device": str(self.trainer.device),
+                "precision": self.trainer.precision,
+                "seconds": round(seconds, 2),
+                "encoder": ENCODER,
+                "random_init": self.random_init,
+                "health": dataclasses.asdict(health),
+            },
+        )
+
+
+def _read_to_json(read: HealthRead | None, rows: np.ndarray) -> dict[str, Any] | None:
+    """A read's per-image correctness as random_init.json keeps it (finetuning rows in the
+    read's order), so a resumed run compares with the same random-init reading."""
+    if read is None:
+        return None
+    return {
+        "rows": [int(r) for r in rows],
+        **{
+            f"{name}_correct": [int(c) for c in r.correct]
+            for name, r in (("knn", read.knn), ("linear", read.linear))
+        },
+        **{f"{name}_bacc": r.bacc for name, r in (("knn", read.knn), ("linear", read.linear))},
+        **{f"{name}_se": r.se for name, r in (("knn", read.knn), ("linear", read.linear))},
+    }
+
+
+def _read_from_json(saved: dict[str, Any] | None) -> HealthRead | None:
+    if not saved:
+        return None
+
+    def one(name: str) -> Reading:
+        correct = np.asarray(saved[f"{name}_correct"], dtype=bool)
+        return Reading(float(saved[f"{name}_bacc"]), float(saved[f"{name}_se"]), correct)
+
+    return HealthRead(one("knn"), one("linear"))
 
 
 def run_health(run: str | Path) -> Health:
@@ -409,9 +376,8 @@ def run_health(run: str | Path) -> Health:
         random_init = read_json(out / DONE).get("random_init") or {}
     elif (out / RANDOM_INIT).is_file():
         random_init = read_json(out / RANDOM_INIT)
-    return pretraining_health(read_csv(out / METRICS), random_init.get("knn_acc"))
+    return pretraining_health(read_csv(out / METRICS), random_init)
 
 
 def _seed(seed: int, epoch: int, stream: int) -> int:
     return (seed * 1_000_003 + epoch * 2 + stream) % (2**63)
-
