@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from medssl.data.database import Database
+from medssl.data.manifest import ManifestRow
 from medssl.data.records import CLASSES
 from medssl.errors import ConfigError
 
@@ -73,7 +74,7 @@ def finetune_split_names(db: Database, split: Sequence[str] | None = None) -> li
     """One split name per finetuning row (row order): ``split`` (a fold of K-fold CV) or the
     database's split column."""
     rows = db.rows("finetune")
-    names = [str(r["split"]) for r in rows] if split is None else [str(s) for s in split]
+    names = [str(r.split) for r in rows] if split is None else [str(s) for s in split]
     if len(names) != len(rows):
         raise ConfigError(
             f"pretraining pool: {len(names)} split names for the {len(rows)} finetuning rows of "
@@ -111,16 +112,16 @@ def _train_rows(db: Database, pool: str, split: Sequence[str] | None) -> tuple[n
     names = finetune_split_names(db, split)
     pixels = db.arrays["finetune"]
 
-    def keys(r) -> set[str]:
-        digest = hashlib.sha1(np.ascontiguousarray(pixels[int(r["index"])]).tobytes())
-        return {f"px:{digest.hexdigest()}"} | ({f"sha1:{r['sha1']}"} if r["sha1"] else set())
+    def keys(r: ManifestRow) -> set[str]:
+        digest = hashlib.sha1(np.ascontiguousarray(pixels[int(r.index)]).tobytes())
+        return {f"px:{digest.hexdigest()}"} | ({f"sha1:{r.sha1}"} if r.sha1 else set())
 
     held: set[str] = set()
     for r, n in zip(rows, names, strict=True):
         if n in HELD_OUT:
             held |= keys(r)
     train = [r for r, n in zip(rows, names, strict=True) if n == "train"]
-    keep = [int(r["index"]) for r in train if not keys(r) & held]
+    keep = [int(r.index) for r in train if not keys(r) & held]
     return np.array(keep, dtype=np.int64), len(train) - len(keep)
 
 
@@ -131,9 +132,9 @@ def read_images(db: Database, split: Sequence[str] | None = None) -> tuple[np.nd
     rows = db.rows("finetune")
     names = finetune_split_names(db, split)
     chosen = [r for r, n in zip(rows, names, strict=True) if n in ("train", "val")]
-    idx = np.array([int(r["index"]) for r in chosen], dtype=np.int64)
-    labels = np.array([CLASSES.index(r["label"]) for r in chosen], dtype=np.int64)
-    groups = np.array([str(r["patient"] or r["file"]) for r in chosen])
+    idx = np.array([int(r.index) for r in chosen], dtype=np.int64)
+    labels = np.array([CLASSES.index(r.label) for r in chosen], dtype=np.int64)
+    groups = np.array([str(r.patient or r.file) for r in chosen])
     return idx, np.asarray(db.arrays["finetune"][idx]), labels, groups
 
 
