@@ -323,7 +323,7 @@ def _execute(
                 cfg_run = dataclasses.replace(
                     run.obj, trainer=dataclasses.replace(run.obj.trainer, progress_bar=progress)
                 )
-                pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume)
+                pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume, log_name=run.label())
             else:
                 encoder = (
                     "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
@@ -351,6 +351,7 @@ def _execute(
                         resume=resume,
                         progress=progress,
                         keep_last=keep == "last",
+                        log_name=run.label(),
                     )
         except MedsslError as e:
             raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e
@@ -429,8 +430,7 @@ def _provenance(
         n: {"checksum": db.checksum, "path": str(db.path)} for n, db in databases.items()
     }
     prov["runs"] = {
-        r.run_id: {"label": r.label(), "seconds": r.state.seconds, "config": r.config}
-        for r in runs
+        r.run_id: {"label": r.label(), "seconds": r.state.seconds, "config": r.config} for r in runs
     }
     old = out / PLAN
     if old.is_file():

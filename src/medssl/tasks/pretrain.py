@@ -41,9 +41,11 @@ from medssl.data.database import Database
 from medssl.engine.health import Health, plot_health, pretraining_health
 from medssl.engine.monitor import KNNMonitor, check_collapse, embed_images, precise_bn
 from medssl.engine.optim import OptimizerConfig, build_optimizer, build_schedule, check_optimizer
+from medssl.engine.tensorboard import run_loggers
 from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError, DataError, TrainingError
 from medssl.models.encoder import build_encoder, encoder_state_dict
+from medssl.models.weights import load_weights, weights_file
 from medssl.runfiles import (
     CHECKPOINT,
     CONFIG,
@@ -88,6 +90,10 @@ class PretrainConfig:
     collapse_threshold: float = (
         0.01  # collapse guard on std * sqrt(D); random init gives ~0.1, healthy ~0.3-1
     )
+    # The encoder's initial weights: "random" (torchvision's Kaiming init) or weights you
+    # bring (models.weights: a torchvision or timm ResNet-18, an encoder.pt, a run folder),
+    # SSL pretraining from e.g. ImageNet weights. Saved only when set (run ids stay).
+    init: str = "random"
 
 
 def preset_names() -> list[str]:
@@ -124,6 +130,8 @@ def resolve_config(
         trainer = dataclasses.replace(trainer, accelerator=device)
     trainer = dataclasses.replace(trainer, seed=cfg.seed)
     get_method(cfg.method)  # unknown method: lists the valid ones
+    if cfg.init != "random":  # the file, absolute: a resume elsewhere finds it
+        cfg = dataclasses.replace(cfg, init=str(weights_file(cfg.init, flag="init").resolve()))
     for name, opts in cfg.method_overrides.items():
         method_config(name, opts)  # an unknown method or option of a preset fails here
     aug = merge(
@@ -156,7 +164,10 @@ def _fields(options: Any) -> dict[str, Any]:
 def saved_config(cfg: PretrainConfig) -> dict[str, Any]:
     """The resolved config as a run saves it (config.yaml) and the benchmark hashes it: typed
     options become their mappings, tuples lists (YAML safe_dump)."""
-    return to_plain(to_dict(cfg))
+    saved = to_dict(cfg)
+    if cfg.init == "random":  # the field came after the run ids: left out at its default
+        del saved["init"]
+    return to_plain(saved)
 
 
 def fit_to_data(cfg: PretrainConfig, n_train: int) -> PretrainConfig:
@@ -190,7 +201,10 @@ def build_training(
     Seed first (``Trainer.seed_everything``): the initial weights come from the global RNG.
     The rate is ``cfg.optimizer``'s, scaled to ``cfg.batch_size`` (``engine.optim``).
     """
-    method_ = build_method(cfg.method, build_encoder(), cfg.method_options)
+    encoder = build_encoder()
+    if cfg.init != "random":
+        load_weights(cfg.init, encoder)  # before the method copies it (momentum encoders)
+    method_ = build_method(cfg.method, encoder, cfg.method_options)
     params = [p for p in method_.parameters() if p.requires_grad]
     return method_, build_optimizer(params, cfg.optimizer, batch_size=cfg.batch_size, device=device)
 
@@ -225,8 +239,12 @@ def run_pretraining(
     epochs: int | None = None,
     device: str | None = None,
     resume: bool = False,
+    log_name: str | None = None,
 ) -> Path:
-    """Pretrain an encoder; return ``out_dir`` (see the module docstring for its files)."""
+    """Pretrain an encoder; return ``out_dir`` (see the module docstring for its files).
+
+    ``log_name``: the run's name in TensorBoard (``engine.tensorboard``; default: database,
+    method and seed)."""
     t_start = time.perf_counter()
     cfg = resolve_config(
         method, cfg=cfg, preset=preset, overrides=overrides, epochs=epochs, device=device
@@ -251,8 +269,10 @@ def run_pretraining(
             f"of database {db.name}; lower it with --set batch_size=N"
         )
     cfg = fit_to_data(cfg, n_pre["train"])
+    init_weights = None if cfg.init == "random" else load_weights(cfg.init, build_encoder())
 
-    trainer = Trainer(cfg.trainer)
+    name = log_name or f"{db.name} {cfg.method} pretraining seed {cfg.seed}"
+    trainer = Trainer(cfg.trainer, loggers=run_loggers(out, name))
     dev = trainer.device
     rank, world = trainer.fabric.global_rank, trainer.fabric.world_size
     aug = augment_config(cfg)
@@ -325,6 +345,8 @@ def run_pretraining(
             write_json(out / RANDOM_INIT, random_init)
     config = without(resolved, "trainer.progress_bar", "trainer.checkpoint_every_s")
     fingerprint = {"config": config, "database": db.checksum}
+    if init_weights is not None:  # the file's content, not only its path
+        fingerprint["init_sha256"] = init_weights.sha256
     title = f"{cfg.method} pretraining health ({db.name})"
     schedule = build_schedule(
         optimizer, cfg.optimizer, steps_per_epoch=len(train_batches(0)), epochs=cfg.trainer.epochs
@@ -388,6 +410,8 @@ def run_pretraining(
             "encoder": ENCODER,
             "random_init": random_init,
             "health": dataclasses.asdict(health),
+            "database_path": str(db.path) if db.path else None,
+            "init_weights": None if init_weights is None else init_weights.record(),
         },
     )
     return out
@@ -414,4 +438,3 @@ def run_health(run: str | Path) -> Health:
 
 def _seed(seed: int, epoch: int, stream: int) -> int:
     return (seed * 1_000_003 + epoch * 2 + stream) % (2**63)
-
