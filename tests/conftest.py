@@ -97,3 +97,47 @@ def smoke_benchmark(tmp_path_factory) -> SmokeBenchmark:
         mp.setattr(benchmark, "_estimate", _overrunning_estimates)
         rc = main(args)
     return SmokeBenchmark(out=out, rc=rc, done_before_kill=before, stderr=err.getvalue())
+
+
+@dataclass(frozen=True)
+class TinyPretraining:
+    """A finished 1-epoch SimCLR run started from a timm-layout ResNet-18 the fixture wrote."""
+
+    out: Path  # the run folder
+    db_path: Path  # its database, saved on disk
+    init_file: Path  # the timm ResNet-18 state dict (3-channel conv1, fc head), safetensors
+    init_state: dict  # that state dict
+
+
+@pytest.fixture(scope="session")
+def tiny_pretraining(tmp_path_factory) -> TinyPretraining:
+    """``run_pretraining`` of SimCLR for one epoch on a small phantom database saved on disk,
+    from ``pretrain.init`` = a timm ResNet-18 state dict (``timm.create_model("resnet18")``'s
+    key layout and 3-channel stem) written as safetensors: the run that the weights,
+    TensorBoard and export tests read."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from dbfactory import phantom_db, save_db
+    from medssl.tasks.pretrain import run_pretraining
+
+    root = tmp_path_factory.mktemp("tiny_pretraining")
+    torch.manual_seed(7)
+    state = timm.create_model("resnet18", pretrained=False).state_dict()
+    init_file = root / "timm_resnet18.safetensors"
+    save_file(state, init_file)
+    db_path = Path(save_db(phantom_db(n_pre=12, n_ft=9, n_pre_val=3), root / "phantoms"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small CPU convolutions: faster on one thread of a shared machine
+    try:
+        out = run_pretraining(
+            db_path, root / "run", method="simclr", epochs=1, device="cpu",
+            overrides=[
+                "batch_size=4", "augmentation_options.size=32", "trainer.progress_bar=false",
+                f"init={init_file}",
+            ],
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    return TinyPretraining(out=out, db_path=db_path, init_file=init_file, init_state=state)

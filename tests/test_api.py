@@ -127,9 +127,11 @@ def test_load_encoder_from_a_file_a_pretraining_run_and_a_finetuning_run(tmp_pat
         with torch.no_grad():
             torch.testing.assert_close(encoder(x), expected)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no encoder.pt .* or best.pt"):
+    with pytest.raises(
+        ConfigError, match="a folder with no encoder.pt, best.pt, encoder.safetensors"
+    ):
         medssl.load_encoder(tmp_path / "empty")
-    with pytest.raises(ConfigError, match="encoder file not found"):
+    with pytest.raises(ConfigError, match="no such file or folder"):
         medssl.load_encoder(tmp_path / "nothing.pt")
 
 

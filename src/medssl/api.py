@@ -7,22 +7,16 @@ when first called, so ``import medssl`` and loading a database stay fast.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medssl.data.database import ROLES, Database
 from medssl.errors import ConfigError
-from medssl.runfiles import BEST, ENCODER
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-FINETUNE_PREFIX = "model.encoder."
-"""Prefix of the encoder's keys in a fine-tuning run's ``best.pt`` (``{"model": task state}``:
-the task's ``model`` is a Classifier or smp U-Net, both with a torchvision-style ``encoder``)."""
 
 
 def load_database(path: str | os.PathLike, *, verify_checksum: bool = True) -> Database:
@@ -38,56 +32,22 @@ def load_database(path: str | os.PathLike, *, verify_checksum: bool = True) -> D
 
 
 def load_encoder(path: str | os.PathLike) -> nn.Module:
-    """The 1-channel torchvision ResNet-18 of a run, on the CPU, in eval mode.
+    """The 1-channel torchvision ResNet-18 of a run or a weights file, on the CPU, in eval mode.
 
     ``path``: an ``encoder.pt`` (or any file of that format), a pretraining run folder (its
-    ``encoder.pt``), a fine-tuning run folder or its ``best.pt`` (the fine-tuned encoder).
+    ``encoder.pt``), a fine-tuning run folder or its ``best.pt`` (the fine-tuned encoder), a
+    ``medssl export`` folder or its files, or a torchvision or timm ResNet-18 state dict (its
+    3-channel ``conv1`` folded to one channel, ``fc`` dropped), as ``.pt``/``.pth`` or
+    ``.safetensors``: what ``medssl finetune --init`` takes (:mod:`medssl.models.weights`).
     The model maps x (N, 1, H, W) in [-1, 1] to features (N, 512) (``fc`` is the identity).
     Anything else raises ``medssl.errors.ConfigError`` saying what was expected.
     """
     from medssl.models.encoder import build_encoder
-    from medssl.models.encoder import load_encoder as load_state
+    from medssl.models.weights import load_weights
 
-    path = Path(path)
-    source: Any = path
-    if path.is_file() and path.name == BEST:
-        source = _finetuned_encoder(path)
-    elif path.is_dir():
-        if (path / ENCODER).is_file():
-            source = path / ENCODER
-        elif (path / BEST).is_file():
-            source = _finetuned_encoder(path / BEST)
-        else:
-            raise ConfigError(
-                f"{path}: no encoder.pt (a `medssl pretrain` run) or best.pt (a `medssl "
-                "finetune` run) in this folder; pass a run folder or an encoder.pt file"
-            )
-    return load_state(source, build_encoder()).eval()
-
-
-def _finetuned_encoder(file: Path) -> dict[str, Any]:
-    """The encoder's state dict inside a fine-tuning run's ``best.pt``."""
-    import torch
-
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise ConfigError(
-            f"{file}: cannot be read as a PyTorch checkpoint ({type(e).__name__}); expected the "
-            "best.pt of a `medssl finetune` run"
-        ) from None
-    model = state.get("model") if isinstance(state, dict) else None
-    encoder = {
-        k[len(FINETUNE_PREFIX) :]: v
-        for k, v in (model or {}).items()
-        if k.startswith(FINETUNE_PREFIX)
-    }
-    if not encoder:
-        raise ConfigError(
-            f"{file}: holds no {FINETUNE_PREFIX}* weights; expected the best.pt of a "
-            "`medssl finetune` run"
-        )
-    return encoder
+    encoder = build_encoder()
+    load_weights(path, encoder)
+    return encoder.eval()
 
 
 def embed(

@@ -17,12 +17,18 @@ DONE = "done.json"  # written last: the run finished
 LOCK = "lock.json"  # benchmark runs: who is training it now (tasks.runlock)
 CLAIMS = "claims.jsonl"  # benchmark runs: one line per execution (tasks.runlock)
 LOSS_CURVE = "loss_curve.png"  # loss per epoch, train and validation (thesis fig. A.1)
+TENSORBOARD = "tensorboard"  # TensorBoard event files, in a subfolder named for the run
 
 # pretraining runs
 ENCODER = "encoder.pt"  # torchvision ResNet-18 state dict without fc (models.encoder)
 RANDOM_INIT = "random_init.json"  # the health monitor's reading of the initial encoder
 HEALTH = "health.png"
 TSNE = "tsne.png"  # t-SNE of the encoder's features of the finetuning images
+
+# `medssl export RUN` (into RUN/export/ by default)
+EXPORT = "export"
+EXPORT_SAFETENSORS = "encoder.safetensors"  # the encoder.pt's tensors as safetensors
+MODEL_CARD = "README.md"  # the model card (the name the Hugging Face Hub shows a card by)
 
 # fine-tuning runs
 RESULTS = "results.csv"  # flat records, RESULT_COLUMNS

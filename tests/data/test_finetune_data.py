@@ -97,7 +97,7 @@ def test_presets_and_overrides(tmp_path):
         resolve_config(overrides=["augmentation_options.shear=3"])
     with pytest.raises(ConfigError, match=r"figure_splits: unknown split\(s\) \['tset'\]"):
         resolve_config(overrides=["figure_splits=[tset]"])
-    with pytest.raises(ConfigError, match="no encoder file"):
+    with pytest.raises(ConfigError, match="no such file or folder"):
         resolve_init(tmp_path / "missing.pt")
 
 

@@ -7,7 +7,8 @@ import torch
 import torchvision
 
 from medssl.errors import ConfigError
-from medssl.models.encoder import build_encoder, encoder_state_dict, feature_map, load_encoder
+from medssl.models.encoder import build_encoder, encoder_state_dict, feature_map
+from medssl.models.weights import load_weights
 
 
 def test_forward_shape_and_stem():
@@ -38,22 +39,22 @@ def test_export_loads_into_torchvision_and_smp(tmp_path):
     unet.encoder.load_state_dict(loaded, strict=True)
     assert torch.equal(unet.encoder.layer4[1].conv2.weight, src.layer4[1].conv2.weight)
 
-    fresh = load_encoder(tmp_path / "encoder.pt", build_encoder())
+    load_weights(tmp_path / "encoder.pt", fresh := build_encoder())
     assert torch.equal(fresh.bn1.running_var, src.bn1.running_var)
 
 
-def test_load_encoder_names_bad_keys_and_channels(tmp_path):
-    state = encoder_state_dict(build_encoder(in_channels=3))
+def test_load_weights_names_bad_keys_and_channels(tmp_path):
+    state = encoder_state_dict(build_encoder(in_channels=2))
     state["extra.weight"] = torch.zeros(1)
     del state["layer1.0.bn1.bias"]
     with pytest.raises(ConfigError) as e:
-        load_encoder(state, build_encoder())
+        load_weights(state, build_encoder())
     msg = str(e.value)
-    assert "input channels differ: file has 3, model expects 1" in msg
+    assert "input channels differ: file has 2, model expects 1" in msg
     assert "missing keys: layer1.0.bn1.bias" in msg and "unexpected keys: extra.weight" in msg
-    assert "conv1.weight: file (64, 3, 7, 7) vs model (64, 1, 7, 7)" in msg
-    with pytest.raises(ConfigError, match="not found"):
-        load_encoder(tmp_path / "nope.pt", build_encoder())
+    assert "conv1.weight: file (64, 2, 7, 7) vs model (64, 1, 7, 7)" in msg
+    with pytest.raises(ConfigError, match="no such file or folder"):
+        load_weights(tmp_path / "nope.pt", build_encoder())
 
 
 def test_feature_map_is_the_map_forward_pools():

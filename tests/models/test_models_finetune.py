@@ -90,7 +90,7 @@ def test_frozen_encoder_segmentation_trains_the_decoder_only():
 
 def test_wrong_encoder_names_the_keys(tmp_path):
     state = encoder_state_dict(build_encoder())
-    state["conv1.weight"] = torch.zeros(64, 3, 7, 7)
+    state["conv1.weight"] = torch.zeros(64, 2, 7, 7)
     del state["layer4.1.bn2.bias"]
     path = tmp_path / "bad.pt"
     torch.save(state, path)

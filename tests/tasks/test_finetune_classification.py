@@ -131,7 +131,7 @@ def test_classification_run_outputs_and_beats_chance(tmp_path, db_path, encoder_
 
 def test_encoder_of_wrong_channels_is_a_clear_error(tmp_path, db_path, capsys):
     bad = tmp_path / "encoder.pt"
-    torch.save(encoder_state_dict(build_encoder(in_channels=3)), bad)
+    torch.save(encoder_state_dict(build_encoder(in_channels=2)), bad)  # 3 would be folded
     assert _cli(db_path, tmp_path / "run", str(bad)) == 2
     err = capsys.readouterr().err
     assert "conv1.weight" in err and "input channels differ" in err
@@ -246,7 +246,7 @@ def test_init_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, db_path, capsy
         (["finetune", "--task", "classification", "--database", "{tmp}/nope"], "no such folder"),
         (
             ["finetune", "--task", "classification", "--database", "{db}", "--init", "{tmp}/x.pt"],
-            "--init {tmp}/x.pt: no such file",
+            "--init {tmp}/x.pt: no such file or folder",
         ),
         (["pretrain", "--method", "simclr", "--database", "{tmp}/nope"], "no such folder"),
     ],

@@ -14,7 +14,8 @@ from medssl.cli.main import main
 from medssl.data.database import Database
 from medssl.data.pool import read_images
 from medssl.engine.monitor import HealthMonitor
-from medssl.models.encoder import build_encoder, load_encoder
+from medssl.models.encoder import build_encoder
+from medssl.models.weights import load_weights
 from medssl.ssl import method_names
 
 FAST = [
@@ -87,7 +88,7 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
     assert cfg["optimizer"]["schedule"] == "cosine" and cfg["optimizer"]["warmup_fraction"] == 0.1
     assert 0 <= float(rows[-1]["lr"]) <= 0.06 * 8 / 128  # batch 8, decayed
     assert cfg["trainer"]["epochs"] == 2 and cfg["augmentation_options"]["size"] == 32
-    load_encoder(out / "encoder.pt", build_encoder())
+    load_weights(out / "encoder.pt", build_encoder())
     done = read_json(out / "done.json")
     assert done["epochs_run"] == 2 and done["method"] == "simclr" and done["steps"] == 4
     saved = read_json(out / "random_init.json")

@@ -24,7 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, choices=("classification", "segmentation"))
     p.add_argument("--database", required=True, help="database folder (from `medssl data build`)")
     p.add_argument(
-        "--init", default="random", help="`random` or an encoder.pt (or a pretraining run folder)"
+        "--init",
+        default="random",
+        help="`random`, or weights you bring: an encoder.pt, a torchvision or timm ResNet-18 "
+        "state dict (.pt/.pth or .safetensors; a 3-channel conv1 is summed to 1 channel, fc "
+        "dropped), a pretraining or fine-tuning run folder",
     )
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument(
@@ -61,17 +65,12 @@ def check_args(args: argparse.Namespace) -> None:
     """Errors that need no torch, before the training stack is imported (seconds saved)."""
     from medssl import presets
     from medssl.data.database import check_database_folder
-    from medssl.runfiles import ENCODER
+    from medssl.models.weights import weights_file
 
     check_database_folder(Path(args.database), flag="--database")
     presets.preset_path("finetune", args.preset)
     if args.init != "random":
-        init = Path(args.init)
-        if not (init.is_file() or (init / ENCODER).is_file()):
-            raise ConfigError(
-                f"--init {args.init}: no such file, and no encoder.pt in such a folder; pass "
-                "`random` or the encoder.pt of a `medssl pretrain` run"
-            )
+        weights_file(args.init, flag="--init")  # the file is read once torch is imported
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: expected >= 1")
 

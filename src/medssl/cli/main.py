@@ -9,7 +9,7 @@ import sys
 from medssl import __version__
 from medssl.errors import MedsslError
 
-VERB_MODULES = ("data", "pretrain", "finetune", "benchmark", "report", "bench")
+VERB_MODULES = ("data", "pretrain", "finetune", "benchmark", "report", "export", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

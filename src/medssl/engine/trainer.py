@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -129,7 +130,9 @@ def default_precision(accelerator: str) -> str:
 
 
 class Trainer:
-    def __init__(self, config: TrainerConfig | None = None) -> None:
+    def __init__(self, config: TrainerConfig | None = None, *, loggers: Sequence[Any] = ()) -> None:
+        """``loggers``: Lightning Fabric loggers that get every epoch's row (e.g.
+        ``engine.tensorboard.run_loggers``); they are no part of the run's configuration."""
         from lightning_fabric import Fabric
 
         self.config = cfg = config or TrainerConfig()
@@ -163,6 +166,7 @@ class Trainer:
             devices=cfg.devices,
             num_nodes=cfg.num_nodes,
             precision=self.precision,
+            loggers=list(loggers),
         )
         if cfg.devices * cfg.num_nodes > 1:
             self.fabric.launch()
@@ -256,6 +260,7 @@ class Trainer:
                 row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
                 row["img_per_s"] = round(n_seen / max(row["epoch_time_s"], 1e-9), 1)
                 run.history.append(row)
+                self.fabric.log_dict(_scalars(row), step=row["step"])  # rank 0 logs
                 if cfg.epoch_log and self.fabric.is_global_zero:
                     print(_epoch_line(row, epoch, cfg), flush=True)
                 improved = stop is None and best.update(row)
@@ -270,6 +275,8 @@ class Trainer:
             if self.fabric.is_global_zero:
                 self._flush(run)  # the last finished epoch's state, however fit ends
             run.writer.close()  # ... on disk before fit returns
+            for logger in self.fabric.loggers:
+                logger.finalize("success")  # flushed and closed (rank 0)
         self.fabric.barrier()  # ... and before any rank reads them
         return run.history
 
@@ -456,6 +463,15 @@ def _epoch_line(row: Mapping[str, Any], epoch: int, cfg: TrainerConfig) -> str:
     keys = [k for k in ("train_loss", "val_loss", cfg.monitor) if k and k in row]
     shown = ", ".join(f"{k} {float(row[k]):.4f}" for k in dict.fromkeys(keys))
     return f"epoch {epoch + 1}/{cfg.epochs}: {shown} ({row.get('epoch_time_s', 0):.1f} s)"
+
+
+def _scalars(row: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric columns of a metrics.csv row but ``step`` (the loggers' x axis)."""
+    return {
+        k: float(v)
+        for k, v in row.items()
+        if k != "step" and isinstance(v, numbers.Real) and not isinstance(v, bool)
+    }
 
 
 def _to_float(v: torch.Tensor | float) -> float:

@@ -1,7 +1,8 @@
 """Classifier: the 1-channel ResNet-18 encoder plus one linear layer over the 3 classes.
 
-``x (N, 1, 64, 64) in [-1, 1] -> logits (N, 3)``. The encoder starts from a pretraining run's
-``encoder.pt`` or from torchvision's random (Kaiming) initialisation. With ``freeze_encoder``
+``x (N, 1, 64, 64) in [-1, 1] -> logits (N, 3)``. The encoder starts from weights you bring
+(a pretraining run's ``encoder.pt``, a torchvision or timm ResNet-18: ``models.weights``) or
+from torchvision's random (Kaiming) initialisation. With ``freeze_encoder``
 the encoder's weights get no gradient and its BatchNorm statistics stay fixed (a linear probe).
 """
 
@@ -12,7 +13,8 @@ import os
 from torch import Tensor, nn
 
 from medssl.data.records import CLASSES
-from medssl.models.encoder import FEATURE_DIM, build_encoder, load_encoder
+from medssl.models.encoder import FEATURE_DIM, build_encoder
+from medssl.models.weights import load_weights
 
 
 class Classifier(nn.Module):
@@ -44,11 +46,11 @@ def build_classifier(
     n_classes: int = len(CLASSES),
     freeze_encoder: bool = False,
 ) -> Classifier:
-    """A classifier whose encoder is random (``init="random"``) or loaded from an ``encoder.pt``.
-
-    A file of the wrong shape or channel count raises a ConfigError listing the differing keys.
+    """A classifier whose encoder is random (``init="random"``) or loaded from weights
+    (:func:`medssl.models.weights.load_weights`: an ``encoder.pt``, a torchvision or timm
+    ResNet-18, a run folder). Another architecture raises a ConfigError listing the keys.
     """
     encoder = build_encoder(in_channels=1)
     if str(init) != "random":
-        load_encoder(init, encoder)
+        load_weights(init, encoder)
     return Classifier(encoder, n_classes, freeze_encoder=freeze_encoder)

@@ -2,7 +2,7 @@
 
 ``segmentation_models_pytorch.Unet("resnet18", encoder_weights=None, in_channels=1, classes=1)``:
 its encoder is a torchvision ResNet without ``fc``, so a pretraining run's ``encoder.pt`` loads
-into ``unet.encoder`` as is. ``x (N, 1, H, W) -> logits (N, 1, H, W)``, H and W multiples of 32.
+into ``unet.encoder`` as is (and other ResNet-18 weights through ``models.weights``). ``x (N, 1, H, W) -> logits (N, 1, H, W)``, H and W multiples of 32.
 Nothing is ever downloaded (``encoder_weights=None``).
 """
 
@@ -13,19 +13,19 @@ import os
 import segmentation_models_pytorch as smp
 from torch import Tensor, nn
 
-from medssl.models.encoder import load_encoder
+from medssl.models.weights import load_weights
 
 
 def build_unet(init: str | os.PathLike = "random", *, freeze_encoder: bool = False) -> smp.Unet:
-    """A U-Net whose encoder is random (``init="random"``) or loaded from an ``encoder.pt``.
-
-    A file of the wrong shape or channel count raises a ConfigError listing the differing keys.
+    """A U-Net whose encoder is random (``init="random"``) or loaded from weights
+    (:func:`medssl.models.weights.load_weights`). Another architecture raises a ConfigError
+    listing the keys.
     With ``freeze_encoder`` only the decoder and head are trained (encoder BatchNorm in eval
     mode is the task's job, see :class:`medssl.tasks.segment.Segmentation`).
     """
     model = smp.Unet("resnet18", encoder_weights=None, in_channels=1, classes=1)
     if str(init) != "random":
-        load_encoder(init, model.encoder)
+        load_weights(init, model.encoder)
     if freeze_encoder:
         model.encoder.requires_grad_(False)
     return model

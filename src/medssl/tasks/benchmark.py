@@ -330,7 +330,9 @@ def _execute(
                 )
                 fold = run.pool_fold
                 split = None if fold is None else fold_splits(db, folds, run.seed, fold)
-                pt.run_pretraining(db, run_dir, cfg=cfg_run, resume=resume, split=split)
+                pt.run_pretraining(
+                    db, run_dir, cfg=cfg_run, resume=resume, split=split, log_name=run.label()
+                )
             else:
                 encoder = (
                     "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
@@ -358,6 +360,7 @@ def _execute(
                         resume=resume,
                         progress=progress,
                         keep_last=keep == "last",
+                        log_name=run.label(),
                     )
         except MedsslError as e:
             raise MedsslError(f"{run.label()} ({run_dir}): {e}") from e

@@ -15,6 +15,7 @@ metrics, predictions and figures — comes from the registered task (``tasks/tas
     results.csv               flat records: run_id, task, database, init, seed, fold, split,
                               metric, value (one row per scalar metric per split; nan = undefined)
     *.png                     the task's figures
+    tensorboard/<name>/       the metrics.csv rows as TensorBoard events (with tensorboard)
     done.json                 written last: the run finished (its resume state is then dropped)
 
 Images are normalised to [-1, 1] as in pretraining (``data.augment.to_float``); training
@@ -46,11 +47,14 @@ from medssl.data.records import CLASSES
 from medssl.engine.batchnorm import BN_STATISTICS, average_epoch_bn, recompute_bn
 from medssl.engine.checkpoint import clear_resume_state, load_best
 from medssl.engine.optim import OptimizerConfig, build_optimizer, build_schedule, check_optimizer
+from medssl.engine.tensorboard import run_loggers
 from medssl.engine.trainer import Trainer, TrainerConfig
 from medssl.errors import ConfigError, DataError
 from medssl.metrics.classification import DEFAULT_COST_MATRIX
 from medssl.metrics.segmentation import MISS_POLICIES
-from medssl.runfiles import CONFIG, DONE, ENCODER, METRICS, RESULT_COLUMNS, RESULTS
+from medssl.models.encoder import build_encoder
+from medssl.models.weights import load_weights, weights_file
+from medssl.runfiles import CONFIG, DONE, METRICS, RESULT_COLUMNS, RESULTS
 from medssl.tasks.task import FinetuneTask, get_task, task_names
 
 
@@ -202,17 +206,11 @@ def saved_config(cfg: FinetuneConfig) -> dict[str, Any]:
 
 
 def resolve_init(init: str | os.PathLike) -> str:
-    """``"random"``, or the path of an ``encoder.pt`` (a pretraining run folder is accepted)."""
+    """``"random"``, or the weights file ``init`` names (a run folder's, see
+    :func:`medssl.models.weights.weights_file`)."""
     if str(init) == "random":
         return "random"
-    path = Path(init)
-    if path.is_dir():
-        path = path / ENCODER
-    if not path.is_file():
-        raise ConfigError(
-            f"--init {init}: no encoder file there; pass `random` or the encoder.pt of a `medssl pretrain` run"
-        )
-    return str(path)
+    return str(weights_file(init, flag="--init"))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -257,10 +255,13 @@ def run_finetune(
     device: str | None = None,
     progress: bool | None = None,
     keep_last: bool = False,
+    log_name: str | None = None,
 ) -> Path:
     """Fine-tune, select by validation, evaluate on train/val/test; return the run folder.
 
-    ``init``: ``"random"`` or an ``encoder.pt`` (or a pretraining run folder holding one);
+    ``init``: ``"random"`` or weights you bring (:mod:`medssl.models.weights`: an
+    ``encoder.pt``, a torchvision or timm ResNet-18 state dict, .pt or .safetensors, a run
+    folder); done.json's ``init_weights`` records the file read (SHA-256, format, layout).
     ``init_name`` labels it in results.csv and the run id (default: ``"random"`` or the path).
     ``config`` / ``preset`` / ``overrides`` / ``task`` / ``seed``: see :func:`resolve_config`.
     ``fold`` is recorded in the results; ``split_override`` assigns finetuning rows to
@@ -268,6 +269,7 @@ def run_finetune(
     (auto|cpu|cuda) and ``progress`` override the trainer's accelerator and progress bar.
     ``keep_last``: once done, keep the last epoch's weights as ``last.pt`` beside ``best.pt``
     (the benchmark's ``keep_checkpoints: last``); the resume state is removed either way.
+    ``log_name``: the run's name in TensorBoard (``engine.tensorboard``; default: the run id).
     """
     cfg = resolve_config(config, task=task, preset=preset, overrides=overrides, seed=seed)
     display = {"accelerator": device, "progress_bar": None if progress is None else bool(progress)}
@@ -276,6 +278,8 @@ def run_finetune(
     kind: FinetuneTask = get_task(cfg.task)(cfg)
     db = database if isinstance(database, Database) else Database.load(database)
     init = resolve_init(init)
+    # read and checked before anything is written: a wrong file fails at once
+    init_weights = None if init == "random" else load_weights(init, build_encoder()).record()
     out = Path(out_dir)
     if (out / DONE).is_file():
         raise ConfigError(
@@ -294,7 +298,9 @@ def run_finetune(
     resolved = {"run": facts, "finetune": saved_config(cfg)}
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / CONFIG, yaml.safe_dump(resolved, sort_keys=False))
-    network, data, history, best = train_network(kind, cfg, init, splits, out, resolved, resume)
+    network, data, history, best = train_network(
+        kind, cfg, init, splits, out, resolved, resume, log_name=log_name or facts["run_id"]
+    )
     _evaluate(kind, cfg, network, data, splits, facts, out, history)
     write_json(
         out / DONE,
@@ -302,7 +308,7 @@ def run_finetune(
             "run_id": facts["run_id"], "task": cfg.task, "epochs_run": len(history),
             "best_epoch": best.get("epoch"), "monitor": kind.monitor,
             "monitor_value": best.get("value"), "split_sizes": facts["split_sizes"],
-            "excluded_no_mask": excluded,
+            "excluded_no_mask": excluded, "init_weights": init_weights,
         },
     )  # fmt: skip
     # weights + optimizer moments, ~3x the model: dead weight once done
@@ -333,11 +339,14 @@ def train_network(
     out: Path,
     resolved: dict[str, Any],
     resume: bool,
+    *,
+    log_name: str = "finetune",
 ) -> tuple[torch.nn.Module, dict[str, dict[str, torch.Tensor]], list[dict[str, Any]], dict]:
     """A run's training phase: build the network from ``init``, train it with the trainer into
     ``out`` (``resolved``, the saved config, is the resume fingerprint), validate every epoch
-    and load best.pt: (network, the splits' device tensors, history, best's epoch and value)."""
-    trainer = Trainer(cfg.trainer)
+    and load best.pt: (network, the splits' device tensors, history, best's epoch and value).
+    Each epoch's row also goes to TensorBoard as ``log_name`` (``engine.tensorboard``)."""
+    trainer = Trainer(cfg.trainer, loggers=run_loggers(out, log_name))
     trainer.seed_everything()  # model initialisation is part of the seeded run
     network = kind.build(init, splits["train"])
     params = [p for p in network.parameters() if p.requires_grad]

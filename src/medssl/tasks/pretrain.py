@@ -47,9 +47,11 @@ from medssl.engine.health import Health, plot_health, pretraining_health
 from medssl.engine.health_read import HealthRead, Reading
 from medssl.engine.monitor import HealthMonitor, check_collapse, embed_images, precise_bn
 from medssl.engine.optim import build_optimizer, build_schedule
+from medssl.engine.tensorboard import run_loggers
 from medssl.engine.trainer import Trainer
 from medssl.errors import DataError, TrainingError
 from medssl.models.encoder import build_encoder, encoder_state_dict
+from medssl.models.weights import Weights, load_weights
 from medssl.runfiles import (
     CHECKPOINT,
     CONFIG,
@@ -91,7 +93,10 @@ def build_training(
     Seed first (``Trainer.seed_everything``): the initial weights come from the global RNG.
     The rate is ``cfg.optimizer``'s, scaled to ``cfg.batch_size`` (``engine.optim``).
     """
-    method_ = build_method(cfg.method, build_encoder(), cfg.method_options)
+    encoder = build_encoder()
+    if cfg.init != "random":
+        load_weights(cfg.init, encoder)  # before the method copies it (momentum encoders)
+    method_ = build_method(cfg.method, encoder, cfg.method_options)
     params = [p for p in method_.parameters() if p.requires_grad]
     return method_, build_optimizer(params, cfg.optimizer, batch_size=cfg.batch_size, device=device)
 
@@ -161,11 +166,14 @@ def run_pretraining(
     device: str | None = None,
     resume: bool = False,
     split: Sequence[str] | None = None,
+    log_name: str | None = None,
 ) -> Path:
     """Pretrain an encoder; return ``out_dir`` (see the module docstring for its files).
 
     ``split``: one finetuning split name per finetuning row (a fold of K-fold CV), for the pool
     (``pretrain+train``) and the health read; None: the database's split column.
+    ``log_name``: the run's name in TensorBoard (``engine.tensorboard``; default: database,
+    method and seed).
     """
     t_start = time.perf_counter()
     cfg = resolve_config(
@@ -179,8 +187,11 @@ def run_pretraining(
         raise TrainingError(f"{out / DONE} exists: this run is finished; choose another --out")
     pool = gather_pool(db, cfg, split)
     cfg = fit_to_data(cfg, len(pool.images))
-    trainer = Trainer(cfg.trainer)
+    init_weights = None if cfg.init == "random" else load_weights(cfg.init, build_encoder())
+    name = log_name or f"{db.name} {cfg.method} pretraining seed {cfg.seed}"
+    trainer = Trainer(cfg.trainer, loggers=run_loggers(out, name))
     run = _Run(cfg, db, out, trainer, pool, *build_monitor(db, cfg, split, trainer.device))
+    run.init_weights = init_weights
     history = run.fit(resume)
     if trainer.fabric.is_global_zero:  # under DDP, rank 0 alone writes files
         run.write_outputs(history, time.perf_counter() - t_start)
@@ -201,6 +212,7 @@ class _Run:
     random_init: dict[str, Any] = dataclasses.field(default_factory=dict)
     random_read: HealthRead | None = None
     encoder: torch.nn.Module | None = None  # the trained encoder, once fit returns
+    init_weights: Weights | None = None  # the weights pretraining started from (pretrain.init)
 
     def fit(self, resume: bool) -> list[dict[str, Any]]:
         cfg, trainer, out = self.cfg, self.trainer, self.out
@@ -234,6 +246,9 @@ class _Run:
             return self.read(method_.encoder, epoch) if epoch in reads else {}
 
         config = without(resolved, "trainer.progress_bar", "trainer.checkpoint_every_s")
+        fingerprint = {"config": config, "database": self.db.checksum}
+        if self.init_weights is not None:  # the file's content, not only its path
+            fingerprint["init_sha256"] = self.init_weights.sha256
         schedule = build_schedule(
             optimizer, cfg.optimizer, steps_per_epoch=per_epoch, epochs=cfg.trainer.epochs
         )
@@ -241,7 +256,7 @@ class _Run:
             history = trainer.fit(
                 method_, optimizer, train_batches, val_batches, out_dir=out, scheduler=schedule,
                 epoch_end=epoch_end, resume=resume,
-                fingerprint={"config": config, "database": self.db.checksum},
+                fingerprint=fingerprint,
             )  # fmt: skip
         except TrainingError:
             if lead and (out / METRICS).is_file():  # a stopped run: its health, up to the stop
@@ -329,6 +344,8 @@ class _Run:
                 "encoder": ENCODER,
                 "random_init": self.random_init,
                 "health": dataclasses.asdict(health),
+                "database_path": str(db.path) if db.path else None,
+                "init_weights": None if self.init_weights is None else self.init_weights.record(),
             },
         )
 

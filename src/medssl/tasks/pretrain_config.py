@@ -27,6 +27,7 @@ from medssl.data.pool import check_pool
 from medssl.engine.optim import OptimizerConfig, check_optimizer
 from medssl.engine.trainer import TrainerConfig
 from medssl.errors import ConfigError
+from medssl.models.weights import weights_file
 from medssl.ssl import get_method, method_config
 
 
@@ -73,6 +74,11 @@ class PretrainConfig:
     collapse_threshold: float = (
         0.01  # collapse guard on std * sqrt(D); random init gives ~0.1, healthy ~0.3-1
     )
+    # The encoder's initial weights: "random" (torchvision's Kaiming init) or weights you
+    # bring (models.weights: a torchvision or timm ResNet-18, an encoder.pt, a run folder),
+    # SSL pretraining from e.g. ImageNet weights. The health read then compares the encoder
+    # with those starting weights (its "random init" reading is theirs).
+    init: str = "random"
 
 
 def preset_names() -> list[str]:
@@ -142,6 +148,8 @@ def resolve_config(
         trainer = dataclasses.replace(trainer, accelerator=device)
     trainer = dataclasses.replace(trainer, seed=cfg.seed)
     get_method(cfg.method)  # unknown method: lists the valid ones
+    if cfg.init != "random":  # the file, absolute: a resume elsewhere finds it
+        cfg = dataclasses.replace(cfg, init=str(weights_file(cfg.init, flag="init").resolve()))
     for name, opts in cfg.method_overrides.items():
         method_config(name, opts)  # an unknown method or option of a preset fails here
     aug = merge(

@@ -225,7 +225,8 @@ def encoder_features(
     import torch
 
     from medssl.api import embed
-    from medssl.models.encoder import build_encoder, load_encoder
+    from medssl.models.encoder import build_encoder
+    from medssl.models.weights import load_weights
 
     if str(init) == "random":
         who = f"random-s{seed}"
@@ -238,7 +239,7 @@ def encoder_features(
     torch.manual_seed(seed)
     encoder = build_encoder()
     if str(init) != "random":
-        encoder = load_encoder(init, encoder)
+        load_weights(init, encoder)
     use_cuda = device != "cpu" and torch.cuda.is_available()
     encoder = encoder.to("cuda" if use_cuda else "cpu").eval()
     images = db.arrays["finetune"]
