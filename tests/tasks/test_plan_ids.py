@@ -1,17 +1,17 @@
 """Run ids and plan.json entries stay what they were: a changed id would orphan users' finished
 runs (a rerun finds a run by its id), and reporting reads plan.json.
 
-``plans_22f2b8b.json`` holds the plans of the smoke, demo and segmentation presets, and of a
-transfer x folds x probes matrix, on two in-memory databases, as ``_write_plan`` serialised them
-at commit 22f2b8b (one ``Run`` class for every kind), before the run kinds got their own
-classes. It was written once by this module's ``_plans`` at that commit; do not regenerate it
-to make a failing test pass: a difference is a changed run id or plan.json format.
+``plans_pretrain_budget.json`` holds the plans of the smoke, demo and segmentation presets, and
+of a transfer x folds x probes matrix, on two in-memory databases, as ``_write_plan``
+serialises them, written once by this module's ``_plans`` when pretraining gained its pool,
+its budget in steps, its health read and its starting weights (issue 23, 27): new settings of
+every pretraining config, so every pretraining run id changed, and with it every evaluation of
+an encoder (its ``encoder_run``). Do not regenerate it to make a failing test pass: a
+difference is a changed run id or plan.json format.
 
-``plans_bn_statistics_epoch.json`` is the same plans written once by ``_plans`` when fine-tuning's
-default BN statistics became the epoch's average (``bn_statistics: epoch``, was precise BN):
-that changes the validation readings that choose best.pt, so a fine-tuning run finished under
-the old default must not be reused as one of the new. It differs from the 22f2b8b plans in the
-fine-tuning runs' ids and config hashes alone (``test_the_bn_statistics_default_changed_...``).
+``plans_bn_statistics_epoch.json`` is the plans before that change (fine-tuning's BN statistics
+as the epoch's average, the ids of commit 9555c8c): ``test_the_pretraining_settings_changed_...``
+checks that the change moved pretraining ids and what hashes them, nothing else.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from medssl.artifacts import read_json
 from medssl.data.database import Database
 from medssl.tasks.benchmark import _write_plan, plan_runs, resolve_benchmark
 
-BEFORE_BN_EPOCH = Path(__file__).with_name("plans_22f2b8b.json")
-EXPECTED = Path(__file__).with_name("plans_bn_statistics_epoch.json")
+BEFORE = Path(__file__).with_name("plans_bn_statistics_epoch.json")
+EXPECTED = Path(__file__).with_name("plans_pretrain_budget.json")
 
 CASES = {
     "smoke": ("smoke", [], None, None, ["a"]),
@@ -85,16 +85,18 @@ def test_plan_ids_and_entries_are_those_of_the_one_run_class(case, tmp_path):
     assert got == expected
 
 
-def test_the_bn_statistics_default_changed_every_finetuning_id_and_nothing_else(tmp_path):
-    before = json.loads(BEFORE_BN_EPOCH.read_text(encoding="utf-8"))
+def test_the_pretraining_settings_changed_pretraining_ids_and_their_evaluations_only(tmp_path):
+    before = json.loads(BEFORE.read_text(encoding="utf-8"))
     got = _plans(tmp_path)
     for case, entries in got.items():
         assert len(entries) == len(before[case])
         for new, old in zip(entries, before[case], strict=True):
             changed = {k for k in new if new[k] != old[k]}
-            if new["kind"] == "finetune":
+            if new["kind"] == "pretrain":
                 assert changed == {"run_id", "config_hash"}, (case, old["run_id"])
-            else:  # pretraining and probes do not read fine-tuning's BN statistics
+            elif new["init"] != "random":  # an evaluation of an encoder: its encoder's id
+                assert changed == {"run_id", "encoder_run"}, (case, old["run_id"])
+            else:  # random init reads no pretraining setting
                 assert changed == set(), (case, old["run_id"])
 
 
