@@ -36,7 +36,7 @@ def db():
         pretrain=np.random.default_rng(0).integers(0, 255, (4, 110, 110)),
         pretrain_split=["train", "train", "train", "val"], finetune=finetune,
         finetune_masks=d.arrays["finetune_masks"], finetune_labels=d.labels("finetune"),
-        finetune_split=[r["split"] for r in rows], name="pool",
+        finetune_split=[r.split for r in rows], name="pool",
     )  # fmt: skip
 
 

@@ -60,7 +60,7 @@ def _ncp(df: float) -> float:
 @pytest.fixture(scope="module")
 def tiny_database(tmp_path_factory):
     """(recipe file, built databases folder) of one tiny phantom database."""
-    from medssl.data.build import build_preset
+    from medssl.data.build_preset import build_preset
 
     root = tmp_path_factory.mktemp("tiny")
     recipe = root / "one.yaml"

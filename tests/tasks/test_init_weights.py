@@ -75,8 +75,9 @@ def test_pretraining_from_a_timm_resnet18(tiny_pretraining):
         torch.testing.assert_close(encoder.conv1.weight.detach(), expected, rtol=0, atol=0)
 
 
-def test_pretrain_init_is_saved_only_when_set_and_checked_at_once(tmp_path):
-    assert "init" not in pt.saved_config(pt.resolve_config("simclr"))  # run ids stay as they were
+def test_pretrain_init_is_saved_and_checked_at_once(tmp_path):
+    # saved with every config (the pretraining ids changed once with the pool and budget anyway)
+    assert pt.saved_config(pt.resolve_config("simclr"))["init"] == "random"
     with pytest.raises(ConfigError, match="init .*nope.pt: no such file or folder"):
         pt.resolve_config("simclr", overrides=[f"init={tmp_path / 'nope.pt'}"])
     torch.save({"conv1.weight": torch.zeros(64, 1, 7, 7)}, tmp_path / "part.pt")

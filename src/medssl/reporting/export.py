@@ -31,7 +31,9 @@ import yaml
 
 from medssl import __version__
 from medssl.artifacts import atomic_dir, read_json, save_torch, write_bytes, write_text
+from medssl.data.database import META_FILE
 from medssl.data.describe import composition_rows, image_sizes, markdown_table
+from medssl.data.meta import read_meta
 from medssl.errors import ConfigError
 from medssl.reporting.inputs import read_databases, read_plan, read_results
 from medssl.runfiles import (
@@ -197,24 +199,23 @@ def _data_section(run: Path, done: Mapping[str, Any], bench: Path | None) -> str
             "recorded `database_path`, or a folder moved since): its sources are not listed."
         )
         return "\n\n".join(lines) + "\n"
-    meta = folder.meta
-    if meta.get("checksum") != checksum:
+    meta = read_meta(folder.path / META_FILE)  # typed (data.meta); read_databases keeps JSON
+    if meta.checksum != checksum:
         lines.append(
             f"The folder `{folder.path}` now holds another database (checksum "
-            f"`{meta.get('checksum')}`): its sources are not this run's and are not listed."
+            f"`{meta.checksum}`): its sources are not this run's and are not listed."
         )
         return "\n\n".join(lines) + "\n"
-    recipe = meta.get("recipe", {})
-    facts = [f"Recipe `{recipe.get('name', name)}`"]
-    if meta.get("seed") is not None:
-        facts.append(f"database seed {meta['seed']}")
+    facts = [f"Recipe `{meta.recipe.name if meta.recipe else name}`"]
+    if meta.seed is not None:
+        facts.append(f"database seed {meta.seed}")
     if (sizes := image_sizes(meta)) != "unknown":
         facts.append(sizes)
     lines.append(f"{', '.join(facts)}. Images per role, source and class (thesis table 5.2):")
     lines.append(markdown_table(composition_rows(folder.manifest)).rstrip())
-    if meta.get("phantoms"):
+    if meta.phantoms:
         lines.append(
-            f"**Synthetic phantoms**, not real images, for: {', '.join(meta['phantoms'])}: "
+            f"**Synthetic phantoms**, not real images, for: {', '.join(meta.phantoms)}: "
             "this encoder has seen no patient's image from those sources."
         )
     return "\n\n".join(lines) + "\n"
