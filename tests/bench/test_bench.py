@@ -28,6 +28,7 @@ from medssl.tasks.estimates import CPU_THROUGHPUT, estimate_run, throughput
 from medssl.tasks.matrix import FinetuneRun, PretrainRun, ProbeRun
 
 BATCH, STEPS, ROUNDS = 4, 2, 2
+USEFUL_STEPS = 4
 PATH_KEYS = {
     "views_per_s",
     "seconds",
@@ -86,6 +87,11 @@ def bench(tmp_path_factory):
                     str(ROUNDS),
                     "--epochs",
                     "2",
+                    "--no-variants",  # timed on their own below (compilation takes minutes)
+                    "--useful-steps",
+                    str(USEFUL_STEPS),
+                    "--useful-every",
+                    "2",
                 ]
             )
     assert rc == 0
@@ -111,7 +117,7 @@ def test_json_schema(bench):
         "load_average",
     ):
         assert key in r, key
-    assert r["schema"] == "medssl.bench/1"
+    assert r["schema"] == "medssl.bench/2"
     assert BenchResult.from_json(r).to_json() == r  # every key is the record's, and no more
     assert r["rounds"] == ROUNDS
     # the CPU default of this machine (bf16 autocast where the CPU has bf16 units), and why
@@ -210,7 +216,7 @@ def test_text_report(bench):
 
 def test_saved_result_is_refused_when_its_keys_or_schema_differ(bench):
     r = bench[0]
-    with pytest.raises(DataError, match=r"bench.json: not a medssl.bench/1 .*unknown \['extra'\]"):
+    with pytest.raises(DataError, match=r"bench.json: not a medssl.bench/2 .*unknown \['extra'\]"):
         BenchResult.from_json({**r, "extra": 1}, where="bench.json")
     with pytest.raises(DataError, match=r"missing \['rounds'\]"):
         BenchResult.from_json({k: v for k, v in r.items() if k != "rounds"})
@@ -262,14 +268,20 @@ def test_thesis_estimate_known_answer():
 
 
 def test_benchmark_run_estimate_known_answer(tiny_db):
-    """The benchmark's per-run estimate is the thesis estimate's epochs x items / rate, with
-    epoch-end work (x 1.3) and start-up (+3 s); tiny_db has 8 pretraining and 27 finetuning
-    images."""
+    """The benchmark's per-run estimate is the thesis estimate's steps x items / rate, with
+    epoch-end work (x 1.3) and start-up (+3 s); tiny_db has 6 pretraining train images (one
+    batch of 6 an epoch under the thesis pool: 12 views a step) and 27 finetuning images."""
+    from medssl.tasks.pretrain_config import resolve_config
+
     speed = {"simclr": 40.0, "classification": 27.0}
+
+    def pretrain(method, epochs):
+        return resolve_config(method, preset="thesis", epochs=epochs, overrides=["batch_size=6"])
+
     pre_cfg = {"method": "simclr", "trainer": {"epochs": 10}}
-    pre = PretrainRun("tiny", 0, "simclr", pre_cfg, obj=None, run_id="pt-1")
+    pre = PretrainRun("tiny", 0, "simclr", pre_cfg, obj=pretrain("simclr", 10), run_id="pt-1")
     other_cfg = {"method": "x", "trainer": {"epochs": 1}}
-    other = PretrainRun("tiny", 0, "x", other_cfg, obj=None, run_id="pt-2")
+    other = PretrainRun("tiny", 0, "x", other_cfg, obj=pretrain("byol", 1), run_id="pt-2")
     evaluation = dict(
         task="classification", init="random", fold=None, fraction=1.0, pretrain_data="",
         encoder_run=None, obj=None,
@@ -277,10 +289,10 @@ def test_benchmark_run_estimate_known_answer(tiny_db):
     ft_cfg = {"trainer": {"epochs": 5}}
     ft = FinetuneRun("tiny", 0, **evaluation, evaluation="finetune", config=ft_cfg, run_id="ft-1")
     probe = ProbeRun("tiny", 0, **evaluation, evaluation="linear", config={}, run_id="pr-1")
-    assert estimate_run(pre, tiny_db, speed) == pytest.approx(10 * 16 / 40 * 1.3 + 3)  # 8.2
+    assert estimate_run(pre, tiny_db, speed) == pytest.approx(10 * 12 / 40 * 1.3 + 3)  # 6.9
     assert estimate_run(ft, tiny_db, speed) == pytest.approx(5 * 27 / 27 * 1.3 + 3)  # 9.5
     assert estimate_run(probe, tiny_db, speed) == pytest.approx(3 + 27 / 150)
-    assert estimate_run(other, tiny_db, speed) == pytest.approx(16 / 250 * 1.3 + 3)
+    assert estimate_run(other, tiny_db, speed) == pytest.approx(12 / 250 * 1.3 + 3)
 
 
 def test_throughput_prefers_this_machines_bench(tmp_path):
@@ -309,3 +321,84 @@ def test_reference_views_match_medssl_views(method):
     for v in batch:
         assert v.shape == (2, 1, 64, 64) and v.dtype == torch.float32
         assert float(v.min()) >= -1.0 and float(v.max()) <= 1.0
+
+
+def test_time_to_a_useful_encoder_is_a_short_medssl_pretraining_run(bench):
+    """The useful stage pretrains the first method with the medssl preset on in-memory
+    ultrasound phantoms (no --database) and reports the health read's first 2-SE step."""
+    u = bench[0]["time_to_useful"]
+    assert u["method"] == "simclr" and u["database"] == "ultrasound phantoms"
+    assert u["every"] == 2 and u["batch_size"] == BATCH
+    assert u["steps"] >= USEFUL_STEPS  # rounded up to whole epochs of the pool
+    assert u["reads"] >= 1 and u["seconds_per_step"] > 0
+    for kind in ("", "_linear"):  # a step is reported with its training seconds, or neither
+        assert (u[f"useful_step{kind}"] is None) == (u[f"useful_s{kind}"] is None)
+        if u[f"useful_step{kind}"] is not None:
+            assert 0 < u[f"useful_step{kind}"] <= u["steps"]
+    assert u["final_knn_gain_se"] > 0 and u["final_linear_gain_se"] > 0
+    assert bench[0]["variants"] is None  # --no-variants
+    text = format_result(BenchResult.from_json(bench[0]))
+    assert "time to a useful encoder (simclr, medssl preset, batch 4, ultrasound phantoms" in text
+    assert f"kNN gain {u['final_knn_gain']:+.3f} ± {u['final_knn_gain_se']:.3f}" in text
+
+
+def test_phantoms_carry_class_signal_the_speed_fields_do_not():
+    """The useful stage's phantoms differ by class (lesion images have a mask, normal ones
+    none); the speed database's labels only cycle."""
+    from medssl.bench.useful import phantom_database
+
+    db = phantom_database(6, 9, 3)
+    assert db.images("pretrain", "train").shape == (6, 110, 110)
+    rows = db.rows("finetune")
+    masks = db.arrays["finetune_masks"]
+    assert [r.label for r in rows[:3]] == ["normal", "benign", "malignant"]
+    for r, m in zip(rows, masks, strict=True):
+        assert (m.sum() > 0) == (r.label != "normal"), r
+
+
+def test_variants_time_channels_last_and_compile_against_the_default(bench, monkeypatch):
+    """Alternating rounds of the default, channels_last and compile steps for pretraining and
+    fine-tuning; ratios against the default's median; a variant that fails is recorded with
+    its error. torch.compile is replaced by eager execution here (compiling takes minutes)."""
+    from medssl.bench import variants as V
+    from medssl.bench.run import BenchConfig, pretrain_config
+    from medssl.bench.synthetic import synthetic_database
+
+    db = synthetic_database(16, 12)
+    pcfg = pretrain_config("simclr", BenchConfig(batch_size=BATCH, device="cpu"))
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: None)
+    out = V.variant_ratios(db, pcfg, warmup=1, steps=STEPS, rounds=ROUNDS, batch_size=BATCH)
+    assert set(out) == {"pretrain", "finetune"}
+    for stage in out.values():
+        d = stage["default"]
+        assert len(d["rounds"]) == ROUNDS and d["rate"] == pytest.approx(
+            sorted(d["rounds"])[0] / 2 + sorted(d["rounds"])[1] / 2, abs=0.02
+        )
+        for name in V.VARIANTS:
+            v = stage[name]
+            assert len(v["rounds"]) == ROUNDS and v["startup_s"] >= 0
+            assert v["ratio"] == pytest.approx(v["rate"] / d["rate"], abs=2e-3)
+        # eager "compile": the default's arithmetic exactly; NHWC: the same up to rounding
+        assert stage["compile"]["update_cosine"] > 0.99
+        assert stage["channels_last"]["update_cosine"] > 0.5
+
+    def no_compiler(self, *a, **k):
+        raise RuntimeError("no C++ compiler found\nmore lines")
+
+    monkeypatch.setattr(torch.nn.Module, "compile", no_compiler)
+    out = V.variant_ratios(
+        db, pcfg, variants=("compile",), warmup=1, steps=STEPS, rounds=1, batch_size=BATCH
+    )
+    assert out["pretrain"]["compile"] == {"error": "RuntimeError: no C++ compiler found"}
+    assert out["finetune"]["default"]["rate"] > 0  # the bench goes on
+    r = BenchResult.from_json({**bench[0], "variants": out, "rounds": 1})
+    assert "compile could not run here (RuntimeError: no C++ compiler found)" in format_result(r)
+
+
+def test_bench_refuses_unknown_variants_and_negative_useful_steps():
+    from medssl.bench.run import BenchConfig, run_bench
+
+    with pytest.raises(ConfigError, match="unknown variants"):
+        run_bench(BenchConfig(variants=("fast",)))
+    with pytest.raises(ConfigError, match="--useful-steps >= 0"):
+        run_bench(BenchConfig(useful_steps=-1))

@@ -12,7 +12,7 @@ protocol's estimated duration at these rates. ``run_bench(BenchConfig(...))`` re
 result; ``save_result`` writes it to ``~/.cache/medssl/bench.json`` (the benchmark stage's
 duration estimate reads its ``throughput``).
 
-The result is a :class:`~medssl.bench.result.BenchResult` (schema ``medssl.bench/1``: the
+The result is a :class:`~medssl.bench.result.BenchResult` (schema ``medssl.bench/2``: the
 records of ``medssl.bench.result``, saved as their JSON).
 """
 

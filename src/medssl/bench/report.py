@@ -61,6 +61,7 @@ def format_result(r: BenchResult) -> str:
                     for t, x in epochs.items()
                 )
             )
+    lines += _variant_lines(r) + _useful_lines(r)
     mem = f"peak RSS {r.peak_rss_mb:.0f} MB (DataLoader workers: {r.peak_rss_workers_mb:.0f} MB)"
     if r.cuda_max_allocated_mb is not None:
         mem += f", CUDA max allocated {r.cuda_max_allocated_mb:.0f} MB"
@@ -76,6 +77,63 @@ def format_result(r: BenchResult) -> str:
         if est.assumed:
             lines.append(f"  assumed: {est.assumed} (use --method all)")
     return "\n".join(lines)
+
+
+def _variant_lines(r: BenchResult) -> list[str]:
+    if not r.variants:
+        return []
+    lines = [
+        f"channels_last / compile against the default step (median of {r.rounds} alternating "
+        "rounds; startup = warm-up steps and compilation, untimed):"
+    ]
+    for stage, unit in (("pretrain", "views/s"), ("finetune", "img/s")):
+        entry = r.variants.get(stage)
+        if not entry:
+            continue
+        what = "pretraining" if stage == "pretrain" else "fine-tuning (classification)"
+        parts = [f"default {entry['default']['rate']:.1f} {unit}"]
+        for name, v in entry.items():
+            if name == "default":
+                continue
+            if "error" in v:
+                parts.append(f"{name} could not run here ({v['error']})")
+            else:
+                parts.append(
+                    f"{name} {v['rate']:.1f} ({v['ratio']:.2f}x, startup {v['startup_s']:.0f} s "
+                    f"vs {entry['default']['startup_s']:.0f} s, update cosine "
+                    f"{v['update_cosine']:.3f})"
+                )
+        lines.append(f"  {what}: " + "; ".join(parts))
+    return lines
+
+
+def _useful_lines(r: BenchResult) -> list[str]:
+    u = r.time_to_useful
+    if not u:
+        return []
+    head = (
+        f"time to a useful encoder ({u['method']}, medssl preset, batch {u['batch_size']}, "
+        f"{u['database']}, a health read every {u['every']} steps, {u['steps']} steps at "
+        f"{u['seconds_per_step']:.2f} s a step): "
+    )
+    if u["useful_step"] is None:
+        head += f"the kNN read never beat random init by 2 SE within {u['steps']} steps"
+    else:
+        head += (
+            f"the kNN read beat random init by 2 SE at step {u['useful_step']} "
+            f"({_duration(u['useful_s'])} of training)"
+        )
+    if u["useful_step_linear"] is not None:
+        head += (
+            f"; the linear probe at step {u['useful_step_linear']} "
+            f"({_duration(u['useful_s_linear'])})"
+        )
+    if u["final_knn_gain"] is not None:
+        head += (
+            f"; last read: kNN gain {u['final_knn_gain']:+.3f} ± {u['final_knn_gain_se']:.3f}, "
+            f"linear {u['final_linear_gain']:+.3f} ± {u['final_linear_gain_se']:.3f} (SE)"
+        )
+    return [head]
 
 
 def _duration(seconds: float) -> str:

@@ -1,5 +1,5 @@
 """What ``medssl bench`` measured, as typed records; the JSON it prints and saves is
-:meth:`BenchResult.to_json` (schema ``medssl.bench/1``; rates are per second of timed steps).
+:meth:`BenchResult.to_json` (schema ``medssl.bench/2``; rates are per second of timed steps).
 
 A *path run* (``MethodBench.ceiling`` / ``medssl`` / ``reference``) is the round with the
 median rate: ``{views_per_s, seconds, items, steps, warmup_steps, cuda_max_allocated_mb (null
@@ -13,6 +13,9 @@ trainer and in the plain loop (``plain_loop``: ``{rate, seconds, items, steps, r
 (``bench.finetune_epochs``: ``{preset, batch_size, epochs, train_images, val_images,
 bn_statistics, seconds_per_epoch, plain_seconds_per_epoch, rounds, plain_rounds,
 ratio_to_plain_loop, ratio_rounds}``).
+``variants`` is :func:`medssl.bench.variants.variant_ratios`'s record (channels_last and
+compile against the default step) and ``time_to_useful``
+:func:`medssl.bench.useful.time_to_useful`'s (None when skipped).
 A fingerprint is ``bench.fingerprint``'s ``{task, parameters, trainable_parameters,
 init_checksum, optimizer, optimizer_steps, precision, input_shape, input_dtype}``.
 """
@@ -26,7 +29,7 @@ from typing import Any
 
 from medssl.errors import DataError
 
-SCHEMA = "medssl.bench/1"
+SCHEMA = "medssl.bench/2"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class BenchResult:
     cuda_max_allocated_mb: float | None  # max over paths, None off CUDA
     model_fingerprint: dict[str, dict[str, Any]]  # method -> fingerprint of path (b)
     throughput: dict[str, float]  # method: (b) views/s; classification, segmentation: img/s
+    variants: dict[str, dict[str, Any]] | None  # bench.variants; None when skipped
+    time_to_useful: dict[str, Any] | None  # bench.useful.time_to_useful; None when skipped
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -41,6 +41,8 @@ from medssl.bench.reference import default_workers, reference_loader, to_device
 from medssl.bench.result import SCHEMA, BenchDatabase, BenchResult, MethodBench
 from medssl.bench.synthetic import FINETUNE_TRAIN_IMAGES, PRETRAIN_IMAGES, synthetic_database
 from medssl.bench.timing import TimedStream, count_views
+from medssl.bench.useful import USEFUL_EVERY, USEFUL_STEPS, phantom_database, time_to_useful
+from medssl.bench.variants import VARIANTS, variant_ratios
 from medssl.data.database import Database
 from medssl.engine.trainer import cpu_has_bf16_units
 from medssl.errors import ConfigError
@@ -76,6 +78,11 @@ class BenchConfig:
     finetune_images: int = FINETUNE_TRAIN_IMAGES  # synthetic finetuning train images (+ 1/4 val)
     finetune: bool = True  # also time the fine-tuning steps (needed for the thesis estimate)
     finetune_epochs: int = 3  # epochs per round of the fine-tuning comparison with a plain loop
+    # channels_last / compile against the default step (bench.variants); () skips them
+    variants: tuple[str, ...] = VARIANTS
+    # time to a useful encoder (bench.useful): pretraining steps, 0 skips it; reads every N
+    useful_steps: int = USEFUL_STEPS
+    useful_every: int = USEFUL_EVERY
     seed: int = 0
 
 
@@ -198,6 +205,14 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     ``progress`` receives one line per path as it starts (silent when None).
     """
     progress = progress or (lambda line: None)
+    if cfg.useful_steps < 0 or cfg.useful_every < 1:
+        raise ConfigError(
+            f"bench: expected --useful-steps >= 0 and --useful-every >= 1, got "
+            f"{cfg.useful_steps} and {cfg.useful_every}"
+        )
+    unknown = sorted(set(cfg.variants) - set(VARIANTS))
+    if unknown:
+        raise ConfigError(f"bench: unknown variants {unknown}; valid: {', '.join(VARIANTS)}")
     load_start = _load()
     db = (
         open_database(cfg.database)
@@ -242,6 +257,37 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         )
         for task, r in finetune.items():
             r["epochs"] = epochs[task]
+    variants = None
+    if cfg.variants:
+        variants = variant_ratios(
+            db,
+            pretrain_config(cfg.methods[0], cfg),
+            variants=tuple(cfg.variants),
+            warmup=max(cfg.warmup, 1),  # compilation happens in an untimed step
+            steps=cfg.steps,
+            rounds=cfg.rounds,
+            batch_size=cfg.batch_size,
+            progress=progress,
+        )
+    useful = None
+    if cfg.useful_steps > 0:
+        progress(
+            f"time to a useful encoder: {cfg.methods[0]} pretraining, medssl preset, "
+            f"{cfg.useful_steps} steps, a health read every {cfg.useful_every}"
+        )
+        phantoms = lambda: phantom_database(  # noqa: E731
+            min(cfg.images, 300), min(cfg.finetune_images, 180),
+            max(2, min(cfg.finetune_images, 180) // 3), seed=cfg.seed,
+        )  # fmt: skip
+        useful = time_to_useful(
+            open_database(cfg.database) if cfg.database else phantoms(),
+            cfg.methods[0],
+            steps=cfg.useful_steps,
+            every=cfg.useful_every,
+            batch_size=cfg.batch_size,
+            device=cfg.device,
+            seed=cfg.seed,
+        )
     targets = TARGETS["cuda" if device.type == "cuda" else "cpu"]
     methods = {
         m: MethodBench(**r, meets_targets=all(r[k] >= v for k, v in targets.items()))
@@ -296,6 +342,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         cuda_max_allocated_mb=max((p for p in cuda_peaks if p is not None), default=None),
         model_fingerprint={m: r.medssl["fingerprint"] for m, r in methods.items()},
         throughput=throughput,
+        variants=variants,
+        time_to_useful=useful,
     )
 
 

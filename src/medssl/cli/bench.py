@@ -21,8 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "already on the device (the ceiling), (b) medssl's pretraining stream (database on "
             "the device, batched augmentation) and (c) lightly's PIL transforms in a DataLoader "
             "with worker processes; print views/s, the ratios b/a and b/c, peak memory, the "
-            "fine-tuning step rates and the thesis protocol's estimated duration on this "
-            "device. The result is saved to ~/.cache/medssl/bench.json (its `throughput` feeds "
+            "fine-tuning step rates, channels_last and torch.compile against the default "
+            "step, the time to a useful encoder (a short pretraining run whose health read "
+            "first beats random init by 2 SE) and the thesis protocol's estimated duration on "
+            "this device. The result is saved to ~/.cache/medssl/bench.json (its `throughput` feeds "
             "the duration estimate of `medssl benchmark`)."
         ),
     )
@@ -94,6 +96,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip fine-tuning: its step rates (and so the thesis estimate) and its epochs",
     )
+    p.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="skip timing channels_last and torch.compile against the default step",
+    )
+    p.add_argument(
+        "--useful-steps",
+        type=int,
+        default=None,
+        help="pretraining steps of the time-to-a-useful-encoder run (medssl preset, on "
+        "--database or on in-memory ultrasound phantoms); 0 skips it (default: 1000)",
+    )
+    p.add_argument(
+        "--useful-every",
+        type=int,
+        default=None,
+        help="steps between its health reads (default: 100)",
+    )
     p.add_argument("--no-save", action="store_true", help="do not write ~/.cache/medssl/bench.json")
     p.set_defaults(func=_run)
 
@@ -103,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     from medssl.bench.report import format_result
     from medssl.bench.run import resolve_methods
     from medssl.bench.synthetic import FINETUNE_TRAIN_IMAGES, PRETRAIN_IMAGES
+    from medssl.bench.useful import USEFUL_EVERY, USEFUL_STEPS
+    from medssl.bench.variants import VARIANTS
     from medssl.errors import ConfigError
 
     for flag, value in (("--images", args.images), ("--finetune-images", args.finetune_images)):
@@ -124,6 +146,9 @@ def _run(args: argparse.Namespace) -> int:
         finetune_images=args.finetune_images or FINETUNE_TRAIN_IMAGES,
         finetune=not args.no_finetune,
         finetune_epochs=args.epochs,
+        variants=() if args.no_variants else VARIANTS,
+        useful_steps=USEFUL_STEPS if args.useful_steps is None else args.useful_steps,
+        useful_every=args.useful_every or USEFUL_EVERY,
     )
     result = run_bench(
         cfg, progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True)
