@@ -4,8 +4,9 @@ runs (a rerun finds a run by its id), and reporting reads plan.json.
 ``plans_pretrain_budget.json`` holds the plans of the smoke, demo and segmentation presets, and
 of a transfer x folds x probes matrix, on two in-memory databases, as ``_write_plan``
 serialises them, written once by this module's ``_plans`` when pretraining gained its pool,
-its budget in steps, its health read and its starting weights (issue 23, 27): new settings of
-every pretraining config, so every pretraining run id changed, and with it every evaluation of
+its budget in steps, its health read and its starting weights (issue 23, 27), and the medssl
+preset's measured budget, pool and read interval (the segmentation preset pretrains with it):
+new settings of every pretraining config, so every pretraining run id changed, and with it every evaluation of
 an encoder (its ``encoder_run``). Do not regenerate it to make a failing test pass: a
 difference is a changed run id or plan.json format.
 

@@ -99,8 +99,8 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
     }  # fmt: skip
     # every read image's correctness, so a resumed run compares with the same reading
     assert len(saved["per_image"]["knn_correct"]) == len(saved["per_image"]["rows"]) == 12
-    assert done["pool"] == {
-        "pool": "pretrain", "images": 16, "pretrain_images": 16, "finetune_train_images": 0,
+    assert done["pool"] == {  # the medssl preset's pool: the pretraining role and the train split
+        "pool": "pretrain+train", "images": 22, "pretrain_images": 16, "finetune_train_images": 6,
         "left_out_as_duplicates_of_val_or_test": 0,
     }  # fmt: skip
     health = done["health"]
@@ -108,7 +108,7 @@ def test_cli_pretrain_writes_all_artifacts(db_path, tmp_path, capsys):
     assert health["collapsed"] is False and isinstance(health["never_beat_random"], bool)
     assert health["reads"] == 2 and health["final_knn_gain"] == float(rows[-1]["knn_gain"])
     printed = capsys.readouterr().out
-    assert "pretrained simclr for 4 steps (2 epochs of 16 images" in printed
+    assert "pretrained simclr for 4 steps (2 epochs of 22 images, pool pretrain+train)" in printed
     assert health["message"] in printed
     # Finished: a second run into the same folder is refused, --resume is a no-op.
     assert (
@@ -233,7 +233,7 @@ def test_resume_with_other_config_names_the_field(db_path, tmp_path):
         ),
         (
             ["--method", "simclr", "--set", "batch_size=64"],
-            "batch_size 64 is larger than the 16 images of the pretraining pool",
+            "batch_size 64 is larger than the 22 images of the pretraining pool",
         ),
         (["--method", "simclr", "--set", "optimizer.betas=0.9"], "unknown key(s) ['betas']"),
         (
