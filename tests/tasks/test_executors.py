@@ -414,7 +414,9 @@ def test_two_benchmark_commands_on_one_folder_train_each_run_once(tmp_path, tiny
     logs = [tmp_path / f"bench{i}.log" for i in range(2)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "medssl.cli.main", *args], env=env, stdout=log.open("w"),
+            [sys.executable, "-m", "medssl.cli.main", *args],
+            env=env,
+            stdout=log.open("w"),
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         for log in logs

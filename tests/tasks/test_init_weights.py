@@ -84,3 +84,54 @@ def test_pretrain_init_is_saved_and_checked_at_once(tmp_path):
     cfg = pt.resolve_config("simclr", overrides=[f"init={tmp_path / 'part.pt'}"])
     with pytest.raises(ConfigError, match="missing keys: bn1.bias"):
         pt.build_training(cfg, torch.device("cpu"))
+
+
+def test_benchmark_plans_a_brought_arm_hashed_by_content(tmp_path):
+    """``inits: [random, NAME=PATH]``: the arm's fine-tunes and probes, no pretraining run, its
+    run ids from the file's bytes (a copy elsewhere plans the same runs, other weights do not);
+    a missing baseline, a taken name, a bad entry and a wrong architecture are named errors."""
+    from dbfactory import make_db
+    from medssl.tasks.benchmark import _plan_text, plan_runs, resolve_benchmark
+
+    db = make_db(6, 6, 6, size=32)
+    torch.manual_seed(0)
+    first = tmp_path / "a" / "resnet18.pth"
+    first.parent.mkdir()
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), first)
+    copy = tmp_path / "copy.pth"
+    copy.write_bytes(first.read_bytes())
+    other = tmp_path / "other.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), other)
+    base = ["methods=[simclr]", "tasks=[classification]", "evaluations=[finetune, linear]"]
+
+    def plan(inits: str):
+        cfg = resolve_benchmark("smoke", [*base, f"inits={inits}"], seeds=2, folds=None)
+        return plan_runs(cfg, {"memory": db})
+
+    without = plan("[random]")
+    runs = plan(f"[random, mine={first}]")
+    mine = [r for r in runs if r.kind != "pretrain" and r.init == "mine"]
+    assert len(mine) == 2 * 2  # seeds x evaluations
+    assert sum(r.kind == "pretrain" for r in runs) == 2  # simclr's 2 seeds: none for mine
+    assert {r.weights.file for r in mine} == {str(first.resolve())}
+    sha = hashlib.sha256(first.read_bytes()).hexdigest()
+    assert all(r.weights.sha256 == sha and r.encoder_run is None for r in mine)
+    assert {r.run_id for r in without} < {r.run_id for r in runs}  # the other arms keep ids
+    entry = mine[0].plan_entry()
+    assert entry["weights"] == str(first.resolve()) and entry["weights_sha256"] == sha
+    assert [r.run_id for r in plan(f"[random, mine={copy}]")] == [r.run_id for r in runs]
+    assert set(r.run_id for r in plan(f"[random, mine={other}]")) & {r.run_id for r in mine} == set()
+    assert f"mine = {first.resolve()}" in _plan_text(runs, {"memory": db}, 60.0, 1)
+
+    with pytest.raises(ConfigError, match="random init is every comparison's baseline"):
+        plan(f"[mine={first}]")
+    with pytest.raises(ConfigError, match="'simclr' is taken"):
+        plan(f"[random, simclr={first}]")
+    with pytest.raises(ConfigError, match="expected random or NAME=PATH"):
+        plan(f"[random, {first}]")
+    with pytest.raises(ConfigError, match=f"inits: mine {tmp_path / 'none.pth'}: no such file"):
+        plan(f"[random, mine={tmp_path / 'none.pth'}]")
+    r34 = tmp_path / "r34.pth"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), r34)
+    with pytest.raises(ConfigError, match="does not fit medssl's 1-channel ResNet-18 encoder"):
+        plan(f"[random, r34={r34}]")

@@ -262,6 +262,7 @@ databases:
 BENCHMARK = """\
 data: [{recipe}]
 methods: [simclr]
+inits: [random, "mine={weights}"]
 tasks: [classification]
 seeds: 3
 workers: 2
@@ -283,14 +284,22 @@ finetune:
 
 @pytest.fixture(scope="module")
 def label_benchmark(tmp_path_factory):
-    """One database (the smoke US1), SimCLR, classification, 3 seeds (the fewest that give
+    """One database (the smoke US1), SimCLR and a third arm of weights the fixture brings (a
+    torchvision-layout ResNet-18 state dict), classification, 3 seeds (the fewest that give
     verdicts), fractions 0.5 and 1, fine-tuning and both probes, through the CLI."""
+    import torch
+    import torchvision
+
     from medssl.cli.main import main
     from medssl.data.build_preset import build_preset
 
     root = tmp_path_factory.mktemp("label")
+    torch.manual_seed(3)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), root / "mine.pth")
     (root / "recipe.yaml").write_text(RECIPE)
-    (root / "bench.yaml").write_text(BENCHMARK.format(recipe=root / "recipe.yaml"))
+    (root / "bench.yaml").write_text(
+        BENCHMARK.format(recipe=root / "recipe.yaml", weights=root / "mine.pth")
+    )
     out = root / "bench"
     build_preset(root / "recipe.yaml", out / "databases", phantoms=True, warn=lambda _: None)
     args = ["benchmark", "--preset", str(root / "bench.yaml"), "--out", str(out)]
@@ -300,6 +309,8 @@ def label_benchmark(tmp_path_factory):
 
 @pytest.mark.slow
 def test_label_efficiency_benchmark_reports_curves_table_and_verdicts(label_benchmark):
+    import hashlib
+
     from medssl.artifacts import read_csv, read_json
 
     out = label_benchmark
@@ -309,7 +320,8 @@ def test_label_efficiency_benchmark_reports_curves_table_and_verdicts(label_benc
         ("probe", "knn"),
     }  # fmt: skip
     assert all(r["status"] == "done" for r in plan)
-    assert len(list((out / "features").glob("*.npy"))) == 6  # once per encoder: 3 seeds x 2
+    # once per encoder: 3 seeds x (simclr, random), and the brought file once for every seed
+    assert len(list((out / "features").glob("*.npy"))) == 7
     rows = read_csv(out / "results.csv")
     assert {(r["evaluation"], r["fraction"]) for r in rows} == {
         (e, f) for e in ("finetune", "linear", "knn") for f in ("0.5", "1.0")
@@ -334,19 +346,42 @@ def test_label_efficiency_benchmark_reports_curves_table_and_verdicts(label_benc
     for ev in ("finetune", "linear", "knn"):
         assert (report / f"label_efficiency_US1_classification_{ev}.png").is_file()
     curve = read_csv(report / "table_label_efficiency.csv")
-    assert len(curve) == 3 * 2 * 2  # evaluations x inits x fractions
+    assert len(curve) == 3 * 3 * 2  # evaluations x inits (random, simclr, mine) x fractions
+    assert {r["init"] for r in curve} == {"random", "simclr", "mine"}
     verdicts = read_csv(report / "table_label_efficiency_verdicts.csv")
-    assert {(v["evaluation"], v["fraction"]) for v in verdicts} == {
-        (e, f) for e in ("fine-tuning", "linear probe", "kNN probe") for f in ("0.5", "1")
+    assert {(v["evaluation"], v["fraction"], v["comparison"]) for v in verdicts} == {
+        (e, f, c)
+        for e in ("fine-tuning", "linear probe", "kNN probe")
+        for f in ("0.5", "1")
+        for c in ("simclr vs random", "mine vs random", "simclr vs mine")
     }
     assert all(v["verdict"] != "not assessable" and v["seeds"] == "3" for v in verdicts)
-    assert len(read_csv(report / "table_label_efficiency_area.csv")) == 6
+    # the comparisons with the brought arm are a Holm family of their own
+    assert {v["Holm family"] for v in verdicts if v["comparison"] == "simclr vs mine"} == {
+        "label-efficiency comparisons with mine, 6 tests"
+    }
+    assert len(read_csv(report / "table_label_efficiency_area.csv")) == 9
     page = (report / "report.html").read_text()
     assert "Label efficiency and frozen-encoder probes" in page
     assert "linear probe, 50% of the labels" in (report / "report.md").read_text()
     # the thesis tables hold fine-tuning on the whole train split only
     table61 = read_csv(report / "table_6_1_classification.csv")
-    assert [r["runs"] for r in table61] == ["3", "3"]
+    assert [r["runs"] for r in table61] == ["3", "3", "3"]
+    # the third arm: in the main verdicts against random init, and every SSL encoder against it
+    main_rows = read_csv(report / "table_comparisons.csv")
+    assert {r["comparison"] for r in main_rows} == {"simclr vs random", "mine vs random"}
+    against = read_csv(report / "table_comparisons_brought.csv")
+    assert {r["comparison"] for r in against} == {"simclr vs mine"}
+    assert {r["Holm family"].split(",")[0] for r in against} == {"comparisons with mine"}
+    assert all(r["verdict"] != "not assessable" for r in against)
+    md = (report / "report.md").read_text()
+    assert "SSL encoders against the weights you brought (inits)" in md
+    assert "(MCC, SSL - mine)" in md and "US1 classification, MCC: simclr - mine = " in md
+    prov = read_json(out / "provenance.json")
+    weights = out.parent / "mine.pth"
+    assert prov["inits"] == {
+        "mine": {"file": str(weights), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    }
 
 
 def test_label_efficiency_preset_declares_the_curve():
@@ -480,7 +515,9 @@ def transfer_benchmark(label_benchmark, tmp_path_factory):
     out = root / "bench"
     shutil.copytree(label_benchmark, out, copy_function=os.link)
     (root / "mg2.yaml").write_text(MG2_RECIPE)
-    text = BENCHMARK.format(recipe=label_benchmark.parent / "recipe.yaml")
+    text = BENCHMARK.format(
+        recipe=label_benchmark.parent / "recipe.yaml", weights=label_benchmark.parent / "mine.pth"
+    )
     text = text.replace("data: [", f"data: [{root / 'mg2.yaml'}, ")
     text = text.replace("label_fractions: [0.5, 1.0]", "transfer: true")
     text = text.replace("evaluations: [finetune, linear, knn]", "evaluations: [finetune]")
@@ -496,11 +533,13 @@ def test_transfer_benchmark_reports_the_matrix_and_its_verdicts(transfer_benchma
     from medssl.artifacts import read_csv, read_json
 
     plan = read_json(transfer_benchmark / "plan.json")
-    assert sum(r["status"] == "reused" for r in plan) == 3 + 6  # US1's, from the label benchmark
+    # US1's, from the label benchmark: 3 pretraining, 3 x 3 fine-tunes (random, simclr, mine)
+    assert sum(r["status"] == "reused" for r in plan) == 3 + 9
     report = transfer_benchmark / "report"
     matrix = read_csv(report / "table_transfer_matrix.csv")
+    # the brought arm has no pretraining database: a row of its own, like random init
     assert [(r["init"], r["pretrained on"]) for r in matrix] == [
-        ("random", "(none)"), ("simclr", "MG2"), ("simclr", "US1")
+        ("mine", "(none)"), ("random", "(none)"), ("simclr", "MG2"), ("simclr", "US1")
     ]  # fmt: skip
     assert all(r["US1"] and r["MG2"] for r in matrix)  # every row on both targets' test images
     verdicts = read_csv(report / "table_transfer_verdicts.csv")

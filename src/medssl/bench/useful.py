@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from medssl.artifacts import read_csv
 from medssl.data.database import Database
 from medssl.data.records import CLASSES
 from medssl.data.synth.ultrasound import generate_ultrasound
-from medssl.artifacts import read_csv
 from medssl.tasks.pretrain import METRICS, run_health, run_pretraining
 from medssl.tasks.pretrain_config import resolve_config
 

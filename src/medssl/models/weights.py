@@ -117,7 +117,7 @@ def load_weights(source: str | os.PathLike | Mapping[str, Any], model: nn.Module
         file, sha, fmt, raw = None, None, "state dict", dict(source)
     else:
         path = weights_file(source)
-        file, sha = str(path), _sha256(path)
+        file, sha = str(path), sha256_of(path)
         fmt, raw = _read(path)
     where = file or "state dict"
     state, layout, dropped = _unwrap(raw, where)
@@ -129,7 +129,8 @@ def load_weights(source: str | os.PathLike | Mapping[str, Any], model: nn.Module
     return Weights(file, sha, fmt, layout, folded, dropped)
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes (what runs record of the weights they start from)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 

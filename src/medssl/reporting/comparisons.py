@@ -21,7 +21,7 @@ is made at two levels, and labelled so:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,10 +162,21 @@ class ComparisonRow:
     reason: str = ""  # why a verdict is not assessable, with the command that fixes it
     family: str = ""  # the Holm family of method_holm_p, named with its size
     fixed_family: str = ""  # the Holm family of fixed_holm_p
+    # the reference is pretrained too (an SSL encoder against weights you bring): the verdict
+    # names both arms instead of saying "pretrained better"
+    names_arms: bool = False
 
     @property
     def replicates(self) -> int:
         return self.method.replicates
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict in words; with ``names_arms``: "supported: simclr better than imagenet"."""
+        if self.names_arms and self.verdict.supported:
+            side = "better" if self.verdict == Verdict.BETTER else "worse"
+            return f"supported: {self.init} {side} than {self.reference}"
+        return str(self.verdict)
 
 
 def family_name(name: str, size: int) -> str:
@@ -229,15 +240,20 @@ def compare(
     notes: list[str],
     preset: str = "<preset>",
     only_tasks: Sequence[str] | None = None,
+    only_inits: Collection[str] | None = None,
     family: str = "main comparisons",
 ) -> list[ComparisonRow]:
-    """Every model other than ``reference`` against ``reference`` on the same task and database,
-    for each ``metrics[task]`` metric: one Holm family per level (module docstring), named
-    ``family`` in every row."""
+    """Every model other than ``reference`` (of ``only_inits``, when given) against
+    ``reference`` on the same task and database, for each ``metrics[task]`` metric: one Holm
+    family per level (module docstring), named ``family`` in every row. A reference in
+    ``only_inits``' complement that is not random init (weights you bring, compared with the
+    SSL encoders) gets verdicts that name both arms (``ComparisonRow.names_arms``)."""
     found: list[tuple[ModelKey, str, MethodResult, Comparison | None, int | None]] = []
     for key, pred in models.items():
         task, db, init = key
         if init == reference or (only_tasks is not None and task not in only_tasks):
+            continue
+        if only_inits is not None and init not in only_inits:
             continue
         base = models.get((task, db, reference))
         if base is None:
@@ -272,11 +288,34 @@ def compare(
         ComparisonRow(
             task=key[0], database=key[1], init=key[2], reference=reference, metric=metric,
             method=method, method_holm_p=float("nan"), fixed=fixed, fixed_holm_p=float("nan"),
-            verdict=Verdict.UNDEFINED, folds=folds,
+            verdict=Verdict.UNDEFINED, folds=folds, names_arms=only_inits is not None,
         )
         for key, metric, method, fixed, folds in found
     ]  # fmt: skip
     return _holm_rows(rows, settings.alpha, family, preset)[0]
+
+
+def compare_with_brought(
+    models: Mapping[ModelKey, Predictions],
+    records: Sequence[Mapping[str, Any]],
+    brought: Sequence[str],
+    *,
+    baseline: str,
+    family: str = "comparisons with {name}",
+    **kwargs: Any,
+) -> list[ComparisonRow]:
+    """Every SSL encoder (a model neither ``baseline`` nor brought) against each set of weights
+    you brought, one Holm family per brought arm (``family`` formatted with its name): the
+    reviewer's "and against ImageNet weights?", kept out of the main family so that adding a
+    reference does not weaken the verdicts against random init. ``kwargs``: :func:`compare`'s."""
+    ssl = {k[2] for k in models} - {baseline, *brought}
+    out: list[ComparisonRow] = []
+    for name in brought:
+        out += compare(
+            models, records, reference=name, only_inits=ssl, family=family.format(name=name),
+            **kwargs,
+        )  # fmt: skip
+    return out
 
 
 def _method_comparison(
@@ -339,7 +378,7 @@ def verdict_words(row: ComparisonRow, *, why: bool = True) -> str:
     if row.verdict == Verdict.NOISE:
         words = detectable_words(row.method.detectable, decimals_for(row.metric))
         return f"{row.verdict}: " + (words if why else words.split(" (80%")[0])
-    return str(row.verdict)
+    return row.verdict_text
 
 
 def verdict_sentence(row: ComparisonRow, *, phantoms: bool = False, unit: str = "patients") -> str:
@@ -382,10 +421,11 @@ def summary_sentences(
     difference not supported the effect its design detects; ``lead`` opens each sentence
     (e.g. the evaluation and label fraction)."""
     out = []
-    for db, task in dict.fromkeys((r.database, r.task) for r in rows):
-        group = [r for r in rows if (r.database, r.task) == (db, task)]
+    for db, task, ref in dict.fromkeys((r.database, r.task, r.reference) for r in rows):
+        group = [r for r in rows if (r.database, r.task, r.reference) == (db, task, ref)]
         d = decimals_for(group[0].metric)
-        head = f"{lead}{db} {task} ({metric_label(group[0].metric)}, pretrained - random)"
+        diff = f"SSL - {ref}" if group[0].names_arms else f"pretrained - {ref}"
+        head = f"{lead}{db} {task} ({metric_label(group[0].metric)}, {diff})"
         assessable = [r for r in group if r.verdict != Verdict.NOT_ASSESSABLE]
         if assessable:
             parts = [
@@ -488,7 +528,7 @@ def comparison_table(
                 fmt_interval(m.interval, d), fmt_number(m.df, 1), fmt_number(m.detectable, d),
                 fmt_p(m.p_value), fmt_p(c.method_holm_p), c.family, str(m.replicates),
                 str(m.n_undefined_replicates), str(m.runs),
-                (words or {}).get(c.verdict, str(c.verdict)),
+                (words or {}).get(c.verdict, c.verdict_text),
             )
         )  # fmt: skip
     return Table(

@@ -35,6 +35,7 @@ from medssl.data.database import META_FILE
 from medssl.data.describe import composition_rows, image_sizes, markdown_table
 from medssl.data.meta import read_meta
 from medssl.errors import ConfigError
+from medssl.models.weights import sha256_of
 from medssl.reporting.inputs import read_databases, read_plan, read_results
 from medssl.runfiles import (
     CONFIG,
@@ -83,7 +84,7 @@ def export_encoder(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         write_bytes(tmp / EXPORT_SAFETENSORS, save(state, metadata=metadata))
         save_torch(tmp / ENCODER, state)
-        files = {name: _sha256(tmp / name) for name in (EXPORT_SAFETENSORS, ENCODER)}
+        files = {name: sha256_of(tmp / name) for name in (EXPORT_SAFETENSORS, ENCODER)}
         write_text(tmp / MODEL_CARD, model_card(run, config, done, files))
     return out
 
@@ -105,13 +106,6 @@ def _pretraining_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "pretrain --resume`, or export a finished run"
         )
     return yaml.safe_load((run / CONFIG).read_text(encoding="utf-8")), read_json(run / DONE)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # ----------------------------------------------------------------------------- the card

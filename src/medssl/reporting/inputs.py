@@ -404,6 +404,12 @@ def read_databases(folder: str | Path, order: Sequence[str] = ()) -> list[Databa
     return out
 
 
+def brought_inits(plan: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The names of the arms started from weights you brought (``inits: [random, NAME=PATH]``:
+    the plan entries with a ``weights`` file), in plan order."""
+    return list(dict.fromkeys(e["init"] for e in plan if e.get("weights")))
+
+
 def read_plan(path: str | Path) -> list[dict[str, Any]]:
     """plan.json as a list of run entries ([] when absent); accepts a list or ``{"runs": [...]}``."""
     path = Path(path)

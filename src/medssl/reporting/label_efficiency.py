@@ -34,6 +34,7 @@ from medssl.reporting.comparisons import (
     ModelCI,
     StatsSettings,
     compare,
+    compare_with_brought,
     holm_over,
     model_intervals,
     summary_sentences,
@@ -112,10 +113,14 @@ def label_efficiency(
     settings: StatsSettings,
     notes: list[str],
     preset: str = "<preset>",
+    brought: Sequence[str] = (),
 ) -> LabelEfficiency:
-    """Intervals and comparisons per (evaluation, fraction), Holm over the whole family."""
+    """Intervals and comparisons per (evaluation, fraction), Holm over the whole family; the
+    SSL encoders against each set of weights you brought (``brought``) in a family of their
+    own per brought arm."""
     out = LabelEfficiency()
     found: list[tuple[str, float, ComparisonRow]] = []
+    against: dict[str, list[tuple[str, float, ComparisonRow]]] = {b: [] for b in brought}
     for evaluation, fraction in groups_of(records):
         sub = [
             r for r in records if (r["evaluation"], float(r["fraction"])) == (evaluation, fraction)
@@ -131,10 +136,19 @@ def label_efficiency(
             notes=mine, preset=preset,
         )  # fmt: skip
         found += [(evaluation, fraction, r) for r in rows]
+        for r in compare_with_brought(
+            preds.models, sub, brought, baseline=baseline, metrics=metrics, settings=settings,
+            notes=mine, preset=preset,
+        ):  # fmt: skip
+            against[r.reference].append((evaluation, fraction, r))
         notes += [f"{evaluation} at fraction {fraction:g}: {n}" for n in mine]
     rows, out.family = holm_over([r for _, _, r in found], settings.alpha, FAMILY)
     for (evaluation, fraction, _), row in zip(found, rows, strict=True):
         out.comparisons.append(FractionComparison(evaluation, fraction, row))
+    for name, group in against.items():
+        rows, _ = holm_over([r for _, _, r in group], settings.alpha, f"{FAMILY} with {name}")
+        for (evaluation, fraction, _), row in zip(group, rows, strict=True):
+            out.comparisons.append(FractionComparison(evaluation, fraction, row))
     return out
 
 
@@ -301,7 +315,7 @@ def verdict_table(le: LabelEfficiency) -> Table:
                 f"{c.fraction:g}", f"{r.init} vs {r.reference}", metric_label(r.metric),
                 fmt_number(m.estimate, d), fmt_interval(m.interval, d),
                 fmt_number(m.detectable, d), fmt_p(m.p_value), fmt_p(r.method_holm_p), r.family,
-                str(m.replicates), str(m.n_undefined_replicates), str(r.verdict),
+                str(m.replicates), str(m.n_undefined_replicates), r.verdict_text,
             )
         )  # fmt: skip
     return Table(

@@ -45,6 +45,7 @@ from medssl.reporting.comparisons import (
     ComparisonRow,
     StatsSettings,
     compare,
+    compare_with_brought,
     comparison_table,
     fixed_comparison_table,
     model_ci_table,
@@ -57,6 +58,7 @@ from medssl.reporting.departures import departures_table
 from medssl.reporting.forest import forest_plot
 from medssl.reporting.inputs import (
     DatabaseInfo,
+    brought_inits,
     check_benchmark_folder,
     is_in_domain,
     is_thesis_record,
@@ -114,6 +116,8 @@ SENS_SPEC_METRICS = tuple(
 )  # B.2
 FEW_LABELS = "Few labels (at most 25% of the training labels)"
 ALL_LABELS = "All the labels"
+AGAINST_RANDOM = "Against random initialisation"
+AGAINST_BROUGHT = "SSL encoders against the weights you brought (inits)"
 QUESTION = (
     "Does self-supervised pretraining on unlabeled images give better models for the clinical "
     "task than training from scratch, by how much, and with what confidence?"
@@ -303,9 +307,11 @@ class Statistics:
     """Everything the statistics sections show."""
 
     intervals: list
-    comparisons: list[ComparisonRow]
+    comparisons: list[ComparisonRow]  # every model against random init
     shortcut: list[ComparisonRow]
     tables: list[Table]
+    # every SSL encoder against each set of weights you brought (a family per brought arm)
+    brought: list[ComparisonRow] = dataclasses.field(default_factory=list)
 
 
 def compute_statistics(
@@ -315,9 +321,11 @@ def compute_statistics(
     options: ReportOptions,
     notes: list[str],
     preset: str,
+    brought: Sequence[str] = (),
 ) -> tuple[Statistics, list[dict[str, Any]]]:
-    """Intervals, comparisons with random init and with the source-only shortcut; returns the
-    statistics and the records extended by the shortcut's pseudo-runs."""
+    """Intervals, comparisons with random init, of the SSL encoders with each set of weights
+    you brought (``brought``: those arms' names) and with the source-only shortcut; returns
+    the statistics and the records extended by the shortcut's pseudo-runs."""
     manifests = {d.name: d.manifest for d in databases}
     test = read_predictions(run_dir, records, manifests=manifests)
     notes += test.notes
@@ -333,6 +341,10 @@ def compute_statistics(
     settings = options.settings
     comparisons = compare(
         models, records, reference=options.baseline, metrics=options.compare_metrics,
+        settings=settings, notes=notes, preset=preset,
+    )  # fmt: skip
+    against_brought = compare_with_brought(
+        models, records, brought, baseline=options.baseline, metrics=options.compare_metrics,
         settings=settings, notes=notes, preset=preset,
     )  # fmt: skip
     all_records = records + sc_records
@@ -354,6 +366,11 @@ def compute_statistics(
         ),
         model_ci_table(intervals),
     ]  # fmt: skip
+    if against_brought:
+        tables.insert(1, comparison_table(
+            against_brought, name="table_comparisons_brought",
+            title="SSL encoders vs the weights you brought: method-level differences and verdicts",
+        ))  # fmt: skip
     if shortcut:
         tables.append(comparison_table(
             shortcut, name="table_shortcut", words=SHORTCUT_WORDS,
@@ -363,7 +380,7 @@ def compute_statistics(
         t = per_source_table(all_models, task)
         if t.rows:
             tables.append(t)
-    return Statistics(intervals, comparisons, shortcut, tables), all_records
+    return Statistics(intervals, comparisons, shortcut, tables, against_brought), all_records
 
 
 def shortcut_warnings(
@@ -422,7 +439,10 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
     phantoms = phantom_sources(databases)
     coarse = coarse_mask_notes(databases)
     coarse_html = H.bullet_list(coarse, "note") if coarse else ""
-    stats, all_records = compute_statistics(run_dir, records, databases, options, notes, preset)
+    brought = brought_inits(plan)
+    stats, all_records = compute_statistics(
+        run_dir, records, databases, options, notes, preset, brought
+    )
     manifests = {d.name: d.manifest for d in databases}
     data_tables = (
         [source_counts_table(manifests), split_counts_table(manifests)] if databases else []
@@ -434,10 +454,11 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         verdict_sentence(
             r, phantoms=r.database in phantoms, unit=resampling_unit(by_name.get(r.database))
         )
-        for r in stats.comparisons
+        for r in stats.comparisons + stats.brought
     ]
     units = {d.name: resampling_unit(d) for d in databases}
     summary = summary_sentences(stats.comparisons, phantoms=phantoms, units=units)
+    against = summary_sentences(stats.brought, phantoms=phantoms, units=units)
     health = health_of_runs(run_dir, plan)
     warnings = shortcut_warnings(stats.shortcut, phantoms) + health_warnings(health, phantoms)
     if health:
@@ -445,24 +466,26 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
     idents = run_identities(plan, records)
     all_tables = stats.tables + data_tables + result_tables + ([runs] if runs.rows else [])
     le = tr = None
-    summary_groups = [("", summary)]
+    summary_groups = (
+        [(AGAINST_RANDOM, summary), (AGAINST_BROUGHT, against)] if against else [("", summary)]
+    )
     in_domain = [r for r in every_record if is_in_domain(r)]
     if shows_label_efficiency(in_domain):
         le = label_efficiency(
             run_dir, in_domain, manifests=manifests, baseline=options.baseline,
             metrics=options.compare_metrics, settings=options.settings, notes=notes,
-            preset=preset,
+            preset=preset, brought=brought,
         )  # fmt: skip
         le_sentences = verdict_sentences(le, phantoms=phantoms, units=units)
         low = low_label_summary(le, phantoms=phantoms, units=units)
         if low:  # the answer leads with few labels, where pretraining is expected to pay
-            summary_groups = [(FEW_LABELS, low), (ALL_LABELS, summary)]
+            summary_groups = [(FEW_LABELS, low), (ALL_LABELS, summary), *summary_groups[1:]]
         all_tables = le.tables() + all_tables
     if shows_transfer(every_record):
         tr = transfer_matrix(
             run_dir, every_record, manifests=manifests, baseline=options.baseline,
             metrics=options.compare_metrics, settings=options.settings, notes=notes,
-            preset=preset,
+            preset=preset, brought=brought,
         )  # fmt: skip
         tr_sentences = transfer_sentences(tr, phantoms=phantoms)
         all_tables = tr.tables() + all_tables
@@ -476,7 +499,8 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
         )
         sections = [
             H.Section("answer", "The answer", _answer_html(
-                records, provenance, phantoms, summary_groups, sentences, warnings, stats.comparisons,
+                records, provenance, phantoms, summary_groups, sentences, warnings,
+                stats.comparisons + stats.brought,
                 options, forest if drawn else None, missing,
             )),
             *([H.Section("label-efficiency", "Label efficiency and frozen-encoder probes",
@@ -518,6 +542,7 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> P
                 "options": dataclasses.asdict(options),
                 "model_intervals": [dataclasses.asdict(c) for c in stats.intervals],
                 "comparisons": [dataclasses.asdict(c) for c in stats.comparisons],
+                "comparisons_with_brought": [dataclasses.asdict(c) for c in stats.brought],
                 "shortcut_comparisons": [dataclasses.asdict(c) for c in stats.shortcut],
                 "label_efficiency": dataclasses.asdict(le) if le else None,
                 "transfer": dataclasses.asdict(tr) if tr else None,

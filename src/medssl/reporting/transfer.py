@@ -17,7 +17,7 @@ their ``database``). Per task and evaluation (whole train split) this module giv
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,11 @@ def transfer_matrix(
     settings: StatsSettings,
     notes: list[str],
     preset: str = "<preset>",
+    brought: Collection[str] = (),
 ) -> Transfer:
-    """The matrix and its verdicts from the records at fraction 1 (module docstring)."""
+    """The matrix and its verdicts from the records at fraction 1 (module docstring); the
+    arms of weights you brought (``brought``) have no pretraining database: rows of their
+    own, like random init."""
     out = Transfer()
     found: list[tuple[str, str, str, ComparisonRow]] = []
     whole = [r for r in records if float(r["fraction"]) == 1.0]
@@ -107,7 +110,8 @@ def transfer_matrix(
         for r in whole:
             if r["evaluation"] != evaluation:
                 continue
-            source = "" if r["init"] == baseline else (r["pretrain_data"] or r["database"])
+            unpretrained = r["init"] == baseline or r["init"] in brought
+            source = "" if unpretrained else (r["pretrain_data"] or r["database"])
             label = _label(r["init"], source)
             origin[label] = (r["init"], source)
             sub.append({**r, "init": label})

@@ -78,6 +78,12 @@ class BenchmarkConfig:
     # of the segmentation question); fine-tuned like the methods, under their own name.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     finetune: dict[str, Any] = field(default_factory=dict)  # overrides of FinetuneConfig
+    # The initialisations besides the SSL encoders: random (every comparison's baseline) and
+    # weights you bring as NAME=PATH (a torchvision or timm ResNet-18 state dict, a medssl
+    # encoder.pt, a run folder; models/weights.py), e.g. [random, imagenet=~/resnet18.pth]:
+    # each an arm of every table, verdict, curve and probe, compared with random init and
+    # with every SSL method. Run ids hash the file's content (SHA-256), not its path.
+    inits: list[str] = field(default_factory=lambda: ["random"])
     # The stages' presets: the thesis's unless a benchmark preset names another (medssl's
     # defaults are `medssl pretrain`/`finetune`'s, not the thesis benchmark's).
     pretrain_preset: str = "thesis"
@@ -335,7 +341,11 @@ def _execute(
                 )
             else:
                 encoder = (
-                    "random" if run.encoder_run is None else out / RUNS / run.encoder_run / ENCODER
+                    run.weights.file
+                    if run.weights is not None
+                    else "random"
+                    if run.encoder_run is None
+                    else out / RUNS / run.encoder_run / ENCODER
                 )
                 split = None if run.fold is None else fold_splits(db, folds, run.seed, run.fold)
                 split = fraction_split(db, run.fraction, run.seed, fold=run.fold, base=split)
@@ -438,6 +448,11 @@ def _provenance(
     prov["databases"] = {
         n: {"checksum": db.checksum, "path": str(db.path)} for n, db in databases.items()
     }
+    prov["inits"] = {
+        r.init: {"file": r.weights.file, "sha256": r.weights.sha256}
+        for r in runs
+        if r.kind != "pretrain" and r.weights is not None
+    }  # the weights each brought arm started from
     prov["runs"] = {
         r.run_id: {"label": r.label(), "seconds": r.state.seconds, "config": r.config} for r in runs
     }
@@ -491,6 +506,12 @@ def _plan_text(
     pretraining = _pretraining_budgets(runs, databases)
     if pretraining:
         lines.append(f"  pretraining: {pretraining}")
+    brought = {r.init: r.weights.file for r in runs if r.kind != "pretrain" and r.weights}
+    if brought:
+        lines.append(
+            "  weights you bring (fine-tuned and probed like every encoder, no pretraining): "
+            + ", ".join(f"{name} = {file}" for name, file in brought.items())
+        )
     fractions = sorted({r.fraction for r in runs if r.kind != "pretrain"})
     if fractions != [1.0]:
         lines.append(f"  label fractions: {', '.join(f'{f:g}' for f in fractions)}")

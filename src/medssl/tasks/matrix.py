@@ -1,8 +1,9 @@
 """The benchmark's matrix: every run it plans, and run ids that hash what determines them.
 
 Databases × SSL methods (and variants) × seeds pretraining runs, then for every task and
-evaluation the fine-tunes (or probes) from every encoder and from random init × seeds (× folds
-× label fractions, and other databases' encoders with ``transfer``). A run id hashes the run's
+evaluation the fine-tunes (or probes) from every encoder, from random init and from the weights
+you bring (``inits``: no pretraining run, the same file for every seed) × seeds (× folds × label
+fractions, and other databases' encoders with ``transfer``). A run id hashes the run's
 kind, resolved config (less the settings in ``_NOT_HASHED``), database checksum, seed, fold and
 encoder, so a rerun finds a finished run under the same id.
 """
@@ -12,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from medssl.config import merge, to_dict
@@ -60,8 +64,20 @@ class PretrainRun:
             "kind": self.kind, "database": self.database, "seed": self.seed,
             "method": self.method, "task": "", "init": "random", "fold": self.pool_fold, "fraction": 1.0,
             "evaluation": "finetune", "pretrain_data": "", "encoder_run": None,
+            "weights": None, "weights_sha256": None,
             **_entry(self),
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BroughtInit:
+    """An initialisation you bring (``inits: [random, NAME=PATH]``): a weights file that
+    :func:`medssl.models.weights.load_weights` maps onto the encoder (a torchvision or timm
+    ResNet-18 state dict, a medssl encoder.pt, a run or export folder)."""
+
+    name: str
+    file: str  # the weights file, absolute (a folder given resolves to its weights file)
+    sha256: str  # of the file's bytes: part of every run id that starts from it
 
 
 @dataclass(frozen=True)
@@ -71,16 +87,19 @@ class _EvaluationRun:
     database: str
     seed: int
     task: str  # a registered task (tasks.task): classification | segmentation
-    init: str  # random, or the encoder's name (PretrainRun.method)
+    init: str  # random, the encoder's name (PretrainRun.method) or a brought arm's (``inits``)
     fold: int | None
     fraction: float  # the label fraction of the train split (data/fractions.py)
     evaluation: str  # finetune, or a frozen-encoder probe (tasks/evaluations.py)
-    pretrain_data: str  # the database the encoder was pretrained on ("" for random init)
+    pretrain_data: str  # the database the encoder was pretrained on ("": random, brought)
     encoder_run: str | None  # the PretrainRun whose encoder.pt it starts from
     config: dict[str, Any]  # resolved FinetuneConfig / ProbeConfig, as saved
     obj: Any = field(repr=False)  # the same config as its dataclass
     run_id: str
     state: RunState = field(default_factory=RunState, compare=False)
+    # a brought arm's weights (``inits: [random, NAME=PATH]``); None for random init and SSL
+    # encoders (their file is ``encoder_run``'s encoder.pt)
+    weights: BroughtInit | None = None
 
     kind: ClassVar[str]
 
@@ -101,6 +120,8 @@ class _EvaluationRun:
             "task": self.task, "init": self.init, "fold": self.fold, "fraction": self.fraction,
             "evaluation": self.evaluation, "pretrain_data": self.pretrain_data,
             "encoder_run": self.encoder_run,
+            "weights": None if self.weights is None else self.weights.file,
+            "weights_sha256": None if self.weights is None else self.weights.sha256,
             **_entry(self),
         }  # fmt: skip
 
@@ -133,6 +154,49 @@ def _entry(run: Run) -> dict[str, Any]:
     }
 
 
+_INIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def brought_inits(cfg: BenchmarkConfig, taken: Iterable[str]) -> dict[str, BroughtInit]:
+    """The arms of ``cfg.inits`` besides ``random``: name -> its weights, each file checked
+    here (it exists and loads strictly into the encoder: a wrong architecture is a named
+    error before any run). ``taken``: the encoders' names, which a brought arm may not reuse."""
+    from medssl.models.encoder import build_encoder
+    from medssl.models.weights import load_weights, sha256_of, weights_file
+
+    items = cfg.inits
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(
+            f"inits: {items!r}; expected a list of random and NAME=PATH entries, e.g. "
+            "--set 'inits=[random, imagenet=~/weights/resnet18.pth]'"
+        )
+    if "random" not in items:
+        raise ConfigError(
+            f"inits: {items}; random init is every comparison's baseline and must be listed, "
+            "e.g. [random, imagenet=PATH]"
+        )
+    taken = {"random", *taken}
+    out: dict[str, BroughtInit] = {}
+    for item in items:
+        if item == "random":
+            continue
+        name, sep, path = (p.strip() for p in item.partition("="))
+        if not sep or not path or not _INIT_NAME.fullmatch(name):
+            raise ConfigError(
+                f"inits: {item!r}; expected random or NAME=PATH (NAME of letters, digits and "
+                "_.+-, e.g. imagenet=~/weights/resnet18.pth)"
+            )
+        if name in taken or name in out:
+            raise ConfigError(
+                f"inits: {name!r} is taken (by random init, a method, a variant or another "
+                "entry); name the weights otherwise"
+            )
+        file = weights_file(Path(path).expanduser(), flag=f"inits: {name}").resolve()
+        load_weights(file, build_encoder())  # a ConfigError naming the file and its keys
+        out[name] = BroughtInit(name, str(file), sha256_of(file))
+    return out
+
+
 def run_hash(payload: dict[str, Any]) -> str:
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -152,6 +216,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
     if bad:
         raise ConfigError(f"benchmark tasks {bad}: valid are {', '.join(task_names())}")
     encoder_specs = encoder_variants(cfg)
+    brought = brought_inits(cfg, encoder_specs)
     runs: list[Run] = []
     encoders: dict[tuple[str, str, int, int | None], PretrainRun] = {}
     for name, db in databases.items():
@@ -222,7 +287,9 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     ]
                     combos = [
                         (fraction, init, name)
-                        for fraction, init in itertools.product(at, ["random", *encoder_specs])
+                        for fraction, init in itertools.product(
+                            at, ["random", *encoder_specs, *brought]
+                        )
                     ]
                     if cfg.transfer:  # the other databases' encoders, on the whole train split
                         combos += [
@@ -234,10 +301,11 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                     for fraction, init, source in combos:
                         enc = (
                             None
-                            if init == "random"
+                            if init == "random" or init in brought
                             else _encoder(encoders, source, init, seed, fold)
                         )
                         encoder_run = enc.run_id if enc else None
+                        weights = brought.get(init)
                         payload = {
                             "kind": cls.kind,
                             "config": hashed,
@@ -252,6 +320,8 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                             payload["fraction"] = fraction
                         if source != name:
                             payload["transfer_from"] = source
+                        if weights is not None:  # the file's content, not its path
+                            payload["weights"] = weights.sha256
                         run = cls(
                             name,
                             seed,
@@ -265,6 +335,7 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
                             config=(ft.saved_config(obj) if cls is FinetuneRun else to_dict(obj)),
                             obj=obj,
                             run_id=prefix + run_hash(payload),
+                            weights=weights,
                         )
                         runs.append(run)
     return runs
