@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from medssl.cli.options import add_device, add_overrides, add_roots, parse_roots
+from medssl import presets
+from medssl.cli.options import add_device, add_overrides, add_roots, out_folder, parse_roots
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,16 +14,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the benchmark of methods: pretraining/fine-tuning matrix, statistics, report "
         "(not a speed test: see `medssl bench`)",
         description="The benchmark of methods (not a speed test: that is `medssl bench`). Plan "
-        "and run every pretraining (databases x SimCLR/MoCo/BYOL x seeds) and fine-tuning run "
-        "(classification and segmentation from every encoder and from random init), reuse "
-        "finished runs, resume interrupted ones, then write results.csv and a self-contained "
-        "HTML report.",
+        "and run every pretraining (databases x the preset's SSL methods x seeds) and "
+        "fine-tuning run (classification and segmentation from every encoder, from random init "
+        "and from weights you bring: --set 'inits=[random, imagenet=PATH]'), reuse finished "
+        "runs, resume interrupted ones, then write results.csv and a self-contained HTML "
+        "report.",
     )
-    p.add_argument("--preset", required=True, help="thesis | demo | smoke")
+    p.add_argument(
+        "--preset",
+        required=True,
+        help=f"{' | '.join(presets.preset_names('benchmark'))}, or a YAML file",
+    )
     p.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=out_folder,
         help="benchmark folder (rerun with the same --out to resume)",
     )
     p.add_argument(
