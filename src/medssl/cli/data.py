@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from medssl.cli.options import add_roots, parse_roots
+from medssl.cli.options import add_roots, out_file, out_folder, parse_roots
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "on-disk layouts of BUSI, BrEaST-Lesions_USG, QAMEBI/TBUD/MBUD, CBIS-DDSM, INbreast and mini-MIAS.",
     )
     s.add_argument(
-        "--out", required=True, type=Path, help="folder to write (one subfolder per source)"
+        "--out", required=True, type=out_folder, help="folder to write (one subfolder per source)"
     )
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     s.add_argument(
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=out_folder,
         help="folder that receives one database folder per recipe",
     )
     add_roots(b)
@@ -99,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a starter recipe that `medssl data build --preset RECIPE.yaml` builds as written.",
     )
     add_roots(v)
-    v.add_argument("--out", required=True, type=Path, help="starter recipe to write (.yaml)")
+    v.add_argument("--out", required=True, type=out_file, help="starter recipe to write (.yaml)")
     v.add_argument("--name", default=None, help="database name (default: the file's stem)")
     v.add_argument(
         "--finetune-share",

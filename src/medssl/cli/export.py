@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medssl.cli.options import out_folder
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("run", type=Path, help="pretraining run folder")
-    p.add_argument("--out", type=Path, default=None, help="folder to write (default: RUN/export)")
+    p.add_argument(
+        "--out", type=out_folder, default=None, help="folder to write (default: RUN/export)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_run)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medssl.cli.options import add_device, add_overrides
+from medssl.cli.options import add_device, add_overrides, out_folder
 from medssl.errors import ConfigError
 
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "state dict (.pt/.pth or .safetensors; a 3-channel conv1 is summed to 1 channel, fc "
         "dropped), a pretraining or fine-tuning run folder",
     )
-    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--out", required=True, type=out_folder, help="run folder to write")
     p.add_argument(
         "--preset",
         default="medssl",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 from pathlib import Path
 
 from medssl.errors import ConfigError
@@ -61,3 +62,39 @@ def parse_roots(items: list[str]) -> dict[str, Path]:
             raise ConfigError(f"--root {name}=: the folder is missing, e.g. --root {name}=DIR")
         roots[name] = Path(folder).expanduser()
     return roots
+
+
+def out_folder(value: str) -> Path:
+    """argparse ``type`` of an ``--out`` folder: refused at once (before anything loads or is
+    written) when it is a file, lies under a file, or cannot be written (a read-only
+    filesystem, no permission); a folder that exists is the verb's to judge (resume,
+    ``--overwrite``)."""
+    return _writable(Path(value).expanduser(), folder=True)
+
+
+def out_file(value: str) -> Path:
+    """argparse ``type`` of an ``--out`` file (a recipe the survey writes): the same checks,
+    and not a folder."""
+    return _writable(Path(value).expanduser(), folder=False)
+
+
+def _writable(path: Path, *, folder: bool) -> Path:
+    if folder and path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{path} is a file; expected a folder (a new one, or one this verb wrote before)"
+        )
+    if not folder and path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; expected a file name to write")
+    here = path if folder and path.exists() else path.parent
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    if not here.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{path}: {here} is a file, so nothing can be written under it; choose another path"
+        )
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(
+            f"{path}: {here} cannot be written (a read-only filesystem or no permission); "
+            "choose a writable path"
+        )
+    return path

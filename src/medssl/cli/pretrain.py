@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medssl.cli.options import add_device, add_overrides
+from medssl.cli.options import add_device, add_overrides, out_folder
 from medssl.errors import ConfigError
 
 
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="SSL method, a name registered in medssl.ssl (an unknown name lists them)",
     )
     p.add_argument("--database", required=True, help="database folder (from `medssl data build`)")
-    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--out", required=True, type=out_folder, help="run folder to write")
     p.add_argument(
         "--epochs",
         type=int,
