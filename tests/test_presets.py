@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from medssl import presets
+from medssl.data.recipe import preset_names as recipe_preset_names
 from medssl.reporting.departures import departures_table
 from medssl.reporting.tables import to_markdown
 from medssl.tasks.finetune import load_preset as finetune_preset
@@ -57,3 +61,24 @@ def test_thesis_byol_target_momentum_is_constant():
     assert {byol.momentum_at(step, 300) for step in (1, 150, 300)} == {0.99}
     medssl = resolve_config("byol", preset="medssl").method_options
     assert medssl.momentum_end == 1.0  # the medssl preset keeps the paper's cosine schedule
+
+
+@pytest.mark.parametrize(
+    ("verb", "names"),
+    [
+        (["benchmark"], lambda: presets.preset_names("benchmark")),
+        (["pretrain"], lambda: presets.preset_names("pretrain")),
+        (["finetune"], lambda: presets.preset_names("finetune")),
+        (["data", "build"], lambda: recipe_preset_names()),
+        (["data", "synth"], lambda: recipe_preset_names()),
+    ],
+)
+def test_every_help_lists_the_registrys_presets(verb, names, capsys):
+    """The preset list of each verb's ``--help`` is the registry's (issue 26: lists had
+    drifted to 3 of 5 benchmark presets)."""
+    from medssl.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main([*verb, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert " | ".join(names()) in text

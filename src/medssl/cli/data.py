@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from medssl.cli.options import add_roots, out_file, out_folder, parse_roots
+from medssl.data.recipe import preset_names as recipe_preset_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--preset",
         default="demo",
-        help="size the phantoms for this database preset (default: demo)",
+        help=f"size the phantoms for this database preset: {' | '.join(recipe_preset_names())} "
+        "(default: demo)",
     )
     s.add_argument(
         "--scale",
@@ -49,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "phantoms: true (demo, smoke) generates its own phantoms for sources without --root.",
     )
     b.add_argument(
-        "--preset", required=True, help="us1 | mg2 | usmg3 | demo, or a recipe .yaml file"
+        "--preset",
+        required=True,
+        help=f"{' | '.join(recipe_preset_names())}, or a recipe .yaml file",
     )
     b.add_argument(
         "--out",

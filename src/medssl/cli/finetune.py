@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medssl import presets
 from medssl.cli.options import add_device, add_overrides, out_folder
 from medssl.errors import ConfigError
 
@@ -34,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default="medssl",
-        help="fine-tuning preset (presets/finetune_<name>.yaml; default: medssl, thesis: §5.3)",
+        help=f"{' | '.join(presets.preset_names('finetune'))}, or a YAML path (default: "
+        "medssl; thesis: §5.3)",
     )
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     p.add_argument(
@@ -63,7 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Errors that need no torch, before the training stack is imported (seconds saved)."""
-    from medssl import presets
     from medssl.data.database import check_database_folder
     from medssl.models.weights import weights_file
 

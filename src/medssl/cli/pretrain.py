@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medssl import presets
 from medssl.cli.options import add_device, add_overrides, out_folder
 from medssl.errors import ConfigError
 
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default="medssl",
-        help="settings preset name or YAML path (default: medssl; thesis: the thesis's §5.2)",
+        help=f"{' | '.join(presets.preset_names('pretrain'))}, or a YAML path (default: "
+        "medssl; thesis: the thesis's §5.2)",
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     add_device(p)
@@ -48,7 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Errors that need no torch, before the training stack is imported (seconds saved)."""
-    from medssl import presets
     from medssl.data.database import check_database_folder
 
     check_database_folder(Path(args.database), flag="--database")
