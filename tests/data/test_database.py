@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from medssl.data.database import Database
 
 
@@ -28,3 +30,11 @@ def test_lookups_read_rows_grouped_once_in_array_order(tiny_db):
     rows = db.rows("finetune", "train")
     rows.clear()  # a caller's list: the database's groups stay whole
     assert len(db.rows("finetune", "train")) == 9
+
+
+def test_a_database_json_path_opens_its_database(tmp_path):
+    """``--database DB/database.json`` (issue 26: it said "no database.json") opens DB."""
+    from dbfactory import make_db, save_db
+
+    folder = Path(save_db(make_db(2, 1, 1, size=32), tmp_path / "db"))
+    assert Database.load(folder / "database.json").checksum == Database.load(folder).checksum

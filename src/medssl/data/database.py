@@ -240,7 +240,8 @@ def _load_array(
 
 
 def check_database_folder(path: str | Path, *, flag: str = "database") -> Path:
-    """``path`` if it is a database folder, else a DataError that says what it is instead: a
+    """``path`` if it is a database folder (its folder if ``path`` is the database's own
+    ``database.json``), else a DataError that says what it is instead: a
     missing folder, a folder that holds databases (``data build --out`` writes one per
     recipe), or a folder without ``database.json``.
 
@@ -261,6 +262,8 @@ def check_database_folder(path: str | Path, *, flag: str = "database") -> Path:
         raise DataError(f"{flag}: no such folder{hint}", file=str(path))
     if (path / META_FILE).is_file():
         return path
+    if path.name == META_FILE and path.is_file():  # the database's own database.json
+        return path.parent
     inside = databases_in(path)
     if inside:
         raise DataError(
