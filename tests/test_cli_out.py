@@ -1,5 +1,6 @@
-"""``--out`` that cannot be written: a named error from argparse before anything loads, never a
-traceback from deep inside, and nothing written (issue 26)."""
+"""What the CLI says when it cannot go on (issue 26): an ``--out`` that cannot be written is a
+named error from argparse before anything loads (never a traceback from deep inside, nothing
+written), and an interrupt says how to resume."""
 
 from __future__ import annotations
 
@@ -74,3 +75,18 @@ def test_out_on_a_read_only_filesystem_is_refused_by_name(verb, tmp_path):
         done.stderr
     )
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+@pytest.mark.parametrize(("verb", "says"), [("finetune", "with --resume"), ("benchmark", "rerun")])
+def test_an_interrupt_says_how_to_resume(verb, says, monkeypatch, capsys, tmp_path):
+    """Ctrl-C: a standalone run names --resume (a plain rerun is refused), the benchmark a rerun."""
+    from medssl.cli import benchmark, finetune
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr({"finetune": finetune, "benchmark": benchmark}[verb], "_run", interrupted)
+    argv = {"finetune": VERBS["finetune"], "benchmark": ["benchmark", "--preset", "smoke", "--out"]}
+    assert main([*argv[verb], str(tmp_path / "out")]) == 130
+    err = capsys.readouterr().err
+    assert f"medssl {verb}: interrupted;" in err and says in err

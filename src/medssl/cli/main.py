@@ -24,6 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RERUN = "finished work is kept; rerun the same command to resume"
+RESUME = {
+    verb: "the last saved epoch is kept; rerun the same command with --resume to continue "
+    "from it (without --resume the run folder is refused)"
+    for verb in ("pretrain", "finetune")
+}
+"""What an interrupted verb says to do (a standalone run resumes only with ``--resume``)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -33,10 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medssl {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"medssl {args.verb}: interrupted; finished work is kept, rerun to resume",
-            file=sys.stderr,
-        )
+        print(f"medssl {args.verb}: interrupted; {RESUME.get(args.verb, RERUN)}", file=sys.stderr)
         return 130
 
 
