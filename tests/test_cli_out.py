@@ -90,3 +90,41 @@ def test_an_interrupt_says_how_to_resume(verb, says, monkeypatch, capsys, tmp_pa
     assert main([*argv[verb], str(tmp_path / "out")]) == 130
     err = capsys.readouterr().err
     assert f"medssl {verb}: interrupted;" in err and says in err
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("pretrain.trainer.epochs=-2", "pretrain settings of simclr: trainer.epochs: expected an"),
+        ("finetune.trainer.epochs=0", "finetune settings (classification): trainer.epochs:"),
+        ("finetune.optimizer={lr: x}", "optimizer.lr: expected float, got 'x'"),
+        ("methods=[simclrr]", "unknown SSL method 'simclrr'"),
+        ("tasks=[detection]", "benchmark tasks ['detection']"),
+        ("inits=[random, mine=/nowhere.pth]", "inits: mine /nowhere.pth: no such file"),
+    ],
+)
+def test_a_bad_benchmark_setting_fails_before_anything_is_written(setting, says, tmp_path, capsys):
+    """Every --set value is resolved before benchmark.json is written or a database built (it
+    once planned runs at "-1 s", or failed minutes in, leaving files)."""
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--preset", "smoke", "--dry-run", "--set", setting, "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_standalone_run_takes_its_epochs_once(tmp_path, capsys):
+    """``--epochs 1`` beside ``--set trainer.epochs=-1`` is an error (the flag once won
+    silently), and a count below one is one on its own."""
+    from dbfactory import make_db, save_db
+
+    db = save_db(make_db(2, 1, 1, size=32), tmp_path / "db")
+    argv = ["finetune", "--task", "classification", "--database", db, "--epochs", "1"]
+    argv += ["--out", str(tmp_path / "run"), "--set", "trainer.epochs=-1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--epochs 1 and --set trainer.epochs=-1 both give the epochs; give one" in err
+    assert main([a for a in argv if a not in ("--epochs", "1")]) == 2
+    assert "trainer.epochs: expected an integer >= 1, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

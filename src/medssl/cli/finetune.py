@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from medssl import presets
-from medssl.cli.options import add_device, add_overrides, out_folder
+from medssl.cli.options import add_device, add_overrides, check_one_budget, out_folder
 from medssl.errors import ConfigError
 
 
@@ -74,6 +74,7 @@ def check_args(args: argparse.Namespace) -> None:
         weights_file(args.init, flag="--init")  # the file is read once torch is imported
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: expected >= 1")
+    check_one_budget(args.epochs, args.overrides)
 
 
 def _run(args: argparse.Namespace) -> int:

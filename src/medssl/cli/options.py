@@ -20,6 +20,16 @@ def add_overrides(p: argparse.ArgumentParser, example: str) -> None:
     )  # fmt: skip
 
 
+def check_one_budget(epochs: int | None, overrides: list[str]) -> None:
+    """``--epochs`` and ``--set trainer.epochs=`` both given is an error (one way to set the
+    epochs: the flag once beat the setting silently)."""
+    given = [o for o in overrides if o.split("=", 1)[0].strip() == "trainer.epochs"]
+    if epochs is not None and given:
+        raise ConfigError(
+            f"--epochs {epochs} and --set {given[-1]} both give the epochs; give one of them"
+        )
+
+
 def add_device(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument(
         "--device", choices=DEVICES, default=default,

@@ -90,6 +90,19 @@ class TrainerConfig:
     # 0 writes every epoch. Not part of a run's identity.
     checkpoint_every_s: float = 60.0
 
+    def __post_init__(self) -> None:
+        """The counts are checked where the config is made (a preset, ``--set``, a benchmark's
+        plan), not when the first epoch would start: ``--set trainer.epochs=-2`` once planned
+        runs at "-1 s" and failed 150 s into the benchmark."""
+        for name in ("epochs", "devices", "num_nodes", "check_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"trainer.{name}: expected an integer >= 1, got {value!r}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise ConfigError(
+                f"trainer.patience: expected an integer >= 1 or null, got {self.patience!r}"
+            )
+
 
 def resolve_accelerator(accelerator: str) -> str:
     if accelerator not in ("auto", "cpu", "cuda"):

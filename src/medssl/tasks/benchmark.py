@@ -41,7 +41,14 @@ from medssl.runfiles import (
 )
 from medssl.tasks.estimates import estimate_run, throughput
 from medssl.tasks.executors import ExecutorConfig
-from medssl.tasks.matrix import PretrainRun, ProbeRun, Run, fold_splits, plan_runs
+from medssl.tasks.matrix import (
+    PretrainRun,
+    ProbeRun,
+    Run,
+    check_settings,
+    fold_splits,
+    plan_runs,
+)
 from medssl.tasks.planner import plan_text
 from medssl.tasks.runlock import STALE_AFTER_S, claim, lock_state
 
@@ -137,6 +144,7 @@ def run_benchmark(
         raise ConfigError(
             f"keep_checkpoints: {cfg.keep_checkpoints!r}; valid are {', '.join(KEEP_CHECKPOINTS)}"
         )
+    check_settings(cfg)  # every --set value, before anything is written or built
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / BENCHMARK_CONFIG, to_dict(cfg))
     databases: dict[str, Database] = {}

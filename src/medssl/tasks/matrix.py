@@ -341,6 +341,35 @@ def plan_runs(cfg: BenchmarkConfig, databases: dict[str, Any]) -> list[Run]:
     return runs
 
 
+def check_settings(cfg: BenchmarkConfig) -> None:
+    """Resolve every stage's settings once, before the benchmark writes or builds anything: a
+    bad ``--set`` value (a method, a task, an evaluation, a ``pretrain.*`` or ``finetune.*``
+    setting, an ``inits`` file) is a ConfigError that names the stage, not a failure minutes
+    later when the databases are built or the first run starts."""
+    from medssl.ssl import get_method
+    from medssl.tasks import finetune as ft
+    from medssl.tasks.task import task_names
+
+    for m in cfg.methods:
+        get_method(m)
+    bad = [t for t in cfg.tasks if t not in task_names()]
+    if bad:
+        raise ConfigError(f"benchmark tasks {bad}: valid are {', '.join(task_names())}")
+    specs = encoder_variants(cfg)
+    for name, (method, extra) in specs.items():
+        try:
+            _pretrain_config(cfg, method, extra, 0)
+        except ConfigError as e:
+            raise ConfigError(f"pretrain settings of {name}: {e}") from None
+    for task in cfg.tasks:
+        try:
+            ft.resolve_config(task=task, preset=cfg.finetune_preset, overrides=cfg.finetune)
+        except ConfigError as e:
+            raise ConfigError(f"finetune settings ({task}): {e}") from None
+    _evaluations(cfg)
+    brought_inits(cfg, specs)
+
+
 def _pretrain_config(
     cfg: BenchmarkConfig, method: str, extra: dict[str, Any], seed: int
 ) -> PretrainConfig:
